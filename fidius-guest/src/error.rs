@@ -1,0 +1,107 @@
+//! Errors a call through a plugin proxy can produce.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::WireError;
+
+/// Why a call into a plugin failed, as opposed to the plugin's own error
+/// type `E` in a method returning `Result<T, E>`, which the proxy hands back
+/// as `Ok(Err(e))`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The plugin panicked; it stays usable for the next call.
+    #[error("plugin panicked in `{method}`: {message}")]
+    Panic {
+        /// Method that panicked (`create` for the constructor).
+        method: &'static str,
+        /// The panic message, or `<non-string panic payload>`.
+        message: String,
+    },
+    /// The host could not encode an argument.
+    #[error("failed to encode argument `{argument}` of `{method}`: {source}")]
+    ArgumentEncode {
+        /// Method called.
+        method: &'static str,
+        /// Parameter name.
+        argument: &'static str,
+        /// What went wrong.
+        #[source]
+        source: WireError,
+    },
+    /// The plugin could not decode an argument (the two sides disagree on a
+    /// type's shape even though the interface hash matched).
+    #[error("plugin failed to decode the arguments of `{method}`: {message}")]
+    ArgumentDecode {
+        /// Method called.
+        method: &'static str,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin could not encode its result.
+    #[error("plugin failed to encode the result of `{method}`: {message}")]
+    ResultEncode {
+        /// Method called.
+        method: &'static str,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The host could not decode the plugin's result or error value.
+    #[error("failed to decode the {what} of `{method}` as `{expected}`: {source}")]
+    ResultDecode {
+        /// Method called.
+        method: &'static str,
+        /// `result` or `error`.
+        what: &'static str,
+        /// The Rust type expected.
+        expected: &'static str,
+        /// What went wrong.
+        #[source]
+        source: WireError,
+    },
+    /// The plugin broke the ABI: a null buffer, an invalid `bool` or `char`,
+    /// invalid UTF-8, or an unknown status code.
+    #[error("plugin broke the ABI in `{method}`: {detail}")]
+    Protocol {
+        /// Method called.
+        method: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// A ready-made error type for plugin methods: a machine-readable code, a
+/// human message and optional structured details.
+///
+/// Any `E: Serialize + DeserializeOwned` works as a method's error type;
+/// this one is for interfaces that do not want to define their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct PluginError {
+    /// Stable machine-readable code, e.g. `invalid_input`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Structured details (field names, limits, offending values, …).
+    pub details: BTreeMap<String, String>,
+}
+
+impl PluginError {
+    /// An error with no details.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one detail.
+    #[must_use]
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
+}

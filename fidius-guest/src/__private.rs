@@ -22,9 +22,20 @@ use crate::abi::{
     ABI_VERSION, DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, DestroyFn, FreeBufferFn,
     WIRE_VERSION, status,
 };
-use crate::{CallError, InterfaceInfo, wire};
-pub use crate::{Interface, MethodInfo, PluginClient};
+pub use crate::CallError;
+use crate::wire;
+pub use crate::meta::{Record as MetaRecord, encode as meta_encode, encoded_len as meta_len};
+pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
 pub use serde;
+
+/// Implemented by `#[plugin_interface]` for `dyn Trait`, for every `T:
+/// Trait`: the vtable of generic shims that call `T`'s methods.
+pub trait Implement<T: ?Sized>: Interface {
+    /// The interface's `#[repr(C)]` vtable type.
+    type VTable: Sync + 'static;
+    /// The vtable filled with `T`'s shims.
+    const VTABLE: Self::VTable;
+}
 
 // ---------------------------------------------------------------------------
 // Scalars: values that cross as themselves, never serialized.

@@ -64,4 +64,18 @@ pub trait PluginClient: Sized + Send + Sync + 'static {
     /// Wraps a validated native instance.
     #[doc(hidden)]
     fn from_instance(instance: crate::__private::Instance) -> Self;
+
+    /// The instance this client calls.
+    #[doc(hidden)]
+    fn instance(&self) -> &crate::__private::Instance;
+
+    /// Name of the plugin this client calls.
+    fn plugin_name(&self) -> &str {
+        self.instance().plugin_name()
+    }
+
+    /// The interface's static description (name, version, hash, methods).
+    fn interface_info(&self) -> &'static crate::InterfaceInfo {
+        &<Self::Interface as Interface>::INFO
+    }
 }

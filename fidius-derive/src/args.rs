@@ -1,0 +1,115 @@
+//! Parsing of the attribute arguments shared by the macros.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::{Ident, LitInt, LitStr, Path};
+
+/// The path generated code uses to reach `fidius::__private`.
+pub(crate) fn default_crate() -> Path {
+    syn::parse_quote!(::fidius)
+}
+
+/// `crate = "path"`.
+pub(crate) fn parse_crate(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Path> {
+    let lit: LitStr = meta.value()?.parse()?;
+    lit.parse::<Path>()
+        .map_err(|_| syn::Error::new_spanned(&lit, "expected a path such as `::fidius`"))
+}
+
+/// Arguments of `#[plugin_interface(...)]`.
+pub(crate) struct InterfaceArgs {
+    pub(crate) version: u32,
+    pub(crate) buffer: Ident,
+    pub(crate) krate: Path,
+}
+
+pub(crate) fn parse_interface_args(args: TokenStream) -> syn::Result<InterfaceArgs> {
+    let mut version = None;
+    let mut buffer = None;
+    let mut krate = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("version") {
+            let lit: LitInt = meta.value()?.parse()?;
+            let value = lit.base10_parse::<u32>().map_err(|_| {
+                syn::Error::new_spanned(&lit, "`version` must be an integer from 1 to 4294967295")
+            })?;
+            if value == 0 {
+                return Err(syn::Error::new_spanned(&lit, "`version` starts at 1"));
+            }
+            version = Some(value);
+            Ok(())
+        } else if meta.path.is_ident("buffer") {
+            let ident: Ident = meta.value()?.parse()?;
+            if ident != "PluginAllocated" {
+                return Err(syn::Error::new_spanned(
+                    &ident,
+                    format!("unknown buffer strategy `{ident}`; supported: `PluginAllocated`"),
+                ));
+            }
+            buffer = Some(ident);
+            Ok(())
+        } else if meta.path.is_ident("crate") {
+            krate = Some(parse_crate(&meta)?);
+            Ok(())
+        } else {
+            Err(meta.error(format!(
+                "unknown argument `{}`; expected `version`, `buffer` or `crate`",
+                path_text(&meta.path)
+            )))
+        }
+    });
+    parser.parse2(args)?;
+    let version = version.ok_or_else(|| {
+        syn::Error::new(
+            Span::call_site(),
+            "missing `version`: write `#[plugin_interface(version = 1)]`",
+        )
+    })?;
+    Ok(InterfaceArgs {
+        version,
+        buffer: buffer.unwrap_or_else(|| Ident::new("PluginAllocated", Span::call_site())),
+        krate: krate.unwrap_or_else(default_crate),
+    })
+}
+
+/// Arguments of `#[plugin_impl(Trait, ...)]`.
+pub(crate) struct ImplArgs {
+    pub(crate) interface: Path,
+    pub(crate) krate: Path,
+}
+
+pub(crate) fn parse_impl_args(args: TokenStream) -> syn::Result<ImplArgs> {
+    let mut interface = None;
+    let mut krate = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") && meta.input.peek(syn::Token![=]) {
+            krate = Some(parse_crate(&meta)?);
+            Ok(())
+        } else if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+            if interface.is_some() {
+                return Err(meta.error("the interface is named twice"));
+            }
+            interface = Some(meta.path);
+            Ok(())
+        } else {
+            Err(meta.error(format!(
+                "unknown argument `{}`; expected the interface trait, then optionally `crate = \"…\"`",
+                path_text(&meta.path)
+            )))
+        }
+    });
+    parser.parse2(args)?;
+    Ok(ImplArgs {
+        interface: interface.ok_or_else(|| {
+            syn::Error::new(
+                Span::call_site(),
+                "missing interface: write `#[plugin_impl(MyTrait)]`",
+            )
+        })?,
+        krate: krate.unwrap_or_else(default_crate),
+    })
+}
+
+fn path_text(path: &Path) -> String {
+    quote::quote!(#path).to_string().replace(' ', "")
+}

@@ -1,0 +1,147 @@
+//! `#[plugin_impl(Trait)]`: exports an impl block as a plugin.
+//!
+//! Emits the impl unchanged plus, in a `const _` block:
+//! * a static vtable taken from `<dyn Trait as Implement<Type>>::VTABLE`;
+//! * the [`PluginDescriptor`](fidius_guest::abi::PluginDescriptor) exported
+//!   as `fidius_desc__<Trait>__<Type>`;
+//! * the static metadata record exported as `fidius_meta__<Trait>__<Type>`.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemImpl, Type};
+
+use crate::args::parse_impl_args;
+use crate::errors::{Errors, with_item};
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item_impl: ItemImpl = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(_) => {
+            let e = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "#[plugin_impl(Trait)] goes on an impl block: `impl Trait for MyPlugin { … }`",
+            );
+            return with_item(item, e);
+        }
+    };
+    match emit(args, &item_impl) {
+        Ok(tokens) => tokens,
+        Err(e) => with_item(item_impl.into_token_stream(), e),
+    }
+}
+
+fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let args = match parse_impl_args(args) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.spanned(&item.generics, "plugin types cannot be generic: the host must know the concrete type");
+    }
+    if let Some(unsafety) = item.unsafety {
+        errors.spanned(unsafety, "plugin impls cannot be `unsafe`");
+    }
+    let trait_path = match &item.trait_ {
+        Some((None, path, _)) => Some(path),
+        Some((Some(bang), _, _)) => {
+            errors.spanned(bang, "negative impls cannot be plugins");
+            None
+        }
+        None => {
+            errors.spanned(
+                &item.self_ty,
+                "#[plugin_impl] goes on a trait impl: `impl Trait for MyPlugin { … }`",
+            );
+            None
+        }
+    };
+    let plugin_ident = match &*item.self_ty {
+        Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(seg) if seg.arguments.is_none() => Some(seg.ident.clone()),
+            _ => {
+                errors.spanned(&item.self_ty, "plugin types cannot be generic: the host must know the concrete type");
+                None
+            }
+        },
+        other => {
+            errors.spanned(other, "a plugin must be a named type such as `struct MyPlugin;`");
+            None
+        }
+    };
+    if let (Some(args), Some(trait_path)) = (&args, trait_path) {
+        let named = args.interface.segments.last().map(|s| &s.ident);
+        let implemented = trait_path.segments.last().map(|s| &s.ident);
+        if named != implemented {
+            errors.spanned(
+                trait_path,
+                format!(
+                    "this impl is for `{}` but the attribute names `{}`",
+                    trait_path.to_token_stream().to_string().replace(' ', ""),
+                    args.interface.to_token_stream().to_string().replace(' ', "")
+                ),
+            );
+        }
+    }
+    if let Some(ident) = &plugin_ident {
+        if !ident.to_string().is_ascii() {
+            errors.spanned(ident, "plugin type names must be ASCII (they become exported symbol names)");
+        }
+    }
+    let result = errors.finish();
+    let (Some(args), Some(plugin_ident)) = (args, plugin_ident) else {
+        // Both `None` cases pushed an error, so `result` is an `Err`.
+        return Err(result.err().unwrap_or_else(|| {
+            syn::Error::new(proc_macro2::Span::call_site(), "invalid #[plugin_impl]")
+        }));
+    };
+    result?;
+
+    let krate = &args.krate;
+    let p = quote!(#krate::__private);
+    let iface = &args.interface;
+    let iface_name = iface.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    let self_ty = &item.self_ty;
+    let plugin_name = plugin_ident.to_string();
+    let desc_symbol = format!("fidius_desc__{iface_name}__{plugin_name}");
+    let meta_symbol = format!("fidius_meta__{iface_name}__{plugin_name}");
+    // Spanned at the type so "`Invert: Default` is not satisfied" points at it.
+    let default_check = quote_spanned! {self_ty.span()=>
+        const _: fn() = || {
+            fn __fidius_plugin_is_default<T: ::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static>() {}
+            __fidius_plugin_is_default::<#self_ty>();
+        };
+    };
+
+    Ok(quote! {
+        #item
+
+        #[allow(non_upper_case_globals)]
+        const _: () = {
+            #default_check
+
+            static __FIDIUS_VTABLE: <dyn #iface as #p::Implement<#self_ty>>::VTable =
+                <dyn #iface as #p::Implement<#self_ty>>::VTABLE;
+
+            #[unsafe(export_name = #desc_symbol)]
+            static __FIDIUS_DESCRIPTOR: #p::PluginDescriptor = #p::descriptor::<#self_ty>(
+                &<dyn #iface as #p::Interface>::INFO,
+                #plugin_name,
+                &__FIDIUS_VTABLE as *const _ as *const ::core::ffi::c_void,
+            );
+
+            const __FIDIUS_RECORD: #p::MetaRecord = #p::MetaRecord {
+                interface: &<dyn #iface as #p::Interface>::INFO,
+                plugin_name: #plugin_name,
+            };
+            const __FIDIUS_META_LEN: usize = #p::meta_len(&__FIDIUS_RECORD);
+            #[unsafe(export_name = #meta_symbol)]
+            static __FIDIUS_META: [u8; __FIDIUS_META_LEN] =
+                #p::meta_encode::<__FIDIUS_META_LEN>(&__FIDIUS_RECORD);
+        };
+    })
+}

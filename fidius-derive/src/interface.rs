@@ -1,0 +1,308 @@
+//! `#[plugin_interface]`: parse the trait, build the [`Interface`] model,
+//! validate it with spanned errors, then hand it to `interface_emit`.
+//!
+//! The model is plain data and the only input to code generation and to the
+//! canonical text the interface hash is computed from.
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::{FnArg, Ident, ItemTrait, Pat, Path, ReturnType, TraitItem, TraitItemFn, Type, Visibility};
+
+use crate::args::parse_interface_args;
+use crate::errors::{Errors, with_item};
+use crate::types::{self, ArgKind, RetKind};
+
+/// A validated interface.
+pub(crate) struct Interface {
+    pub(crate) ident: Ident,
+    pub(crate) vis: Visibility,
+    pub(crate) version: u32,
+    pub(crate) buffer: Ident,
+    pub(crate) krate: Path,
+    pub(crate) methods: Vec<Method>,
+}
+
+pub(crate) struct Method {
+    pub(crate) ident: Ident,
+    pub(crate) docs: Vec<syn::Attribute>,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) ret: Ret,
+}
+
+pub(crate) struct Arg {
+    /// The parameter name as written, or `argN` for patterns.
+    pub(crate) name: Ident,
+    pub(crate) ty: Type,
+    pub(crate) kind: ArgKind,
+}
+
+pub(crate) struct Value {
+    pub(crate) ty: Type,
+    pub(crate) kind: RetKind,
+}
+
+pub(crate) enum Ret {
+    /// `T` (possibly `()`).
+    Plain(Value),
+    /// `Result<T, E>`: `E` comes back to the host typed.
+    Fallible { ok: Value, err: Type },
+}
+
+impl Method {
+    /// `fn name(T1,T2)->R` (no parameter names), as hashed.
+    pub(crate) fn signature(&self) -> String {
+        let args: Vec<String> = self.args.iter().map(|a| types::canonical(&a.ty)).collect();
+        let mut sig = format!("fn {}({})", self.ident, args.join(","));
+        let ret = match &self.ret {
+            Ret::Plain(v) if v.kind == RetKind::Unit => None,
+            Ret::Plain(v) => Some(types::canonical(&v.ty)),
+            Ret::Fallible { ok, err } => Some(format!(
+                "Result<{},{}>",
+                types::canonical(&ok.ty),
+                types::canonical(err)
+            )),
+        };
+        if let Some(ret) = ret {
+            sig.push_str("->");
+            sig.push_str(&ret);
+        }
+        sig
+    }
+}
+
+impl Interface {
+    /// `Trait{sig;sig;}`: the text [`fidius_guest::abi::interface_hash`] hashes.
+    pub(crate) fn canonical(&self) -> String {
+        let mut out = format!("{}{{", self.ident);
+        for m in &self.methods {
+            out.push_str(&m.signature());
+            out.push(';');
+        }
+        out.push('}');
+        out
+    }
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item_trait: ItemTrait = match syn::parse2(item.clone()) {
+        Ok(t) => t,
+        Err(_) => {
+            let e = syn::Error::new(
+                Span::call_site(),
+                "#[plugin_interface] goes on a trait: `pub trait MyPlugin: Send + Sync { … }`",
+            );
+            return with_item(item, e);
+        }
+    };
+    let args = parse_interface_args(args);
+    let model = model(&item_trait);
+    match (args, model) {
+        (Ok(args), Ok(methods)) => {
+            let iface = Interface {
+                ident: item_trait.ident.clone(),
+                vis: item_trait.vis.clone(),
+                version: args.version,
+                buffer: args.buffer,
+                krate: args.krate,
+                methods,
+            };
+            crate::interface_emit::emit(&item_trait, &iface)
+        }
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            with_item(item_trait.into_token_stream(), a)
+        }
+        (Err(e), _) | (_, Err(e)) => with_item(item_trait.into_token_stream(), e),
+    }
+}
+
+fn has_bound(item: &ItemTrait, name: &str) -> bool {
+    item.supertraits.iter().any(|b| match b {
+        syn::TypeParamBound::Trait(t) => t.path.segments.last().is_some_and(|s| s.ident == name),
+        _ => false,
+    })
+}
+
+/// Parse + validate: every problem is reported, each at its own token.
+fn model(item: &ItemTrait) -> syn::Result<Vec<Method>> {
+    let mut errors = Errors::default();
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.spanned(&item.generics, "plugin interfaces cannot be generic");
+    }
+    if item.unsafety.is_some() {
+        errors.spanned(item.unsafety, "plugin interfaces cannot be `unsafe` traits");
+    }
+    if item.auto_token.is_some() {
+        errors.spanned(item.auto_token, "plugin interfaces cannot be auto traits");
+    }
+    if !has_bound(item, "Send") || !has_bound(item, "Sync") {
+        let ident = &item.ident;
+        errors.spanned(
+            ident,
+            format!(
+                "plugin interfaces are called from many threads: declare `trait {ident}: Send + Sync`"
+            ),
+        );
+    }
+    let mut methods = Vec::new();
+    for trait_item in &item.items {
+        match trait_item {
+            TraitItem::Fn(f) => {
+                if let Some(m) = method(f, &mut errors) {
+                    methods.push(m);
+                }
+            }
+            other => errors.spanned(
+                other,
+                "plugin interfaces may only contain methods (no associated types, consts or macros)",
+            ),
+        }
+    }
+    if methods.is_empty() && item.items.is_empty() {
+        errors.spanned(&item.ident, "a plugin interface needs at least one method");
+    }
+    errors.finish().map(|()| methods)
+}
+
+fn method(f: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
+    let sig = &f.sig;
+    let before = errors.count();
+    if sig.asyncness.is_some() {
+        errors.spanned(
+            sig.asyncness,
+            "`async fn` is not supported in plugin interfaces; return a value (streams come with `fidius::Stream<T>`)",
+        );
+    }
+    if sig.unsafety.is_some() {
+        errors.spanned(sig.unsafety, "plugin methods cannot be `unsafe`");
+    }
+    if sig.constness.is_some() {
+        errors.spanned(sig.constness, "plugin methods cannot be `const`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "plugin methods cannot declare an ABI; fidius generates the `extern \"C\"` shims");
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.spanned(&sig.generics, "plugin methods cannot be generic");
+    }
+    if let Some(v) = &sig.variadic {
+        errors.spanned(v, "plugin methods cannot be variadic");
+    }
+    let mut inputs = sig.inputs.iter();
+    match inputs.next() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) if r.mutability.is_some() && r.reference.is_some() => errors.spanned(
+            r,
+            "plugin methods take `&self`: plugins are shared across threads, keep mutable state behind a lock",
+        ),
+        Some(FnArg::Receiver(r)) => errors.spanned(r, "plugin methods take `&self`"),
+        _ => errors.spanned(&sig.ident, "plugin methods take `&self` as their first parameter"),
+    }
+    let mut args = Vec::new();
+    for (index, input) in inputs.enumerate() {
+        let FnArg::Typed(pt) = input else { continue };
+        if let Some((tokens, why)) = types::unsupported(&pt.ty) {
+            errors.spanned(tokens, why);
+            continue;
+        }
+        let name = match &*pt.pat {
+            Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
+            _ => Ident::new(&format!("arg{index}"), Span::call_site()),
+        };
+        args.push(Arg {
+            name,
+            ty: (*pt.ty).clone(),
+            kind: types::classify_arg(&pt.ty),
+        });
+    }
+    let ret_ty: Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    let ret = match ret_type(&ret_ty, errors) {
+        Some(ret) => ret,
+        None => return None,
+    };
+    if errors.count() != before {
+        return None;
+    }
+    Some(Method {
+        ident: sig.ident.clone(),
+        docs: f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect(),
+        args,
+        ret,
+    })
+}
+
+fn ret_type(ty: &Type, errors: &mut Errors) -> Option<Ret> {
+    let check = |ty: &Type, errors: &mut Errors| -> bool {
+        if let Type::Reference(_) = ty {
+            errors.spanned(ty, "plugin methods cannot return borrowed data; return an owned type");
+            return false;
+        }
+        if let Some((tokens, why)) = types::unsupported(ty) {
+            errors.spanned(tokens, why);
+            return false;
+        }
+        true
+    };
+    if let Some((ok, err)) = types::as_result(ty) {
+        let fine = check(ok, errors) & check(err, errors);
+        return fine.then(|| Ret::Fallible {
+            ok: Value {
+                ty: ok.clone(),
+                kind: types::classify_ret(ok),
+            },
+            err: err.clone(),
+        });
+    }
+    check(ty, errors).then(|| {
+        Ret::Plain(Value {
+            ty: ty.clone(),
+            kind: types::classify_ret(ty),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interface(tokens: TokenStream) -> Interface {
+        let item: ItemTrait = syn::parse2(tokens).unwrap();
+        let args = parse_interface_args(quote::quote!(version = 1)).unwrap();
+        Interface {
+            ident: item.ident.clone(),
+            vis: item.vis.clone(),
+            version: args.version,
+            buffer: args.buffer,
+            krate: args.krate,
+            methods: model(&item).unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    #[test]
+    fn canonical_text_is_pinned() {
+        let iface = interface(quote::quote! {
+            pub trait ImageFilter: Send + Sync {
+                fn apply(&self, input: ApplyInput) -> ApplyOutput;
+                fn name(&self) -> String;
+                fn check(&self, data: &[u8], strict: bool) -> Result<(), Problem>;
+            }
+        });
+        assert_eq!(
+            iface.canonical(),
+            "ImageFilter{fn apply(ApplyInput)->ApplyOutput;fn name()->String;\
+             fn check(&[u8],bool)->Result<(),Problem>;}"
+        );
+    }
+
+    #[test]
+    fn parameter_names_do_not_matter_but_types_do() {
+        let a = interface(quote::quote! { trait T: Send + Sync { fn f(&self, x: u32) -> u8; } });
+        let b = interface(quote::quote! { trait T: Send + Sync { fn f(&self, renamed: u32) -> u8; } });
+        let c = interface(quote::quote! { trait T: Send + Sync { fn f(&self, x: u64) -> u8; } });
+        assert_eq!(a.canonical(), b.canonical());
+        assert_ne!(a.canonical(), c.canonical());
+    }
+}

@@ -1,0 +1,161 @@
+//! Load errors: one variant per way a library can be refused.
+
+use std::path::PathBuf;
+
+use fidius_guest::CallError;
+use fidius_guest::meta::MetaError;
+
+/// Which part of an interface disagreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InterfaceField {
+    /// The trait name.
+    Name,
+    /// `version = N`.
+    Version,
+    /// The hash of the required method signatures.
+    Hash,
+}
+
+impl std::fmt::Display for InterfaceField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Name => "name",
+            Self::Version => "version",
+            Self::Hash => "hash",
+        })
+    }
+}
+
+/// Why a plugin library could not be opened or a plugin loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("failed to read `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path is not a regular file.
+    #[error("`{path}` is not a file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is not an object file, or not a shared library.
+    #[error("`{path}` is not a shared library: {detail}")]
+    NotASharedLibrary {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The file is a shared library for another platform.
+    #[error("`{path}` is built for {found}, but this host is {expected}")]
+    WrongTarget {
+        /// The file.
+        path: PathBuf,
+        /// This host's format and architecture, e.g. `elf x86_64`.
+        expected: String,
+        /// The file's.
+        found: String,
+    },
+    /// The library has no fidius library header (`fidius_library`): it was
+    /// not built with `fidius_plugin_registry!()`.
+    #[error("`{path}` is not a fidius plugin library (no `fidius_library` symbol; did the plugin call `fidius::fidius_plugin_registry!()`?)")]
+    NotAFidiusPlugin {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A metadata record or header in the file is malformed.
+    #[error("`{path}`: malformed fidius metadata in `{symbol}`: {source}")]
+    MalformedMetadata {
+        /// The file.
+        path: PathBuf,
+        /// The symbol holding the record.
+        symbol: String,
+        /// What was wrong.
+        #[source]
+        source: MetaError,
+    },
+    /// The library (or one plugin in it) speaks another ABI or wire version.
+    #[error("`{path}`: {what} version mismatch: this host speaks {expected}, the library {found}")]
+    AbiVersionMismatch {
+        /// The file.
+        path: PathBuf,
+        /// `ABI`, `wire` or `layout`.
+        what: &'static str,
+        /// This host's version.
+        expected: u32,
+        /// The library's.
+        found: u32,
+    },
+    /// No plugin of that name in the library.
+    #[error("`{path}` has no plugin `{plugin}` for interface `{interface}`; it has: {}", list(available))]
+    NoSuchPlugin {
+        /// The file.
+        path: PathBuf,
+        /// The interface requested.
+        interface: String,
+        /// The plugin requested.
+        plugin: String,
+        /// `Interface/Plugin` of every plugin in the library.
+        available: Vec<String>,
+    },
+    /// The plugin implements a different interface than the client expects.
+    #[error("`{path}`: plugin `{plugin}` has interface {field} {found}, but the host expects {expected}")]
+    InterfaceMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// Which field disagreed.
+        field: InterfaceField,
+        /// What the host's client was built against.
+        expected: String,
+        /// What the plugin was built against.
+        found: String,
+    },
+    /// After `dlopen`, the in-memory registry disagrees with the file's
+    /// static metadata (a corrupt or tampered library).
+    #[error("`{path}`: registry of plugin `{plugin}` disagrees with its metadata: {detail}")]
+    RegistryMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// What disagreed.
+        detail: String,
+    },
+    /// The dynamic loader refused the library.
+    #[error("failed to load `{path}`: {detail}")]
+    Dlopen {
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        detail: String,
+    },
+    /// The plugin's constructor failed or panicked.
+    #[error("`{path}`: failed to create plugin `{plugin}`: {source}")]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// What the constructor did.
+        #[source]
+        source: CallError,
+    },
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "no plugins".to_owned()
+    } else {
+        items.join(", ")
+    }
+}

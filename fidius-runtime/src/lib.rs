@@ -1,0 +1,34 @@
+//! `fidius-runtime`: the lean loader host applications depend on.
+//!
+//! Loading a native plugin never runs plugin code before the library file
+//! has been validated:
+//!
+//! 1. [`PluginLibrary::open`] reads the file's headers (with `object`) and
+//!    checks it is a shared library for this OS and architecture, then reads
+//!    each plugin's static metadata record (interface name, version, hash,
+//!    ABI version, methods) straight from the file.
+//! 2. [`PluginLibrary::load`] checks the requested client's interface
+//!    against that metadata, and only then `dlopen`s the library (once),
+//!    fetches the library header and the plugin's descriptor, cross-checks
+//!    them against the metadata, creates an instance and returns the typed
+//!    client.
+//!
+//! Every failure is a [`LoadError`] naming the file and what was expected
+//! and found.
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_code)]
+
+mod error;
+#[cfg(feature = "native")]
+mod file;
+#[cfg(feature = "native")]
+mod library;
+#[cfg(feature = "native")]
+#[expect(unsafe_code, reason = "dlopen and reading the plugin's exported statics")]
+mod native;
+
+pub use error::{InterfaceField, LoadError};
+pub use fidius_guest::meta::PluginMeta as PluginInfo;
+pub use fidius_guest::{CallError, PluginClient, PluginError};
+#[cfg(feature = "native")]
+pub use library::PluginLibrary;

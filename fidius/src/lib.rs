@@ -1,0 +1,25 @@
+//! fidius: write a Rust trait, get a stable plugin ABI and a typed host
+//! proxy. This crate only re-exports; see the book in `docs/` and the
+//! README for the whole story.
+//!
+//! * Interface crates: `#[fidius::plugin_interface(version = 1)]` on a trait.
+//! * Plugin crates (cdylibs): `#[plugin_impl(Trait)]` on an impl and
+//!   `fidius::fidius_plugin_registry!();` once.
+//! * Hosts: enable the `native` feature and load with
+//!   [`PluginLibrary`](crate::PluginLibrary).
+#![forbid(unsafe_code)]
+
+pub use fidius_derive::{fidius_plugin_registry, plugin_impl, plugin_interface};
+pub use fidius_guest::{
+    CallError, Interface, InterfaceInfo, MethodInfo, PluginClient, PluginError, abi, meta, wire,
+};
+
+#[cfg(feature = "native")]
+pub use fidius_runtime::{LoadError, PluginInfo, PluginLibrary};
+
+/// The whole host runtime (`fidius-runtime`).
+#[cfg(feature = "native")]
+pub use fidius_runtime as runtime;
+
+#[doc(hidden)]
+pub use fidius_guest::__private;

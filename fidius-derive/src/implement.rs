@@ -41,7 +41,10 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
         }
     };
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.spanned(&item.generics, "plugin types cannot be generic: the host must know the concrete type");
+        errors.spanned(
+            &item.generics,
+            "plugin types cannot be generic: the host must know the concrete type",
+        );
     }
     if let Some(unsafety) = item.unsafety {
         errors.spanned(unsafety, "plugin impls cannot be `unsafe`");
@@ -64,12 +67,18 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
         Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
             Some(seg) if seg.arguments.is_none() => Some(seg.ident.clone()),
             _ => {
-                errors.spanned(&item.self_ty, "plugin types cannot be generic: the host must know the concrete type");
+                errors.spanned(
+                    &item.self_ty,
+                    "plugin types cannot be generic: the host must know the concrete type",
+                );
                 None
             }
         },
         other => {
-            errors.spanned(other, "a plugin must be a named type such as `struct MyPlugin;`");
+            errors.spanned(
+                other,
+                "a plugin must be a named type such as `struct MyPlugin;`",
+            );
             None
         }
     };
@@ -82,15 +91,21 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
                 format!(
                     "this impl is for `{}` but the attribute names `{}`",
                     trait_path.to_token_stream().to_string().replace(' ', ""),
-                    args.interface.to_token_stream().to_string().replace(' ', "")
+                    args.interface
+                        .to_token_stream()
+                        .to_string()
+                        .replace(' ', "")
                 ),
             );
         }
     }
-    if let Some(ident) = &plugin_ident {
-        if !ident.to_string().is_ascii() {
-            errors.spanned(ident, "plugin type names must be ASCII (they become exported symbol names)");
-        }
+    if let Some(ident) = &plugin_ident
+        && !ident.to_string().is_ascii()
+    {
+        errors.spanned(
+            ident,
+            "plugin type names must be ASCII (they become exported symbol names)",
+        );
     }
     let result = errors.finish();
     let (Some(args), Some(plugin_ident)) = (args, plugin_ident) else {
@@ -104,7 +119,11 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     let krate = &args.krate;
     let p = quote!(#krate::__private);
     let iface = &args.interface;
-    let iface_name = iface.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    let iface_name = iface
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
     let self_ty = &item.self_ty;
     let plugin_name = plugin_ident.to_string();
     let desc_symbol = format!("fidius_desc__{iface_name}__{plugin_name}");

@@ -6,7 +6,9 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::{FnArg, Ident, ItemTrait, Pat, Path, ReturnType, TraitItem, TraitItemFn, Type, Visibility};
+use syn::{
+    FnArg, Ident, ItemTrait, Pat, Path, ReturnType, TraitItem, TraitItemFn, Type, Visibility,
+};
 
 use crate::args::parse_interface_args;
 use crate::errors::{Errors, with_item};
@@ -45,7 +47,7 @@ pub(crate) enum Ret {
     /// `T` (possibly `()`).
     Plain(Value),
     /// `Result<T, E>`: `E` comes back to the host typed.
-    Fallible { ok: Value, err: Type },
+    Fallible { ok: Value, err: Box<Type> },
 }
 
 impl Method {
@@ -180,7 +182,10 @@ fn method(f: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         errors.spanned(sig.constness, "plugin methods cannot be `const`");
     }
     if let Some(abi) = &sig.abi {
-        errors.spanned(abi, "plugin methods cannot declare an ABI; fidius generates the `extern \"C\"` shims");
+        errors.spanned(
+            abi,
+            "plugin methods cannot declare an ABI; fidius generates the `extern \"C\"` shims",
+        );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.spanned(&sig.generics, "plugin methods cannot be generic");
@@ -219,16 +224,18 @@ fn method(f: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
-    let ret = match ret_type(&ret_ty, errors) {
-        Some(ret) => ret,
-        None => return None,
-    };
+    let ret = ret_type(&ret_ty, errors)?;
     if errors.count() != before {
         return None;
     }
     Some(Method {
         ident: sig.ident.clone(),
-        docs: f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect(),
+        docs: f
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .cloned()
+            .collect(),
         args,
         ret,
     })
@@ -237,7 +244,10 @@ fn method(f: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
 fn ret_type(ty: &Type, errors: &mut Errors) -> Option<Ret> {
     let check = |ty: &Type, errors: &mut Errors| -> bool {
         if let Type::Reference(_) = ty {
-            errors.spanned(ty, "plugin methods cannot return borrowed data; return an owned type");
+            errors.spanned(
+                ty,
+                "plugin methods cannot return borrowed data; return an owned type",
+            );
             return false;
         }
         if let Some((tokens, why)) = types::unsupported(ty) {
@@ -253,7 +263,7 @@ fn ret_type(ty: &Type, errors: &mut Errors) -> Option<Ret> {
                 ty: ok.clone(),
                 kind: types::classify_ret(ok),
             },
-            err: err.clone(),
+            err: Box::new(err.clone()),
         });
     }
     check(ty, errors).then(|| {
@@ -300,7 +310,8 @@ mod tests {
     #[test]
     fn parameter_names_do_not_matter_but_types_do() {
         let a = interface(quote::quote! { trait T: Send + Sync { fn f(&self, x: u32) -> u8; } });
-        let b = interface(quote::quote! { trait T: Send + Sync { fn f(&self, renamed: u32) -> u8; } });
+        let b =
+            interface(quote::quote! { trait T: Send + Sync { fn f(&self, renamed: u32) -> u8; } });
         let c = interface(quote::quote! { trait T: Send + Sync { fn f(&self, x: u64) -> u8; } });
         assert_eq!(a.canonical(), b.canonical());
         assert_ne!(a.canonical(), c.canonical());

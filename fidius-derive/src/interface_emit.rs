@@ -124,10 +124,9 @@ fn ffi_params(m: &Method, p: &TokenStream) -> Vec<(Ident, TokenStream)> {
     for (i, arg) in m.args.iter().enumerate() {
         let ty = &arg.ty;
         match arg.kind {
-            ArgKind::Scalar => params.push((
-                format_ident!("__a{}", i),
-                quote!(<#ty as #p::Scalar>::Repr),
-            )),
+            ArgKind::Scalar => {
+                params.push((format_ident!("__a{}", i), quote!(<#ty as #p::Scalar>::Repr)))
+            }
             _ => {
                 params.push((format_ident!("__a{}_ptr", i), quote!(*const u8)));
                 params.push((format_ident!("__a{}_len", i), quote!(usize)));
@@ -186,7 +185,11 @@ fn shim(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream {
     let params = ffi_params(m, p)
         .into_iter()
         .map(|(name, ty)| quote!(#name: #ty));
-    let unpack = m.args.iter().enumerate().map(|(i, arg)| unpack_arg(i, arg, p));
+    let unpack = m
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| unpack_arg(i, arg, p));
     let call_args = m.args.iter().enumerate().map(|(i, arg)| {
         let a = format_ident!("__v{}", i);
         match arg.kind {
@@ -201,7 +204,9 @@ fn shim(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream {
             RetKind::Unit => quote!({ let () = #v; }),
             RetKind::Scalar => quote!(unsafe { #p::ret_scalar::<#ty>(__out, #v) }),
             RetKind::Vec => quote!(unsafe { #p::ret_vec(__out, #v) }),
-            RetKind::String => quote!(unsafe { #p::ret_vec(__out, ::std::string::String::into_bytes(#v)) }),
+            RetKind::String => {
+                quote!(unsafe { #p::ret_vec(__out, ::std::string::String::into_bytes(#v)) })
+            }
             RetKind::Wire => quote!(unsafe { #p::ret_wire(__out, &#v) }?),
         }
     };
@@ -288,7 +293,11 @@ fn client_method(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream 
             }
             ArgKind::Wire { by_ref, .. } => {
                 let enc = format_ident!("__enc_{}", name);
-                let value = if *by_ref { quote!(#name) } else { quote!(&#name) };
+                let value = if *by_ref {
+                    quote!(#name)
+                } else {
+                    quote!(&#name)
+                };
                 encode.push(quote!(let #enc = #p::encode_arg(__METHOD, #arg_name, #value)?;));
                 call_args.push(quote!(#enc.as_ptr()));
                 call_args.push(quote!(#enc.len()));
@@ -311,9 +320,15 @@ fn client_method(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream 
             RetKind::Scalar => {
                 quote!(#p::take_scalar::<#ty>(__METHOD, unsafe { __out.assume_init() })?)
             }
-            RetKind::Vec => quote!(#p::take_vec(&unsafe { self.instance.take(__METHOD, __out.assume_init()) }?)),
-            RetKind::String => quote!(#p::take_string(__METHOD, &unsafe { self.instance.take(__METHOD, __out.assume_init()) }?)?),
-            RetKind::Wire => quote!(#p::decode_value::<#ty>(__METHOD, "result", &unsafe { self.instance.take(__METHOD, __out.assume_init()) }?)?),
+            RetKind::Vec => {
+                quote!(#p::take_vec(&unsafe { self.instance.take(__METHOD, __out.assume_init()) }?))
+            }
+            RetKind::String => {
+                quote!(#p::take_string(__METHOD, &unsafe { self.instance.take(__METHOD, __out.assume_init()) }?)?)
+            }
+            RetKind::Wire => {
+                quote!(#p::decode_value::<#ty>(__METHOD, "result", &unsafe { self.instance.take(__METHOD, __out.assume_init()) }?)?)
+            }
         }
     };
     let (ret_ty, result) = match &m.ret {
@@ -324,7 +339,8 @@ fn client_method(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream 
                 quote!(::core::result::Result<#ty, #p::CallError>),
                 quote! {
                     #p::expect_ok(__METHOD, __outcome)?;
-                    ::core::result::Result::Ok(#r)
+                    let __value: #ty = #r;
+                    ::core::result::Result::Ok(__value)
                 },
             )
         }
@@ -335,7 +351,10 @@ fn client_method(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream 
                 quote!(::core::result::Result<::core::result::Result<#ok_ty, #err>, #p::CallError>),
                 quote! {
                     match __outcome {
-                        #p::Outcome::Ok => ::core::result::Result::Ok(::core::result::Result::Ok(#r)),
+                        #p::Outcome::Ok => {
+                            let __value: #ok_ty = #r;
+                            ::core::result::Result::Ok(::core::result::Result::Ok(__value))
+                        }
                         #p::Outcome::PluginError(__bytes) => ::core::result::Result::Ok(
                             ::core::result::Result::Err(#p::decode_value::<#err>(__METHOD, "error", &__bytes)?),
                         ),

@@ -2,10 +2,10 @@
 //! macro is a parse → model → validate → emit pipeline over `proc_macro2`
 //! in its own module, so it is unit-testable:
 //!
-//! * [`macro@plugin_interface`]: `interface.rs` (parse, model, validate) and
-//!   `interface_emit.rs` (vtable, shims, proxy).
-//! * [`macro@plugin_impl`]: `implement.rs`.
-//! * [`fidius_plugin_registry!`]: `registry.rs`.
+//! * [`macro@plugin_interface`] lives in `interface.rs` (parse, model,
+//!   validate) and `interface_emit.rs` (vtable, shims, proxy);
+//! * [`macro@plugin_impl`] in `implement.rs`;
+//! * [`fidius_plugin_registry!`] in `registry.rs`.
 //!
 //! Generated code names only `::fidius::__private` paths (or the path given
 //! with `crate = "…"`).

@@ -16,7 +16,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             krate = Some(parse_crate(&meta)?);
             Ok(())
         } else {
-            Err(meta.error("unknown argument; `fidius_plugin_registry!()` takes only `crate = \"…\"`"))
+            Err(meta
+                .error("unknown argument; `fidius_plugin_registry!()` takes only `crate = \"…\"`"))
         }
     });
     if let Err(e) = parser.parse2(input) {

@@ -20,7 +20,7 @@ pub(crate) enum ArgKind {
     Vec,
     /// Serialized with the wire format. `by_ref` for `&T` (the plugin
     /// decodes a `T` and passes `&T`).
-    Wire { by_ref: bool, inner: Type },
+    Wire { by_ref: bool, inner: Box<Type> },
 }
 
 /// How a value comes back.
@@ -110,11 +110,17 @@ pub(crate) fn unsupported(ty: &Type) -> Option<(TokenStream, &'static str)> {
         Type::Reference(r) if r.mutability.is_some() => {
             "`&mut` arguments cannot cross a plugin boundary; take the value and return the result"
         }
-        Type::ImplTrait(_) => "`impl Trait` is not supported in plugin interfaces; use a concrete serde type",
-        Type::TraitObject(_) => "trait objects cannot cross a plugin boundary; use a concrete serde type",
+        Type::ImplTrait(_) => {
+            "`impl Trait` is not supported in plugin interfaces; use a concrete serde type"
+        }
+        Type::TraitObject(_) => {
+            "trait objects cannot cross a plugin boundary; use a concrete serde type"
+        }
         Type::BareFn(_) => "function pointers cannot cross a plugin boundary",
         Type::Never(_) => "`!` is not supported in plugin interfaces",
-        Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_) => "this type is not supported in plugin interfaces",
+        Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_) => {
+            "this type is not supported in plugin interfaces"
+        }
         Type::Path(p) if p.path.is_ident("Self") => {
             "`Self` cannot cross a plugin boundary; use a concrete serde type"
         }
@@ -156,12 +162,12 @@ pub(crate) fn classify_arg(ty: &Type) -> ArgKind {
         }
         return ArgKind::Wire {
             by_ref: true,
-            inner: (*r.elem).clone(),
+            inner: r.elem.clone(),
         };
     }
     ArgKind::Wire {
         by_ref: false,
-        inner: ty.clone(),
+        inner: Box::new(ty.clone()),
     }
 }
 
@@ -232,7 +238,7 @@ mod tests {
 
     #[test]
     fn canonical_text_ignores_formatting() {
-        let a: Type = parse_quote!(Vec < Option<( u8 ,String)> >);
+        let a: Type = parse_quote!(Vec<Option<(u8, String)>>);
         let b: Type = parse_quote!(Vec<Option<(u8, String)>>);
         assert_eq!(canonical(&a), "Vec<Option<(u8,String)>>");
         assert_eq!(canonical(&a), canonical(&b));
@@ -252,15 +258,24 @@ mod tests {
             (parse_quote!(Vec<u8>), ArgKind::Vec),
             (
                 parse_quote!(Vec<u16>),
-                ArgKind::Wire { by_ref: false, inner: parse_quote!(Vec<u16>) },
+                ArgKind::Wire {
+                    by_ref: false,
+                    inner: Box::new(parse_quote!(Vec<u16>)),
+                },
             ),
             (
                 parse_quote!(&Input),
-                ArgKind::Wire { by_ref: true, inner: parse_quote!(Input) },
+                ArgKind::Wire {
+                    by_ref: true,
+                    inner: Box::new(parse_quote!(Input)),
+                },
             ),
             (
                 parse_quote!(my::u64),
-                ArgKind::Wire { by_ref: false, inner: parse_quote!(my::u64) },
+                ArgKind::Wire {
+                    by_ref: false,
+                    inner: Box::new(parse_quote!(my::u64)),
+                },
             ),
         ];
         for (ty, kind) in cases {

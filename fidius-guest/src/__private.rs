@@ -15,16 +15,16 @@ use std::sync::Arc;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use crate::abi::{
-    BufferStrategy, InstancePtr, LibraryHeader, PluginDescriptor, Prefix, RBuf, StrRef,
-};
+pub use crate::CallError;
 use crate::abi::{
     ABI_VERSION, DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, DestroyFn, FreeBufferFn,
     WIRE_VERSION, status,
 };
-pub use crate::CallError;
-use crate::wire;
+pub use crate::abi::{
+    BufferStrategy, InstancePtr, LibraryHeader, PluginDescriptor, Prefix, RBuf, StrRef,
+};
 pub use crate::meta::{Record as MetaRecord, encode as meta_encode, encoded_len as meta_len};
+use crate::wire;
 pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
 pub use serde;
 

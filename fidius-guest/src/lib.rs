@@ -9,7 +9,7 @@
 //!
 //! It is deliberately small: no loader, no `libloading`, no wasmtime, so a
 //! plugin build stays lean and the crate builds for `wasm32-wasip2`.
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
 pub mod abi;
@@ -19,7 +19,10 @@ pub mod meta;
 pub mod wire;
 
 #[doc(hidden)]
-#[expect(unsafe_code, reason = "the FFI glue: shims, buffers and instance handles")]
+#[expect(
+    unsafe_code,
+    reason = "the FFI glue: shims, buffers and instance handles"
+)]
 pub mod __private;
 
 pub use error::{CallError, PluginError};

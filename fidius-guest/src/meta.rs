@@ -71,7 +71,10 @@ const fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> usize {
 }
 
 const fn put_str(out: &mut [u8], at: usize, s: &str) -> usize {
-    assert!(s.len() <= u16::MAX as usize, "metadata string longer than 65535 bytes");
+    assert!(
+        s.len() <= u16::MAX as usize,
+        "metadata string longer than 65535 bytes"
+    );
     let at = put(out, at, &(s.len() as u16).to_le_bytes());
     put(out, at, s.as_bytes())
 }
@@ -192,7 +195,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], MetaError> {
-        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len());
         let Some(end) = end else {
             return Err(MetaError::Truncated {
                 offset: self.at,
@@ -335,7 +341,10 @@ mod tests {
         assert_eq!(meta.plugin_name, "Invert");
         assert_eq!(meta.interface_hash, INFO.hash);
         assert_eq!(meta.abi_version, ABI_VERSION);
-        assert_eq!(meta.methods[0].signature, "fn apply(ApplyInput)->ApplyOutput");
+        assert_eq!(
+            meta.methods[0].signature,
+            "fn apply(ApplyInput)->ApplyOutput"
+        );
     }
 
     #[test]

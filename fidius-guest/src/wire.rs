@@ -79,7 +79,10 @@ mod tests {
             maybe: Some(true),
         };
         let bytes = encode(&value).unwrap();
-        assert_eq!(bytes, [0xac, 0x02, 0x02, b'h', b'i', 0x02, 0x01, 0x04, 0x01, 0x01]);
+        assert_eq!(
+            bytes,
+            [0xac, 0x02, 0x02, b'h', b'i', 0x02, 0x01, 0x04, 0x01, 0x01]
+        );
         assert_eq!(decode::<Sample>(&bytes).unwrap(), value);
     }
 

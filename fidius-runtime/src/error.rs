@@ -66,7 +66,9 @@ pub enum LoadError {
     },
     /// The library has no fidius library header (`fidius_library`): it was
     /// not built with `fidius_plugin_registry!()`.
-    #[error("`{path}` is not a fidius plugin library (no `fidius_library` symbol; did the plugin call `fidius::fidius_plugin_registry!()`?)")]
+    #[error(
+        "`{path}` is not a fidius plugin library (no `fidius_library` symbol; did the plugin call `fidius::fidius_plugin_registry!()`?)"
+    )]
     NotAFidiusPlugin {
         /// The file.
         path: PathBuf,
@@ -95,7 +97,10 @@ pub enum LoadError {
         found: u32,
     },
     /// No plugin of that name in the library.
-    #[error("`{path}` has no plugin `{plugin}` for interface `{interface}`; it has: {}", list(available))]
+    #[error(
+        "`{path}` has no plugin `{plugin}` for interface `{interface}`; it has: {}",
+        list(available)
+    )]
     NoSuchPlugin {
         /// The file.
         path: PathBuf,
@@ -107,7 +112,9 @@ pub enum LoadError {
         available: Vec<String>,
     },
     /// The plugin implements a different interface than the client expects.
-    #[error("`{path}`: plugin `{plugin}` has interface {field} {found}, but the host expects {expected}")]
+    #[error(
+        "`{path}`: plugin `{plugin}` has interface {field} {found}, but the host expects {expected}"
+    )]
     InterfaceMismatch {
         /// The file.
         path: PathBuf,

@@ -141,8 +141,7 @@ impl<'a> Reader<'a> {
         let mut library_header = None;
         let mut records = Vec::new();
         for export in exports {
-            let export =
-                export.map_err(|e| self.not_shared(format!("unreadable export ({e})")))?;
+            let export = export.map_err(|e| self.not_shared(format!("unreadable export ({e})")))?;
             let object::read::NameOrOrdinal::Name(raw) = export.name() else {
                 continue;
             };
@@ -194,11 +193,17 @@ impl<'a> Reader<'a> {
 
     /// Checks the pointer-free prefix of the library header as stored in the
     /// file: magic, layout version, size, ABI and wire version.
-    fn check_library_header(&self, file: &object::File<'a, &'a ReadCache<File>>, address: u64) -> Result<(), LoadError> {
+    fn check_library_header(
+        &self,
+        file: &object::File<'a, &'a ReadCache<File>>,
+        address: u64,
+    ) -> Result<(), LoadError> {
         let bytes = self
             .bytes_at(file, address, 24)
             .ok_or_else(|| self.malformed(LIBRARY_SYMBOL, truncated(24)))?;
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         if bytes[..8] != LIBRARY_MAGIC {
             return Err(LoadError::NotAFidiusPlugin {
                 path: self.path.clone(),
@@ -209,7 +214,12 @@ impl<'a> Reader<'a> {
         self.check_version("wire", WIRE_VERSION, u32_at(20))
     }
 
-    fn check_version(&self, what: &'static str, expected: u32, found: u32) -> Result<(), LoadError> {
+    fn check_version(
+        &self,
+        what: &'static str,
+        expected: u32,
+        found: u32,
+    ) -> Result<(), LoadError> {
         if expected == found {
             return Ok(());
         }
@@ -222,11 +232,16 @@ impl<'a> Reader<'a> {
     }
 
     /// `len` bytes at virtual `address`, read from the section holding it.
-    fn bytes_at(&self, file: &object::File<'a, &'a ReadCache<File>>, address: u64, len: u64) -> Option<&'a [u8]> {
+    fn bytes_at(
+        &self,
+        file: &object::File<'a, &'a ReadCache<File>>,
+        address: u64,
+        len: u64,
+    ) -> Option<&'a [u8]> {
         let end = address.checked_add(len)?;
-        let section = file.sections().find(|s| {
-            s.address() <= address && end <= s.address().saturating_add(s.size())
-        })?;
+        let section = file
+            .sections()
+            .find(|s| s.address() <= address && end <= s.address().saturating_add(s.size()))?;
         let (offset, size) = section.file_range()?;
         let rel = address - section.address();
         if rel.checked_add(len)? > size {

@@ -15,7 +15,7 @@
 //!
 //! Every failure is a [`LoadError`] naming the file and what was expected
 //! and found.
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
 mod error;
@@ -24,7 +24,10 @@ mod file;
 #[cfg(feature = "native")]
 mod library;
 #[cfg(feature = "native")]
-#[expect(unsafe_code, reason = "dlopen and reading the plugin's exported statics")]
+#[expect(
+    unsafe_code,
+    reason = "dlopen and reading the plugin's exported statics"
+)]
 mod native;
 
 pub use error::{InterfaceField, LoadError};

@@ -85,12 +85,24 @@ impl PluginLibrary {
     /// "every plugin of this kind".
     pub fn plugins_for<C: PluginClient>(&self) -> impl Iterator<Item = &PluginInfo> {
         let name = <C::Interface as Interface>::INFO.name;
-        self.plugins.iter().filter(move |p| p.interface_name == name)
+        self.plugins
+            .iter()
+            .filter(move |p| p.interface_name == name)
     }
 
-    fn find(&self, info: &fidius_guest::InterfaceInfo, name: &str) -> Result<&FoundPlugin, LoadError> {
-        let candidates: Vec<&FoundPlugin> = self.found.iter().filter(|p| p.meta.plugin_name == name).collect();
-        let exact = candidates.iter().find(|p| p.meta.interface_name == info.name);
+    fn find(
+        &self,
+        info: &fidius_guest::InterfaceInfo,
+        name: &str,
+    ) -> Result<&FoundPlugin, LoadError> {
+        let candidates: Vec<&FoundPlugin> = self
+            .found
+            .iter()
+            .filter(|p| p.meta.plugin_name == name)
+            .collect();
+        let exact = candidates
+            .iter()
+            .find(|p| p.meta.interface_name == info.name);
         let Some(found) = exact.or(candidates.first()) else {
             return Err(LoadError::NoSuchPlugin {
                 path: self.path.clone(),
@@ -112,7 +124,11 @@ impl PluginLibrary {
             found,
         };
         if meta.interface_name != info.name {
-            return Err(mismatch(InterfaceField::Name, info.name.to_owned(), meta.interface_name.clone()));
+            return Err(mismatch(
+                InterfaceField::Name,
+                info.name.to_owned(),
+                meta.interface_name.clone(),
+            ));
         }
         if meta.interface_version != info.version {
             return Err(mismatch(

@@ -44,17 +44,23 @@ pub(crate) fn open(path: &Path) -> Result<Arc<Loaded>, LoadError> {
         detail: e.to_string(),
     })?;
     // SAFETY: `fidius_library` is a data symbol; we only take its address.
-    let header: *const LibraryHeader = match unsafe {
-        library.get::<*const LibraryHeader>(LIBRARY_SYMBOL.as_bytes())
-    } {
-        Ok(sym) => *sym,
-        Err(_) => {
-            return Err(LoadError::NotAFidiusPlugin {
-                path: path.to_owned(),
-            });
-        }
-    };
-    check_prefix(path, LIBRARY_SYMBOL, header.cast(), LIBRARY_MAGIC, LIBRARY_LAYOUT_VERSION, size_of::<LibraryHeader>())?;
+    let header: *const LibraryHeader =
+        match unsafe { library.get::<*const LibraryHeader>(LIBRARY_SYMBOL.as_bytes()) } {
+            Ok(sym) => *sym,
+            Err(_) => {
+                return Err(LoadError::NotAFidiusPlugin {
+                    path: path.to_owned(),
+                });
+            }
+        };
+    check_prefix(
+        path,
+        LIBRARY_SYMBOL,
+        header.cast(),
+        LIBRARY_MAGIC,
+        LIBRARY_LAYOUT_VERSION,
+        size_of::<LibraryHeader>(),
+    )?;
     // SAFETY: non-null, aligned and at least `size_of::<LibraryHeader>()`
     // bytes, checked by `check_prefix`; it is an immutable static of a
     // library we keep loaded.
@@ -82,13 +88,21 @@ fn check_prefix(
     min_size: usize,
 ) -> Result<(), LoadError> {
     if ptr.is_null() || !ptr.is_aligned() {
-        return Err(mismatch(path, what, format!("symbol address {ptr:p} is null or misaligned")));
+        return Err(mismatch(
+            path,
+            what,
+            format!("symbol address {ptr:p} is null or misaligned"),
+        ));
     }
     // SAFETY: non-null and aligned; every fidius structure starts with a
     // `Prefix`, and the symbol was validated to hold a fidius structure.
     let prefix = unsafe { *ptr };
     if prefix.magic != magic {
-        return Err(mismatch(path, what, format!("bad magic {:02x?}", prefix.magic)));
+        return Err(mismatch(
+            path,
+            what,
+            format!("bad magic {:02x?}", prefix.magic),
+        ));
     }
     if prefix.layout_version != layout {
         return Err(LoadError::AbiVersionMismatch {
@@ -102,7 +116,10 @@ fn check_prefix(
         return Err(mismatch(
             path,
             what,
-            format!("structure is {} bytes, expected at least {min_size}", prefix.size),
+            format!(
+                "structure is {} bytes, expected at least {min_size}",
+                prefix.size
+            ),
         ));
     }
     Ok(())
@@ -110,12 +127,17 @@ fn check_prefix(
 
 fn read_str<'a>(path: &Path, plugin: &str, field: &str, s: StrRef) -> Result<&'a str, LoadError> {
     if s.ptr.is_null() || s.len > MAX_STR {
-        return Err(mismatch(path, plugin, format!("`{field}` is null or {} bytes long", s.len)));
+        return Err(mismatch(
+            path,
+            plugin,
+            format!("`{field}` is null or {} bytes long", s.len),
+        ));
     }
     // SAFETY: non-null with a bounded length; it points into a static of a
     // library we keep loaded.
     let bytes = unsafe { std::slice::from_raw_parts(s.ptr, s.len) };
-    std::str::from_utf8(bytes).map_err(|_| mismatch(path, plugin, format!("`{field}` is not valid UTF-8")))
+    std::str::from_utf8(bytes)
+        .map_err(|_| mismatch(path, plugin, format!("`{field}` is not valid UTF-8")))
 }
 
 impl Loaded {
@@ -130,27 +152,73 @@ impl Loaded {
         let plugin = meta.plugin_name.as_str();
         // SAFETY: a data symbol; we only take its address.
         let desc: *const PluginDescriptor = match unsafe {
-            self.library.get::<*const PluginDescriptor>(symbol.as_bytes())
+            self.library
+                .get::<*const PluginDescriptor>(symbol.as_bytes())
         } {
             Ok(sym) => *sym,
-            Err(e) => return Err(mismatch(path, plugin, format!("descriptor `{symbol}` missing: {e}"))),
+            Err(e) => {
+                return Err(mismatch(
+                    path,
+                    plugin,
+                    format!("descriptor `{symbol}` missing: {e}"),
+                ));
+            }
         };
-        check_prefix(path, plugin, desc.cast(), DESCRIPTOR_MAGIC, DESCRIPTOR_LAYOUT_VERSION, size_of::<PluginDescriptor>())?;
+        check_prefix(
+            path,
+            plugin,
+            desc.cast(),
+            DESCRIPTOR_MAGIC,
+            DESCRIPTOR_LAYOUT_VERSION,
+            size_of::<PluginDescriptor>(),
+        )?;
         // SAFETY: checked non-null, aligned, right magic/layout and large
         // enough; an immutable static of a library kept loaded by `self`.
         let desc = unsafe { &*desc };
         let checks: [(&str, String, String); 7] = [
-            ("ABI version", desc.abi_version.to_string(), meta.abi_version.to_string()),
-            ("wire version", desc.wire_version.to_string(), meta.wire_version.to_string()),
-            ("interface name", read_str(path, plugin, "interface_name", desc.interface_name)?.to_owned(), meta.interface_name.clone()),
-            ("interface version", desc.interface_version.to_string(), meta.interface_version.to_string()),
-            ("interface hash", format!("{:#018x}", desc.interface_hash), format!("{:#018x}", meta.interface_hash)),
-            ("plugin name", read_str(path, plugin, "plugin_name", desc.plugin_name)?.to_owned(), meta.plugin_name.clone()),
-            ("method count", desc.method_count.to_string(), meta.methods.len().to_string()),
+            (
+                "ABI version",
+                desc.abi_version.to_string(),
+                meta.abi_version.to_string(),
+            ),
+            (
+                "wire version",
+                desc.wire_version.to_string(),
+                meta.wire_version.to_string(),
+            ),
+            (
+                "interface name",
+                read_str(path, plugin, "interface_name", desc.interface_name)?.to_owned(),
+                meta.interface_name.clone(),
+            ),
+            (
+                "interface version",
+                desc.interface_version.to_string(),
+                meta.interface_version.to_string(),
+            ),
+            (
+                "interface hash",
+                format!("{:#018x}", desc.interface_hash),
+                format!("{:#018x}", meta.interface_hash),
+            ),
+            (
+                "plugin name",
+                read_str(path, plugin, "plugin_name", desc.plugin_name)?.to_owned(),
+                meta.plugin_name.clone(),
+            ),
+            (
+                "method count",
+                desc.method_count.to_string(),
+                meta.methods.len().to_string(),
+            ),
         ];
         for (field, loaded, recorded) in checks {
             if loaded != recorded {
-                return Err(mismatch(path, plugin, format!("{field}: loaded {loaded}, metadata {recorded}")));
+                return Err(mismatch(
+                    path,
+                    plugin,
+                    format!("{field}: loaded {loaded}, metadata {recorded}"),
+                ));
             }
         }
         if desc.vtable.is_null() {

@@ -24,7 +24,9 @@ fn bench_add(c: &mut Criterion) {
     let direct: &dyn Calculator = black_box(&*direct);
 
     let mut group = c.benchmark_group("add");
-    group.bench_function("dyn_trait", |b| b.iter(|| direct.add(black_box(20), black_box(22))));
+    group.bench_function("dyn_trait", |b| {
+        b.iter(|| direct.add(black_box(20), black_box(22)))
+    });
     group.bench_function("fidius_proxy", |b| {
         b.iter(|| client.add(black_box(20), black_box(22)).unwrap())
     });
@@ -46,9 +48,11 @@ fn bench_echo(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("fidius_proxy", size), &payload, |b, p| {
             b.iter(|| client.echo(black_box(p.clone())).unwrap())
         });
-        group.bench_with_input(BenchmarkId::new("borrowed_count_bytes", size), &payload, |b, p| {
-            b.iter(|| client.count_bytes(black_box(p)).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("borrowed_count_bytes", size),
+            &payload,
+            |b, p| b.iter(|| client.count_bytes(black_box(p)).unwrap()),
+        );
     }
     group.finish();
 }

@@ -42,7 +42,13 @@ fn lists_plugins_from_static_metadata() {
     let listed: Vec<(String, String, u32)> = lib
         .plugins()
         .iter()
-        .map(|p| (p.interface_name.clone(), p.plugin_name.clone(), p.interface_version))
+        .map(|p| {
+            (
+                p.interface_name.clone(),
+                p.plugin_name.clone(),
+                p.interface_version,
+            )
+        })
         .collect();
     assert_eq!(
         listed,
@@ -53,7 +59,10 @@ fn lists_plugins_from_static_metadata() {
         ]
     );
     let basic = &lib.plugins()[0];
-    assert_eq!(basic.interface_hash, <dyn fixture_api::Calculator as Interface>::INFO.hash);
+    assert_eq!(
+        basic.interface_hash,
+        <dyn fixture_api::Calculator as Interface>::INFO.hash
+    );
     assert_eq!(basic.abi_version, fidius::abi::ABI_VERSION);
     assert_eq!(basic.methods.len(), 12);
     assert_eq!(basic.methods[0].name, "add");
@@ -73,7 +82,10 @@ fn every_value_kind_crosses_the_boundary() {
     assert_eq!(calc.count_bytes(&[]), Ok(0));
     assert_eq!(calc.shout("héllo"), Ok("HÉLLO".to_owned()));
     assert_eq!(
-        calc.describe(Shape::Rect { width: 2.0, height: 3.0 }),
+        calc.describe(Shape::Rect {
+            width: 2.0,
+            height: 3.0
+        }),
         Ok(Description {
             name: "rect".into(),
             area: 6.0,
@@ -111,13 +123,28 @@ fn plugin_errors_come_back_typed_and_distinct_from_call_errors() {
         PluginError::new("division_by_zero", "cannot divide by zero").with_detail("dividend", "7")
     );
     let tiny = Shape::Circle { radius: 0.1 };
-    assert_eq!(calc.check(&Shape::Rect { width: 2.0, height: 2.0 }, 1.0), Ok(Ok(())));
+    assert_eq!(
+        calc.check(
+            &Shape::Rect {
+                width: 2.0,
+                height: 2.0
+            },
+            1.0
+        ),
+        Ok(Ok(()))
+    );
     assert!(matches!(
         calc.check(&tiny, 1.0),
         Ok(Err(CheckError::TooSmall { min, .. })) if min == 1.0
     ));
     assert_eq!(
-        calc.check(&Shape::Rect { width: 0.0, height: 1.0 }, 1.0),
+        calc.check(
+            &Shape::Rect {
+                width: 0.0,
+                height: 1.0
+            },
+            1.0
+        ),
         Ok(Err(CheckError::Degenerate))
     );
 }
@@ -153,7 +180,10 @@ fn a_panic_is_a_typed_error_and_the_plugin_stays_usable() {
             message: "<non-string panic payload>".into()
         })
     );
-    assert_eq!(panicky.greet("host"), Ok("still alive after 2 calls, host".into()));
+    assert_eq!(
+        panicky.greet("host"),
+        Ok("still alive after 2 calls, host".into())
+    );
 }
 
 #[test]
@@ -214,7 +244,11 @@ fn clients_keep_the_library_loaded_and_clones_share_an_instance() {
 
 fn expect_err(path: &Path) -> LoadError {
     match PluginLibrary::open(path) {
-        Ok(lib) => panic!("expected an error opening {}, got {:?}", path.display(), lib.plugins()),
+        Ok(lib) => panic!(
+            "expected an error opening {}, got {:?}",
+            path.display(),
+            lib.plugins()
+        ),
         Err(e) => e,
     }
 }
@@ -230,22 +264,36 @@ fn files_that_are_not_plugin_libraries_are_refused_before_loading() {
     assert!(matches!(expect_err(&dir), LoadError::NotAFile { .. }));
 
     let random = dir.join("random.so");
-    let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&random, bytes).unwrap();
-    assert!(matches!(expect_err(&random), LoadError::NotASharedLibrary { .. }));
+    assert!(matches!(
+        expect_err(&random),
+        LoadError::NotASharedLibrary { .. }
+    ));
 
     let empty = dir.join("empty.so");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(expect_err(&empty), LoadError::NotASharedLibrary { .. }));
+    assert!(matches!(
+        expect_err(&empty),
+        LoadError::NotASharedLibrary { .. }
+    ));
 
     let truncated = dir.join("truncated.so");
     std::fs::write(&truncated, &original[..original.len() / 3]).unwrap();
     let err = expect_err(&truncated);
-    assert!(matches!(err, LoadError::NotASharedLibrary { .. }), "{err:?}");
+    assert!(
+        matches!(err, LoadError::NotASharedLibrary { .. }),
+        "{err:?}"
+    );
 
     let not_fidius = fixture("fixture_no_meta");
     let err = expect_err(&not_fidius);
-    assert!(matches!(&err, LoadError::NotAFidiusPlugin { path } if *path == not_fidius), "{err:?}");
+    assert!(
+        matches!(&err, LoadError::NotAFidiusPlugin { path } if *path == not_fidius),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("fidius_plugin_registry"), "{err}");
 }
 
@@ -259,7 +307,9 @@ fn a_library_for_another_architecture_is_refused() {
     let path = dir.join("aarch64.so");
     std::fs::write(&path, bytes).unwrap();
     match expect_err(&path) {
-        LoadError::WrongTarget { expected, found, .. } => {
+        LoadError::WrongTarget {
+            expected, found, ..
+        } => {
             assert_eq!(expected, "elf x86_64 (64-bit)");
             assert_eq!(found, "elf aarch64 (64-bit)");
         }
@@ -293,17 +343,33 @@ fn corrupt_metadata_is_refused() {
 
     let bad_layout = patched(&lib, &dir, "layout.so", |r| r[8] = 0x7f);
     let err = expect_err(&bad_layout);
-    assert!(matches!(&err, LoadError::MalformedMetadata { symbol, .. } if symbol.starts_with("fidius_meta__")), "{err:?}");
+    assert!(
+        matches!(&err, LoadError::MalformedMetadata { symbol, .. } if symbol.starts_with("fidius_meta__")),
+        "{err:?}"
+    );
 
     // The declared length no longer matches the fields.
     let bad_len = patched(&lib, &dir, "len.so", |r| r[12] = r[12].wrapping_add(1));
-    assert!(matches!(expect_err(&bad_len), LoadError::MalformedMetadata { .. }));
+    assert!(matches!(
+        expect_err(&bad_len),
+        LoadError::MalformedMetadata { .. }
+    ));
 
     // ABI version 99 in every record.
-    let abi = patched(&lib, &dir, "abi.so", |r| r[16..20].copy_from_slice(&99u32.to_le_bytes()));
+    let abi = patched(&lib, &dir, "abi.so", |r| {
+        r[16..20].copy_from_slice(&99u32.to_le_bytes())
+    });
     match expect_err(&abi) {
-        LoadError::AbiVersionMismatch { what, expected, found, .. } => {
-            assert_eq!((what, expected, found), ("ABI", fidius::abi::ABI_VERSION, 99));
+        LoadError::AbiVersionMismatch {
+            what,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (what, expected, found),
+                ("ABI", fidius::abi::ABI_VERSION, 99)
+            );
         }
         other => panic!("expected AbiVersionMismatch, got {other:?}"),
     }
@@ -313,17 +379,34 @@ fn corrupt_metadata_is_refused() {
 fn interface_mismatches_are_refused_before_loading() {
     let v2 = PluginLibrary::open(fixture("fixture_plugin_v2")).unwrap();
     // Same method signatures, so the same hash; only the version differs.
-    assert_eq!(v2.plugins()[0].interface_hash, <dyn fixture_api::Greeter as Interface>::INFO.hash);
+    assert_eq!(
+        v2.plugins()[0].interface_hash,
+        <dyn fixture_api::Greeter as Interface>::INFO.hash
+    );
     match v2.load::<GreeterClient>("Hello").unwrap_err() {
-        LoadError::InterfaceMismatch { field, expected, found, plugin, .. } => {
-            assert_eq!((field, expected.as_str(), found.as_str(), plugin.as_str()), (InterfaceField::Version, "3", "4", "Hello"));
+        LoadError::InterfaceMismatch {
+            field,
+            expected,
+            found,
+            plugin,
+            ..
+        } => {
+            assert_eq!(
+                (field, expected.as_str(), found.as_str(), plugin.as_str()),
+                (InterfaceField::Version, "3", "4", "Hello")
+            );
         }
         other => panic!("expected a version mismatch, got {other:?}"),
     }
 
     let changed = PluginLibrary::open(fixture("fixture_plugin_changed")).unwrap();
     match changed.load::<GreeterClient>("Hello").unwrap_err() {
-        LoadError::InterfaceMismatch { field, expected, found, .. } => {
+        LoadError::InterfaceMismatch {
+            field,
+            expected,
+            found,
+            ..
+        } => {
             assert_eq!(field, InterfaceField::Hash);
             assert_ne!(expected, found);
         }
@@ -332,15 +415,28 @@ fn interface_mismatches_are_refused_before_loading() {
 
     let lib = plugins();
     match lib.load::<CalculatorClient>("Hello").unwrap_err() {
-        LoadError::InterfaceMismatch { field, expected, found, .. } => {
-            assert_eq!((field, expected.as_str(), found.as_str()), (InterfaceField::Name, "Calculator", "Greeter"));
+        LoadError::InterfaceMismatch {
+            field,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (field, expected.as_str(), found.as_str()),
+                (InterfaceField::Name, "Calculator", "Greeter")
+            );
         }
         other => panic!("expected a name mismatch, got {other:?}"),
     }
     match lib.load::<CalculatorClient>("Tripler").unwrap_err() {
-        LoadError::NoSuchPlugin { plugin, available, .. } => {
+        LoadError::NoSuchPlugin {
+            plugin, available, ..
+        } => {
             assert_eq!(plugin, "Tripler");
-            assert_eq!(available, ["Calculator/Basic", "Calculator/Doubler", "Greeter/Hello"]);
+            assert_eq!(
+                available,
+                ["Calculator/Basic", "Calculator/Doubler", "Greeter/Hello"]
+            );
         }
         other => panic!("expected NoSuchPlugin, got {other:?}"),
     }

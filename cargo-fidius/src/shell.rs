@@ -1,0 +1,17 @@
+//! Messages for people, on stderr, cargo-style: `error:` in bold red when
+//! stderr is a terminal, plain otherwise.
+
+use std::io::IsTerminal;
+
+pub(crate) fn error(e: &anyhow::Error) {
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let label = if colour {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    };
+    eprintln!("{label}: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("\nCaused by:\n  {cause}");
+    }
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask <task>`: the project's task runner (the cargo-xtask
+//! pattern). Plain std, so it builds in seconds on a fresh machine.
+//!
+//! * `demo`:  build the example plugin library and run the example host on it.
+//! * `test`:  everything CI checks: formatting, clippy, the fixture
+//!   plugins, the whole test suite, the demo.
+//! * `bench`: the criterion benchmarks (extra arguments go to criterion).
+#![forbid(unsafe_code)]
+
+mod run;
+mod tasks;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        Some("demo") => tasks::demo(),
+        Some("test") => tasks::test(),
+        Some("bench") => tasks::bench(&rest),
+        Some("-h" | "--help") | None => {
+            eprintln!("usage: cargo xtask <demo|test|bench [criterion args]>");
+            return if task.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+        Some(other) => Err(format!(
+            "unknown task `{other}`; expected demo, test or bench"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

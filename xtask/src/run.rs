@@ -1,0 +1,65 @@
+//! The one helper every subprocess goes through: echoes the command like
+//! cargo does, runs it from the repository root, and turns a failure into
+//! an error naming the command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_owned()
+}
+
+/// The cargo that runs us (`$CARGO`), or `cargo`.
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// `<target-dir>`: `$CARGO_TARGET_DIR` or `<root>/target`.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// Runs `cmd` with inherited stdio.
+pub(crate) fn status(mut cmd: Command) -> Result<(), String> {
+    let text = describe(&cmd);
+    eprintln!("\x20    Running `{text}`");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("failed to start `{text}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{text}` failed ({status})"))
+    }
+}
+
+/// Runs `cmd` capturing stdout (stderr inherited).
+pub(crate) fn output(mut cmd: Command) -> Result<Output, String> {
+    let text = describe(&cmd);
+    eprintln!("\x20    Running `{text}`");
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("failed to start `{text}`: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!("`{text}` failed ({})", out.status))
+    }
+}

@@ -1,0 +1,97 @@
+//! The tasks. Each does its own set-up so it works on a fresh clone.
+
+use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+
+use crate::run::{cargo, output, status, target_dir};
+
+/// Builds the example plugin library and runs the example host on it.
+pub(crate) fn demo() -> Result<(), String> {
+    print!("{}", demo_output()?);
+    Ok(())
+}
+
+/// Runs the demo and returns what the host printed.
+fn demo_output() -> Result<String, String> {
+    let mut build = cargo();
+    build.args(["build", "--package", "image-filter-plugin"]);
+    status(build)?;
+    let library = target_dir()
+        .join("debug")
+        .join(format!("{DLL_PREFIX}image_filter_plugin{DLL_SUFFIX}"));
+    let mut host = cargo();
+    host.args(["run", "--quiet", "--package", "image-filter-host", "--"])
+        .arg(&library);
+    let out = output(host)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Everything CI checks.
+pub(crate) fn test() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    status(fmt)?;
+
+    // Fixture plugin libraries: their own workspace, built once and shared
+    // by every test process through FIDIUS_FIXTURES_DIR.
+    let fixtures = target_dir().join("fixtures");
+    let mut build = cargo();
+    build
+        .args([
+            "build",
+            "--manifest-path",
+            "tests/fixtures/Cargo.toml",
+            "--target-dir",
+        ])
+        .arg(&fixtures);
+    status(build)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--all-targets"])
+        .env("FIDIUS_FIXTURES_DIR", &fixtures);
+    status(test)?;
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--doc"]);
+    status(doc)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    status(clippy)?;
+
+    // The README's demo must keep working.
+    let stdout = demo_output()?;
+    print!("{stdout}");
+    for expected in [
+        "plugin Invert: ImageFilter v1",
+        "Invert: changed 8 of 8 pixels",
+        "Threshold: changed",
+    ] {
+        if !stdout.contains(expected) {
+            return Err(format!("demo output lacks `{expected}`"));
+        }
+    }
+    eprintln!("    Finished all checks passed");
+    Ok(())
+}
+
+/// The criterion benchmarks.
+pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    let mut bench = cargo();
+    bench
+        .args([
+            "bench",
+            "--package",
+            "fidius-tests",
+            "--bench",
+            "native",
+            "--",
+        ])
+        .args(args);
+    status(bench)
+}

@@ -15,6 +15,8 @@ pub enum InterfaceField {
     Version,
     /// The hash of the required method signatures.
     Hash,
+    /// `buffer = …`, how result buffers are allocated.
+    Buffer,
 }
 
 impl std::fmt::Display for InterfaceField {
@@ -23,6 +25,7 @@ impl std::fmt::Display for InterfaceField {
             Self::Name => "name",
             Self::Version => "version",
             Self::Hash => "hash",
+            Self::Buffer => "buffer strategy",
         })
     }
 }

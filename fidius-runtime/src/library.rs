@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use fidius_guest::{Interface, PluginClient};
 
-use crate::file::{self, FoundPlugin};
+use crate::file;
 use crate::native::{self, Loaded};
 use crate::{InterfaceField, LoadError, PluginInfo};
 
@@ -28,8 +28,9 @@ use crate::{InterfaceField, LoadError, PluginInfo};
 #[derive(Debug)]
 pub struct PluginLibrary {
     path: PathBuf,
-    found: Vec<FoundPlugin>,
     plugins: Vec<PluginInfo>,
+    /// Descriptor symbol of each plugin, parallel to `plugins`.
+    descriptor_symbols: Vec<String>,
     loaded: Mutex<Option<Arc<Loaded>>>,
 }
 
@@ -48,8 +49,12 @@ impl PluginLibrary {
         let file = file::read(path)?;
         Ok(Self {
             path: path.to_owned(),
-            plugins: file.plugins.iter().map(|p| p.meta.clone()).collect(),
-            found: file.plugins,
+            descriptor_symbols: file
+                .plugins
+                .iter()
+                .map(|p| p.descriptor_symbol.clone())
+                .collect(),
+            plugins: file.plugins.into_iter().map(|p| p.meta).collect(),
             loaded: Mutex::new(None),
         })
     }
@@ -75,9 +80,13 @@ impl PluginLibrary {
     /// [`LoadError::Create`].
     pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
         let info = &<C::Interface as Interface>::INFO;
-        let found = self.find(info, name)?;
+        let index = self.find(info, name)?;
         let loaded = self.loaded()?;
-        let instance = loaded.instantiate(&self.path, &found.descriptor_symbol, &found.meta)?;
+        let instance = loaded.instantiate(
+            &self.path,
+            &self.descriptor_symbols[index],
+            &self.plugins[index],
+        )?;
         Ok(C::from_instance(instance))
     }
 
@@ -90,20 +99,13 @@ impl PluginLibrary {
             .filter(move |p| p.interface_name == name)
     }
 
-    fn find(
-        &self,
-        info: &fidius_guest::InterfaceInfo,
-        name: &str,
-    ) -> Result<&FoundPlugin, LoadError> {
-        let candidates: Vec<&FoundPlugin> = self
-            .found
+    fn find(&self, info: &fidius_guest::InterfaceInfo, name: &str) -> Result<usize, LoadError> {
+        let by_name = |p: &&PluginInfo| p.plugin_name == name;
+        let exact = self
+            .plugins
             .iter()
-            .filter(|p| p.meta.plugin_name == name)
-            .collect();
-        let exact = candidates
-            .iter()
-            .find(|p| p.meta.interface_name == info.name);
-        let Some(found) = exact.or(candidates.first()) else {
+            .position(|p| by_name(&p) && p.interface_name == info.name);
+        let Some(index) = exact.or_else(|| self.plugins.iter().position(|p| by_name(&p))) else {
             return Err(LoadError::NoSuchPlugin {
                 path: self.path.clone(),
                 interface: info.name.to_owned(),
@@ -115,7 +117,7 @@ impl PluginLibrary {
                     .collect(),
             });
         };
-        let meta = &found.meta;
+        let meta = &self.plugins[index];
         let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
             path: self.path.clone(),
             plugin: name.to_owned(),
@@ -144,7 +146,17 @@ impl PluginLibrary {
                 format!("{:#018x}", meta.interface_hash),
             ));
         }
-        Ok(found)
+        if meta.buffer != info.buffer as u8 {
+            return Err(mismatch(
+                InterfaceField::Buffer,
+                format!("{:?}", info.buffer),
+                fidius_guest::abi::BufferStrategy::from_u8(meta.buffer).map_or_else(
+                    || format!("unknown ({})", meta.buffer),
+                    |b| format!("{b:?}"),
+                ),
+            ));
+        }
+        Ok(index)
     }
 
     fn loaded(&self) -> Result<Arc<Loaded>, LoadError> {

@@ -18,7 +18,7 @@ use fixture_api::{Calculator, CalculatorClient};
 use fixture_plugins::Basic;
 
 fn bench_add(c: &mut Criterion) {
-    let lib = PluginLibrary::open(fidius_tests::fixture("fixture_plugins")).unwrap();
+    let lib = PluginLibrary::open(fidius_tests::release_fixture("fixture_plugins")).unwrap();
     let client: CalculatorClient = lib.load("Basic").unwrap();
     let direct: Box<dyn Calculator> = Box::new(Basic::default());
     let direct: &dyn Calculator = black_box(&*direct);
@@ -34,7 +34,7 @@ fn bench_add(c: &mut Criterion) {
 }
 
 fn bench_echo(c: &mut Criterion) {
-    let lib = PluginLibrary::open(fidius_tests::fixture("fixture_plugins")).unwrap();
+    let lib = PluginLibrary::open(fidius_tests::release_fixture("fixture_plugins")).unwrap();
     let client: CalculatorClient = lib.load("Basic").unwrap();
     let mut group = c.benchmark_group("echo");
     for size in [64usize, 4 * 1024, 256 * 1024] {
@@ -58,7 +58,7 @@ fn bench_echo(c: &mut Criterion) {
 }
 
 fn bench_load(c: &mut Criterion) {
-    let path = fidius_tests::fixture("fixture_plugins");
+    let path = fidius_tests::release_fixture("fixture_plugins");
     let mut group = c.benchmark_group("load");
     group.bench_function("plain_dlopen", |b| {
         b.iter(|| {

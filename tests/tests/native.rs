@@ -461,3 +461,26 @@ fn a_registry_that_disagrees_with_the_metadata_is_refused() {
         other => panic!("expected RegistryMismatch, got {other:?}"),
     }
 }
+
+#[test]
+fn an_unknown_buffer_strategy_is_refused() {
+    let dir = scratch("buffer_strategy");
+    let path = patched(&fixture("fixture_plugins"), &dir, "buffer.so", |r| {
+        r[10] = 9
+    });
+    let lib = PluginLibrary::open(&path).unwrap();
+    match lib.load::<CalculatorClient>("Basic").unwrap_err() {
+        LoadError::InterfaceMismatch {
+            field,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (field, expected.as_str(), found.as_str()),
+                (InterfaceField::Buffer, "PluginAllocated", "unknown (9)")
+            );
+        }
+        other => panic!("expected a buffer-strategy mismatch, got {other:?}"),
+    }
+}

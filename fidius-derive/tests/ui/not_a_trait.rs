@@ -1,0 +1,4 @@
+#[fidius::plugin_interface(version = 1)]
+pub struct Filter;
+
+fn main() {}

@@ -1,0 +1,3 @@
+fidius::fidius_plugin_registry!(plugins = 3);
+
+fn main() {}

@@ -7,8 +7,7 @@
 //! * the static metadata record exported as `fidius_meta__<Trait>__<Type>`.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote, quote_spanned};
-use syn::spanned::Spanned;
+use quote::{ToTokens, quote};
 use syn::{ItemImpl, Type};
 
 use crate::args::parse_impl_args;
@@ -66,6 +65,8 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     let plugin_ident = match &*item.self_ty {
         Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
             Some(seg) if seg.arguments.is_none() => Some(seg.ident.clone()),
+            // Already reported on the impl's generics.
+            _ if !item.generics.params.is_empty() => None,
             _ => {
                 errors.spanned(
                     &item.self_ty,
@@ -128,21 +129,11 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     let plugin_name = plugin_ident.to_string();
     let desc_symbol = format!("fidius_desc__{iface_name}__{plugin_name}");
     let meta_symbol = format!("fidius_meta__{iface_name}__{plugin_name}");
-    // Spanned at the type so "`Invert: Default` is not satisfied" points at it.
-    let default_check = quote_spanned! {self_ty.span()=>
-        const _: fn() = || {
-            fn __fidius_plugin_is_default<T: ::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static>() {}
-            __fidius_plugin_is_default::<#self_ty>();
-        };
-    };
-
     Ok(quote! {
         #item
 
         #[allow(non_upper_case_globals)]
         const _: () = {
-            #default_check
-
             static __FIDIUS_VTABLE: <dyn #iface as #p::Implement<#self_ty>>::VTable =
                 <dyn #iface as #p::Implement<#self_ty>>::VTABLE;
 

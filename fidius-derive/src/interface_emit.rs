@@ -264,7 +264,7 @@ fn unpack_arg(i: usize, arg: &Arg, p: &TokenStream) -> TokenStream {
             quote!(let #v: ::std::vec::Vec<u8> = unsafe { #p::arg_bytes(#ptr, #len) }.to_vec();)
         }
         ArgKind::Wire { inner, .. } => {
-            quote!(let #v: #inner = unsafe { #p::arg_wire::<#inner>(#ptr, #len, #name) }?;)
+            quote_spanned!(inner.span()=> let #v: #inner = unsafe { #p::arg_wire::<#inner>(#ptr, #len, #name) }?;)
         }
     }
 }
@@ -298,7 +298,7 @@ fn client_method(iface: &Interface, m: &Method, p: &TokenStream) -> TokenStream 
                 } else {
                     quote!(&#name)
                 };
-                encode.push(quote!(let #enc = #p::encode_arg(__METHOD, #arg_name, #value)?;));
+                encode.push(quote_spanned!(ty.span()=> let #enc = #p::encode_arg(__METHOD, #arg_name, #value)?;));
                 call_args.push(quote!(#enc.as_ptr()));
                 call_args.push(quote!(#enc.len()));
             }

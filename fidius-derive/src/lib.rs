@@ -19,6 +19,9 @@ mod interface_emit;
 mod registry;
 mod types;
 
+#[cfg(test)]
+mod snapshot_tests;
+
 use proc_macro::TokenStream;
 
 /// Turns a trait into a fidius plugin interface.

@@ -11,7 +11,14 @@ pub(crate) fn error(e: &anyhow::Error) {
         "error"
     };
     eprintln!("{label}: {e}");
+    // Library errors often repeat their source in their own message; print
+    // each cause only when it adds something.
+    let mut shown = e.to_string();
     for cause in e.chain().skip(1) {
-        eprintln!("\nCaused by:\n  {cause}");
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("\nCaused by:\n  {text}");
+            shown.push_str(&text);
+        }
     }
 }

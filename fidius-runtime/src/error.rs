@@ -141,6 +141,14 @@ pub enum LoadError {
         /// What disagreed.
         detail: String,
     },
+    /// After `dlopen`, the library header (`fidius_library`) is malformed.
+    #[error("`{path}`: malformed fidius library header: {detail}")]
+    BadLibraryHeader {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
     /// The dynamic loader refused the library.
     #[error("failed to load `{path}`: {detail}")]
     Dlopen {

@@ -270,7 +270,7 @@ fn elf_machine_name(machine: object::elf::Machine) -> String {
         elf::EM_AARCH64 => "aarch64",
         elf::EM_386 => "i386",
         elf::EM_ARM => "arm",
-        elf::EM_RISCV => "riscv",
+        elf::EM_RISCV => "riscv64",
         elf::EM_PPC64 => "powerpc64",
         elf::EM_PPC => "powerpc",
         elf::EM_S390 => "s390x",

@@ -9,9 +9,9 @@
 //!    ABI version, methods) straight from the file.
 //! 2. [`PluginLibrary::load`] checks the requested client's interface
 //!    against that metadata, and only then `dlopen`s the library (once),
-//!    fetches the library header and the plugin's descriptor, cross-checks
-//!    them against the metadata, creates an instance and returns the typed
-//!    client.
+//!    checks the library header, fetches the plugin's descriptor and
+//!    cross-checks it against the metadata, creates an instance and returns
+//!    the typed client.
 //!
 //! Every failure is a [`LoadError`] naming the file and what was expected
 //! and found.

@@ -36,8 +36,10 @@ pub struct PluginLibrary {
 
 impl PluginLibrary {
     /// Reads and validates a library file without loading it: it must be a
-    /// shared library for this OS and architecture with a fidius library
-    /// header and well-formed metadata of this ABI version.
+    /// shared library for this OS and architecture that exports the fidius
+    /// library header symbol and well-formed metadata records of this ABI
+    /// and wire version. The header's contents are checked by
+    /// [`load`](Self::load), after loading.
     ///
     /// # Errors
     /// [`LoadError::Io`], [`LoadError::NotAFile`],
@@ -76,7 +78,10 @@ impl PluginLibrary {
     ///
     /// # Errors
     /// [`LoadError::NoSuchPlugin`], [`LoadError::InterfaceMismatch`],
-    /// [`LoadError::Dlopen`], [`LoadError::RegistryMismatch`] or
+    /// [`LoadError::Dlopen`], [`LoadError::NotAFidiusPlugin`] (header symbol
+    /// missing after loading), [`LoadError::BadLibraryHeader`],
+    /// [`LoadError::AbiVersionMismatch`] (layout, ABI or wire version in the
+    /// loaded header or descriptor), [`LoadError::RegistryMismatch`] or
     /// [`LoadError::Create`].
     pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
         let info = &<C::Interface as Interface>::INFO;

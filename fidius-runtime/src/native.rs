@@ -53,9 +53,13 @@ pub(crate) fn open(path: &Path) -> Result<Arc<Loaded>, LoadError> {
                 });
             }
         };
+    let bad_header = |detail| LoadError::BadLibraryHeader {
+        path: path.to_owned(),
+        detail,
+    };
     check_prefix(
         path,
-        LIBRARY_SYMBOL,
+        bad_header,
         header.cast(),
         LIBRARY_MAGIC,
         LIBRARY_LAYOUT_VERSION,
@@ -65,15 +69,18 @@ pub(crate) fn open(path: &Path) -> Result<Arc<Loaded>, LoadError> {
     // bytes, checked by `check_prefix`; it is an immutable static of a
     // library we keep loaded.
     let header = unsafe { &*header };
-    if header.abi_version != ABI_VERSION || header.wire_version != WIRE_VERSION {
-        return Err(mismatch(
-            path,
-            LIBRARY_SYMBOL,
-            format!(
-                "loaded header says ABI {} / wire {}, expected {ABI_VERSION} / {WIRE_VERSION}",
-                header.abi_version, header.wire_version
-            ),
-        ));
+    for (what, expected, found) in [
+        ("ABI", ABI_VERSION, header.abi_version),
+        ("wire", WIRE_VERSION, header.wire_version),
+    ] {
+        if expected != found {
+            return Err(LoadError::AbiVersionMismatch {
+                path: path.to_owned(),
+                what,
+                expected,
+                found,
+            });
+        }
     }
     Ok(Arc::new(Loaded { library }))
 }
@@ -81,28 +88,22 @@ pub(crate) fn open(path: &Path) -> Result<Arc<Loaded>, LoadError> {
 /// Checks a `Prefix` at `ptr` before the structure behind it is read.
 fn check_prefix(
     path: &Path,
-    what: &str,
+    fail: impl Fn(String) -> LoadError,
     ptr: *const Prefix,
     magic: [u8; 8],
     layout: u32,
     min_size: usize,
 ) -> Result<(), LoadError> {
     if ptr.is_null() || !ptr.is_aligned() {
-        return Err(mismatch(
-            path,
-            what,
-            format!("symbol address {ptr:p} is null or misaligned"),
-        ));
+        return Err(fail(format!(
+            "symbol address {ptr:p} is null or misaligned"
+        )));
     }
     // SAFETY: non-null and aligned; every fidius structure starts with a
     // `Prefix`, and the symbol was validated to hold a fidius structure.
     let prefix = unsafe { *ptr };
     if prefix.magic != magic {
-        return Err(mismatch(
-            path,
-            what,
-            format!("bad magic {:02x?}", prefix.magic),
-        ));
+        return Err(fail(format!("bad magic {:02x?}", prefix.magic)));
     }
     if prefix.layout_version != layout {
         return Err(LoadError::AbiVersionMismatch {
@@ -113,14 +114,10 @@ fn check_prefix(
         });
     }
     if (prefix.size as usize) < min_size {
-        return Err(mismatch(
-            path,
-            what,
-            format!(
-                "structure is {} bytes, expected at least {min_size}",
-                prefix.size
-            ),
-        ));
+        return Err(fail(format!(
+            "structure is {} bytes, expected at least {min_size}",
+            prefix.size
+        )));
     }
     Ok(())
 }
@@ -166,7 +163,7 @@ impl Loaded {
         };
         check_prefix(
             path,
-            plugin,
+            |detail| mismatch(path, plugin, detail),
             desc.cast(),
             DESCRIPTOR_MAGIC,
             DESCRIPTOR_LAYOUT_VERSION,

@@ -2,8 +2,9 @@
 //! pattern). Plain std, so it builds in seconds on a fresh machine.
 //!
 //! * `demo`:  build the example plugin library and run the example host on it.
-//! * `test`:  everything CI checks: formatting, clippy, the fixture
-//!   plugins, the whole test suite, the demo.
+//! * `test`:  everything CI checks, in order: rustup target set-up,
+//!   formatting, the fixture plugins, the whole test suite and doc tests,
+//!   `fidius-guest` for wasm32-wasip2, clippy, the demo.
 //! * `bench`: the criterion benchmarks (extra arguments go to criterion).
 #![forbid(unsafe_code)]
 

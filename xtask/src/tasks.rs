@@ -2,7 +2,9 @@
 
 use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
 
-use crate::run::{cargo, output, status, target_dir};
+use std::process::Command;
+
+use crate::run::{cargo, output, root, status, target_dir};
 
 /// Builds the example plugin library and runs the example host on it.
 pub(crate) fn demo() -> Result<(), String> {
@@ -25,8 +27,19 @@ fn demo_output() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Installs what the tasks need that `rust-toolchain.toml` alone does not
+/// (rustup installs listed targets only with a new toolchain).
+fn setup() -> Result<(), String> {
+    let mut rustup = Command::new("rustup");
+    rustup
+        .args(["target", "add", "wasm32-wasip2"])
+        .current_dir(root());
+    status(rustup)
+}
+
 /// Everything CI checks.
 pub(crate) fn test() -> Result<(), String> {
+    setup()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     status(fmt)?;
@@ -52,6 +65,17 @@ pub(crate) fn test() -> Result<(), String> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     status(doc)?;
+
+    // What plugins depend on must build for WebAssembly guests.
+    let mut wasm = cargo();
+    wasm.args([
+        "build",
+        "--package",
+        "fidius-guest",
+        "--target",
+        "wasm32-wasip2",
+    ]);
+    status(wasm)?;
 
     let mut clippy = cargo();
     clippy.args([

@@ -4,6 +4,8 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
 use syn::{Ident, LitInt, LitStr, Path};
 
+use crate::interface::Side;
+
 /// The path generated code uses to reach `fidius::__private`.
 pub(crate) fn default_crate() -> Path {
     syn::parse_quote!(::fidius)
@@ -16,17 +18,19 @@ pub(crate) fn parse_crate(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<
         .map_err(|_| syn::Error::new_spanned(&lit, "expected a path such as `::fidius`"))
 }
 
-/// Arguments of `#[plugin_interface(...)]`.
+/// Arguments of `#[plugin_interface(...)]` / `#[host_interface(...)]`.
 pub(crate) struct InterfaceArgs {
     pub(crate) version: u32,
     pub(crate) buffer: Ident,
     pub(crate) krate: Path,
+    pub(crate) host: Option<Path>,
 }
 
-pub(crate) fn parse_interface_args(args: TokenStream) -> syn::Result<InterfaceArgs> {
+pub(crate) fn parse_interface_args(args: TokenStream, side: Side) -> syn::Result<InterfaceArgs> {
     let mut version = None;
     let mut buffer = None;
     let mut krate = None;
+    let mut host = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("version") {
             let lit: LitInt = meta.value()?.parse()?;
@@ -51,24 +55,36 @@ pub(crate) fn parse_interface_args(args: TokenStream) -> syn::Result<InterfaceAr
         } else if meta.path.is_ident("crate") {
             krate = Some(parse_crate(&meta)?);
             Ok(())
+        } else if meta.path.is_ident("host") && side == Side::Plugin {
+            host = Some(meta.value()?.parse::<Path>()?);
+            Ok(())
         } else {
+            let expected = match side {
+                Side::Plugin => "`version`, `buffer`, `host` or `crate`",
+                Side::Host => "`version`, `buffer` or `crate`",
+            };
             Err(meta.error(format!(
-                "unknown argument `{}`; expected `version`, `buffer` or `crate`",
+                "unknown argument `{}`; expected {expected}",
                 path_text(&meta.path)
             )))
         }
     });
     parser.parse2(args)?;
     let version = version.ok_or_else(|| {
+        let name = match side {
+            Side::Plugin => "plugin_interface",
+            Side::Host => "host_interface",
+        };
         syn::Error::new(
             Span::call_site(),
-            "missing `version`: write `#[plugin_interface(version = 1)]`",
+            format!("missing `version`: write `#[{name}(version = 1)]`"),
         )
     })?;
     Ok(InterfaceArgs {
         version,
         buffer: buffer.unwrap_or_else(|| Ident::new("PluginAllocated", Span::call_site())),
         krate: krate.unwrap_or_else(default_crate),
+        host,
     })
 }
 
@@ -76,14 +92,29 @@ pub(crate) fn parse_interface_args(args: TokenStream) -> syn::Result<InterfaceAr
 pub(crate) struct ImplArgs {
     pub(crate) interface: Path,
     pub(crate) krate: Path,
+    /// `config = C`: built with `Type::configure(config: C)`.
+    pub(crate) config: Option<syn::Type>,
+    /// `host`: the constructor also takes the host interface's client.
+    pub(crate) host: bool,
 }
 
 pub(crate) fn parse_impl_args(args: TokenStream) -> syn::Result<ImplArgs> {
     let mut interface = None;
     let mut krate = None;
+    let mut config = None;
+    let mut host = false;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") && meta.input.peek(syn::Token![=]) {
             krate = Some(parse_crate(&meta)?);
+            Ok(())
+        } else if meta.path.is_ident("config") && meta.input.peek(syn::Token![=]) {
+            config = Some(meta.value()?.parse::<syn::Type>()?);
+            Ok(())
+        } else if meta.path.is_ident("host")
+            && interface.is_some()
+            && !meta.input.peek(syn::Token![=])
+        {
+            host = true;
             Ok(())
         } else if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
             if interface.is_some() {
@@ -93,7 +124,7 @@ pub(crate) fn parse_impl_args(args: TokenStream) -> syn::Result<ImplArgs> {
             Ok(())
         } else {
             Err(meta.error(format!(
-                "unknown argument `{}`; expected the interface trait, then optionally `crate = \"…\"`",
+                "unknown argument `{}`; expected the interface trait, then optionally `config = Type`, `host` or `crate = \"…\"`",
                 path_text(&meta.path)
             )))
         }
@@ -107,6 +138,8 @@ pub(crate) fn parse_impl_args(args: TokenStream) -> syn::Result<ImplArgs> {
             )
         })?,
         krate: krate.unwrap_or_else(default_crate),
+        config,
+        host,
     })
 }
 

@@ -7,7 +7,8 @@
 //! * the static metadata record exported as `fidius_meta__<Trait>__<Type>`.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{ItemImpl, Type};
 
 use crate::args::parse_impl_args;
@@ -129,24 +130,86 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     let plugin_name = plugin_ident.to_string();
     let desc_symbol = format!("fidius_desc__{iface_name}__{plugin_name}");
     let meta_symbol = format!("fidius_meta__{iface_name}__{plugin_name}");
+    let implemented: Vec<String> = item
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    let config_type = args
+        .config
+        .as_ref()
+        .map(crate::types::canonical)
+        .unwrap_or_default();
+    let host = if args.host {
+        quote!(unsafe { #p::host_client(__host) }?)
+    } else {
+        quote!()
+    };
+    let ctor = match &args.config {
+        None if !args.host => {
+            quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default()))
+        }
+        None => quote!(::core::result::Result::Ok(<#self_ty>::new(#host))),
+        Some(config) => {
+            let comma = if args.host { quote!(,) } else { quote!() };
+            quote_spanned! {config.span()=>
+                let __config: #config = unsafe { #p::config::<#config>(__config_ptr, __config_len) }?;
+                match <#self_ty>::configure(__config #comma #host) {
+                    ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
+                    ::core::result::Result::Err(__e) => {
+                        #[allow(unused_imports)]
+                        use #p::{IntoPluginErrorDisplay as _, IntoPluginErrorExact as _};
+                        ::core::result::Result::Err(#p::rejected((&&#p::ErrorWrap(__e)).fidius_plugin_error()))
+                    }
+                }
+            }
+        }
+    };
     Ok(quote! {
         #item
 
-        #[allow(non_upper_case_globals)]
+        impl #p::Implemented for #self_ty {
+            const METHODS: &'static [&'static str] = &[#(#implemented),*];
+        }
+
+        #[allow(non_upper_case_globals, clippy::undocumented_unsafe_blocks, unused_unsafe)]
         const _: () = {
             static __FIDIUS_VTABLE: <dyn #iface as #p::Implement<#self_ty>>::VTable =
                 <dyn #iface as #p::Implement<#self_ty>>::VTABLE;
+
+            // The runtime calls this with a config slice and host table that
+            // outlive the call, and valid out slots.
+            unsafe extern "C" fn __fidius_create(
+                __config_ptr: *const u8,
+                __config_len: usize,
+                __host: *const #p::RawHost,
+                __out: *mut #p::InstancePtr,
+                __err: *mut #p::RBuf,
+            ) -> u32 {
+                let _ = (__config_ptr, __config_len, __host);
+                unsafe { #p::create::<#self_ty>(__out, __err, || { #ctor }) }
+            }
 
             #[unsafe(export_name = #desc_symbol)]
             static __FIDIUS_DESCRIPTOR: #p::PluginDescriptor = #p::descriptor::<#self_ty>(
                 &<dyn #iface as #p::Interface>::INFO,
                 #plugin_name,
                 &__FIDIUS_VTABLE as *const _ as *const ::core::ffi::c_void,
+                __fidius_create,
+                #p::capabilities(
+                    &<dyn #iface as #p::Interface>::INFO,
+                    <#self_ty as #p::Implemented>::METHODS,
+                ),
             );
 
             const __FIDIUS_RECORD: #p::MetaRecord = #p::MetaRecord {
                 interface: &<dyn #iface as #p::Interface>::INFO,
                 plugin_name: #plugin_name,
+                implemented: <#self_ty as #p::Implemented>::METHODS,
+                config_type: #config_type,
             };
             const __FIDIUS_META_LEN: usize = #p::meta_len(&__FIDIUS_RECORD);
             #[unsafe(export_name = #meta_symbol)]

@@ -14,6 +14,15 @@ use crate::args::parse_interface_args;
 use crate::errors::{Errors, with_item};
 use crate::types::{self, ArgKind, RetKind};
 
+/// Which macro the interface comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// `#[plugin_interface]`: plugins implement it, hosts call it.
+    Plugin,
+    /// `#[host_interface]`: hosts implement it, plugins call it.
+    Host,
+}
+
 /// A validated interface.
 pub(crate) struct Interface {
     pub(crate) ident: Ident,
@@ -21,6 +30,12 @@ pub(crate) struct Interface {
     pub(crate) version: u32,
     pub(crate) buffer: Ident,
     pub(crate) krate: Path,
+    /// `host = Trait`: the host interface plugins may call.
+    pub(crate) host: Option<Path>,
+    pub(crate) side: Side,
+    /// `#[interface_meta(key = "value")]`.
+    pub(crate) meta: Vec<(String, String)>,
+    /// In vtable order: required methods, then optional ones.
     pub(crate) methods: Vec<Method>,
 }
 
@@ -29,6 +44,10 @@ pub(crate) struct Method {
     pub(crate) docs: Vec<syn::Attribute>,
     pub(crate) args: Vec<Arg>,
     pub(crate) ret: Ret,
+    /// `#[optional(since = N)]`.
+    pub(crate) since: Option<u32>,
+    /// `#[method_meta(key = "value")]`.
+    pub(crate) meta: Vec<(String, String)>,
 }
 
 pub(crate) struct Arg {
@@ -73,10 +92,11 @@ impl Method {
 }
 
 impl Interface {
-    /// `Trait{sig;sig;}`: the text [`fidius_guest::abi::interface_hash`] hashes.
+    /// `Trait{sig;sig;}` over the required methods: the text
+    /// [`fidius_guest::abi::interface_hash`] hashes.
     pub(crate) fn canonical(&self) -> String {
         let mut out = format!("{}{{", self.ident);
-        for m in &self.methods {
+        for m in self.methods.iter().filter(|m| m.since.is_none()) {
             out.push_str(&m.signature());
             out.push(';');
         }
@@ -85,29 +105,55 @@ impl Interface {
     }
 }
 
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_trait: ItemTrait = match syn::parse2(item.clone()) {
+pub(crate) fn expand(args: TokenStream, item: TokenStream, side: Side) -> TokenStream {
+    let macro_name = match side {
+        Side::Plugin => "plugin_interface",
+        Side::Host => "host_interface",
+    };
+    let mut item_trait: ItemTrait = match syn::parse2(item.clone()) {
         Ok(t) => t,
         Err(_) => {
             let e = syn::Error::new(
                 Span::call_site(),
-                "#[plugin_interface] goes on a trait: `pub trait MyPlugin: Send + Sync { … }`",
+                format!(
+                    "#[{macro_name}] goes on a trait: `pub trait MyPlugin: Send + Sync {{ … }}`"
+                ),
             );
             return with_item(item, e);
         }
     };
-    let args = parse_interface_args(args);
-    let model = model(&item_trait);
+    let args = parse_interface_args(args, side);
+    let model = model(&mut item_trait, side);
     match (args, model) {
-        (Ok(args), Ok(methods)) => {
+        (Ok(args), Ok((meta, methods))) => {
             let iface = Interface {
                 ident: item_trait.ident.clone(),
                 vis: item_trait.vis.clone(),
                 version: args.version,
                 buffer: args.buffer,
                 krate: args.krate,
+                host: args.host,
+                side,
+                meta,
                 methods,
             };
+            let mut errors = Errors::default();
+            for m in &iface.methods {
+                if let Some(since) = m.since
+                    && since > iface.version
+                {
+                    errors.spanned(
+                        &m.ident,
+                        format!(
+                            "`since = {since}` is newer than the interface's `version = {}`",
+                            iface.version
+                        ),
+                    );
+                }
+            }
+            if let Err(e) = errors.finish() {
+                return with_item(item_trait.into_token_stream(), e);
+            }
             crate::interface_emit::emit(&item_trait, &iface)
         }
         (Err(mut a), Err(b)) => {
@@ -118,6 +164,32 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Parses `#[name(key = "value", …)]` pairs.
+fn meta_pairs(attr: &syn::Attribute, out: &mut Vec<(String, String)>) -> syn::Result<()> {
+    attr.parse_nested_meta(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .ok_or_else(|| meta.error("expected `key = \"value\"`"))?
+            .to_string();
+        let value: syn::LitStr = meta.value()?.parse()?;
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(meta.error(format!("metadata key `{key}` given twice")));
+        }
+        out.push((key, value.value()));
+        Ok(())
+    })
+}
+
+/// Takes the attributes named `name` out of `attrs`.
+fn take_attrs(attrs: &mut Vec<syn::Attribute>, name: &str) -> Vec<syn::Attribute> {
+    let (taken, kept) = std::mem::take(attrs)
+        .into_iter()
+        .partition(|a| a.path().is_ident(name));
+    *attrs = kept;
+    taken
+}
+
 fn has_bound(item: &ItemTrait, name: &str) -> bool {
     item.supertraits.iter().any(|b| match b {
         syn::TypeParamBound::Trait(t) => t.path.segments.last().is_some_and(|s| s.ident == name),
@@ -125,9 +197,19 @@ fn has_bound(item: &ItemTrait, name: &str) -> bool {
     })
 }
 
+type Model = (Vec<(String, String)>, Vec<Method>);
+
 /// Parse + validate: every problem is reported, each at its own token.
-fn model(item: &ItemTrait) -> syn::Result<Vec<Method>> {
+/// Strips fidius's helper attributes from `item` and gives optional methods
+/// without a body a default one.
+fn model(item: &mut ItemTrait, side: Side) -> syn::Result<Model> {
     let mut errors = Errors::default();
+    let mut meta = Vec::new();
+    for attr in take_attrs(&mut item.attrs, "interface_meta") {
+        if let Err(e) = meta_pairs(&attr, &mut meta) {
+            errors.push(e);
+        }
+    }
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.spanned(&item.generics, "plugin interfaces cannot be generic");
     }
@@ -147,10 +229,31 @@ fn model(item: &ItemTrait) -> syn::Result<Vec<Method>> {
         );
     }
     let mut methods = Vec::new();
-    for trait_item in &item.items {
+    let item_ident = item.ident.clone();
+    for trait_item in &mut item.items {
         match trait_item {
             TraitItem::Fn(f) => {
-                if let Some(m) = method(f, &mut errors) {
+                let optional = take_attrs(&mut f.attrs, "optional");
+                let method_meta = take_attrs(&mut f.attrs, "method_meta");
+                let since = optional_since(&optional, side, &mut errors);
+                let mut pairs = Vec::new();
+                for attr in &method_meta {
+                    if let Err(e) = meta_pairs(attr, &mut pairs) {
+                        errors.push(e);
+                    }
+                }
+                if since.is_some() && f.default.is_none() {
+                    let message = format!(
+                        "optional method `{}::{}` is not implemented by this plugin \
+                         (fidius hosts get `CallError::NotImplemented` instead of calling it)",
+                        item_ident, f.sig.ident
+                    );
+                    f.default = Some(syn::parse_quote!({ ::core::panic!(#message) }));
+                    f.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
+                }
+                if let Some(mut m) = method(f, &mut errors) {
+                    m.since = since;
+                    m.meta = pairs;
                     methods.push(m);
                 }
             }
@@ -163,7 +266,54 @@ fn model(item: &ItemTrait) -> syn::Result<Vec<Method>> {
     if methods.is_empty() && item.items.is_empty() {
         errors.spanned(&item.ident, "a plugin interface needs at least one method");
     }
-    errors.finish().map(|()| methods)
+    let optional = methods.iter().filter(|m| m.since.is_some()).count();
+    if optional > 64 {
+        errors.spanned(&item.ident, "at most 64 methods can be `#[optional]`");
+    }
+    // Vtable order: required methods first, then optional ones, each group
+    // in declaration order (stable sort).
+    methods.sort_by_key(|m| m.since.is_some());
+    errors.finish().map(|()| (meta, methods))
+}
+
+/// `#[optional(since = N)]`.
+fn optional_since(attrs: &[syn::Attribute], side: Side, errors: &mut Errors) -> Option<u32> {
+    let attr = attrs.first()?;
+    if side == Side::Host {
+        errors.spanned(
+            attr,
+            "host interfaces cannot have optional methods: the host always implements all of them",
+        );
+        return None;
+    }
+    if let Some(second) = attrs.get(1) {
+        errors.spanned(second, "`#[optional]` given twice");
+    }
+    let mut since = None;
+    let parsed = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("since") {
+            let lit: syn::LitInt = meta.value()?.parse()?;
+            let value = lit.base10_parse::<u32>()?;
+            if value == 0 {
+                return Err(syn::Error::new_spanned(&lit, "`since` starts at 1"));
+            }
+            since = Some(value);
+            Ok(())
+        } else {
+            Err(meta.error("expected `since = N`, the interface version that added the method"))
+        }
+    });
+    if let Err(e) = parsed {
+        errors.push(e);
+        return None;
+    }
+    if since.is_none() {
+        errors.spanned(
+            attr,
+            "missing `since`: write `#[optional(since = N)]` with the interface version that added the method",
+        );
+    }
+    since
 }
 
 fn method(f: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
@@ -238,6 +388,8 @@ fn method(f: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
             .collect(),
         args,
         ret,
+        since: None,
+        meta: Vec::new(),
     })
 }
 
@@ -279,16 +431,47 @@ mod tests {
     use super::*;
 
     fn interface(tokens: TokenStream) -> Interface {
-        let item: ItemTrait = syn::parse2(tokens).unwrap();
-        let args = parse_interface_args(quote::quote!(version = 1)).unwrap();
+        let mut item: ItemTrait = syn::parse2(tokens).unwrap();
+        let args = parse_interface_args(quote::quote!(version = 2), Side::Plugin).unwrap();
+        let (meta, methods) = model(&mut item, Side::Plugin).unwrap_or_else(|e| panic!("{e}"));
         Interface {
             ident: item.ident.clone(),
             vis: item.vis.clone(),
             version: args.version,
             buffer: args.buffer,
             krate: args.krate,
-            methods: model(&item).unwrap_or_else(|e| panic!("{e}")),
+            host: None,
+            side: Side::Plugin,
+            meta,
+            methods,
         }
+    }
+
+    #[test]
+    fn optional_methods_do_not_enter_the_hash_and_go_last() {
+        let base = interface(quote::quote! {
+            trait T: Send + Sync { fn a(&self) -> u8; fn b(&self); }
+        });
+        let evolved = interface(quote::quote! {
+            #[interface_meta(owner = "imaging")]
+            trait T: Send + Sync {
+                #[optional(since = 2)]
+                #[method_meta(unit = "px", cost = "high")]
+                fn c(&self, x: u32) -> u32;
+                fn a(&self) -> u8;
+                fn b(&self);
+            }
+        });
+        assert_eq!(base.canonical(), evolved.canonical());
+        let order: Vec<String> = evolved
+            .methods
+            .iter()
+            .map(|m| m.ident.to_string())
+            .collect();
+        assert_eq!(order, ["a", "b", "c"]);
+        assert_eq!(evolved.methods[2].since, Some(2));
+        assert_eq!(evolved.methods[2].meta[1], ("cost".into(), "high".into()));
+        assert_eq!(evolved.meta, [("owner".to_string(), "imaging".to_string())]);
     }
 
     #[test]

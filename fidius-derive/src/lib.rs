@@ -39,14 +39,46 @@ use proc_macro::TokenStream;
 /// Generates, next to the trait: the `#[repr(C)]` vtable and `extern "C"`
 /// shims, `impl fidius::Interface for dyn Trait` (name, version, canonical
 /// text, hash) and the typed host proxy `<Trait>Client`.
+///
+/// On methods: `#[optional(since = N)]` (not in the hash; plugins may leave
+/// it out, hosts get `CallError::NotImplemented`) and
+/// `#[method_meta(key = "value", …)]`. On the trait (below this attribute):
+/// `#[interface_meta(key = "value", …)]`. `host = HostTrait` names a
+/// `#[host_interface]` plugins can call back into.
 #[proc_macro_attribute]
 pub fn plugin_interface(args: TokenStream, item: TokenStream) -> TokenStream {
-    interface::expand(args.into(), item.into()).into()
+    interface::expand(args.into(), item.into(), interface::Side::Plugin).into()
+}
+
+/// Turns a trait into a host interface: functions the host implements and
+/// plugins call (`#[plugin_interface(version = 1, host = HostTrait)]`).
+///
+/// ```ignore
+/// #[fidius::host_interface(version = 1)]
+/// pub trait Services: Send + Sync {
+///     fn log(&self, message: &str);
+/// }
+/// ```
+///
+/// Generates the vtable, `impl Interface` and `impl HostInterface for dyn
+/// Trait`, and `<Trait>Client`, the proxy plugins receive in their
+/// constructor.
+#[proc_macro_attribute]
+pub fn host_interface(args: TokenStream, item: TokenStream) -> TokenStream {
+    interface::expand(args.into(), item.into(), interface::Side::Host).into()
 }
 
 /// Exports an impl block as a plugin: `#[plugin_impl(ImageFilter)]` on
-/// `impl ImageFilter for Invert { … }`. The type must implement `Default`
-/// (the host creates one instance per client). Optional `crate = "path"`.
+/// `impl ImageFilter for Invert { … }`.
+///
+/// How instances are built, by arguments:
+/// * none: `Type::default()`;
+/// * `config = C`: `Type::configure(config: C) -> Result<Type, E>` with
+///   `E: Display` (or `fidius::PluginError`, kept whole);
+/// * `host`: `Type::new(host: HostClient) -> Type`, or with `config`,
+///   `Type::configure(config: C, host: HostClient) -> Result<Type, E>`.
+///
+/// Optional `crate = "path"`.
 #[proc_macro_attribute]
 pub fn plugin_impl(args: TokenStream, item: TokenStream) -> TokenStream {
     implement::expand(args.into(), item.into()).into()

@@ -34,16 +34,38 @@ fn snapshot_plugin_interface() {
     check(
         "plugin_interface",
         crate::interface::expand(
-            quote!(version = 1),
+            quote!(version = 2, host = Services),
             quote! {
+                #[interface_meta(category = "imaging")]
                 pub trait ImageFilter: Send + Sync {
                     /// Filters one image.
                     fn apply(&self, input: ApplyInput) -> ApplyOutput;
                     fn add(&self, a: i64, b: i64) -> i64;
                     fn count(&self, data: &[u8], name: &str) -> Result<u64, PluginError>;
                     fn reset(&self);
+                    #[optional(since = 2)]
+                    #[method_meta(unit = "px")]
+                    fn tiles(&self, input: Stream<ApplyInput>) -> Stream<u64>;
                 }
             },
+            crate::interface::Side::Plugin,
+        ),
+    );
+}
+
+#[test]
+fn snapshot_host_interface() {
+    check(
+        "host_interface",
+        crate::interface::expand(
+            quote!(version = 1),
+            quote! {
+                pub trait Services: Send + Sync {
+                    fn log(&self, message: &str);
+                    fn lookup(&self, key: String) -> Option<String>;
+                }
+            },
+            crate::interface::Side::Host,
         ),
     );
 }
@@ -51,7 +73,7 @@ fn snapshot_plugin_interface() {
 #[test]
 fn snapshot_plugin_impl_and_registry() {
     let mut out = crate::implement::expand(
-        quote!(ImageFilter),
+        quote!(ImageFilter, config = InvertConfig, host),
         quote! {
             impl ImageFilter for Invert {
                 fn apply(&self, input: ApplyInput) -> ApplyOutput {

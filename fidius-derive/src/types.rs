@@ -21,6 +21,8 @@ pub(crate) enum ArgKind {
     /// Serialized with the wire format. `by_ref` for `&T` (the plugin
     /// decodes a `T` and passes `&T`).
     Wire { by_ref: bool, inner: Box<Type> },
+    /// `Stream<T>`: a pull-based stream the caller produces.
+    Stream { item: Box<Type> },
 }
 
 /// How a value comes back.
@@ -31,6 +33,21 @@ pub(crate) enum RetKind {
     String,
     Vec,
     Wire,
+    /// `Stream<T>`: a pull-based stream the callee produces.
+    Stream {
+        item: Box<Type>,
+    },
+}
+
+/// `Stream<T>` (any path ending in `Stream` with one type argument).
+pub(crate) fn as_stream(ty: &Type) -> Option<&Type> {
+    match last_segment(ty) {
+        Some((ident, args)) if ident == "Stream" => match type_args(args).as_slice() {
+            [item] => Some(item),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 const SCALARS: &[&str] = &[
@@ -124,6 +141,9 @@ pub(crate) fn unsupported(ty: &Type) -> Option<(TokenStream, &'static str)> {
         Type::Path(p) if p.path.is_ident("Self") => {
             "`Self` cannot cross a plugin boundary; use a concrete serde type"
         }
+        Type::Reference(r) if as_stream(&r.elem).is_some() => {
+            "streams cross by value: write `Stream<T>`, not a reference"
+        }
         Type::Reference(r) => return unsupported(&r.elem),
         Type::Slice(s) => return unsupported(&s.elem),
         Type::Array(a) => return unsupported(&a.elem),
@@ -131,12 +151,19 @@ pub(crate) fn unsupported(ty: &Type) -> Option<(TokenStream, &'static str)> {
         Type::Group(g) => return unsupported(&g.elem),
         Type::Tuple(t) => return t.elems.iter().find_map(unsupported),
         Type::Path(p) => {
-            return p
-                .path
-                .segments
-                .iter()
-                .flat_map(|s| type_args(&s.arguments))
-                .find_map(unsupported);
+            let args = p.path.segments.iter().flat_map(|s| type_args(&s.arguments));
+            for arg in args {
+                if as_stream(arg).is_some() {
+                    return Some((
+                        arg.to_token_stream(),
+                        "`Stream<T>` can only be a whole argument or return type (or the `Ok` type of a `Result`), not nested in another type",
+                    ));
+                }
+                if let Some(found) = unsupported(arg) {
+                    return Some(found);
+                }
+            }
+            return None;
         }
         _ => return None,
     };
@@ -144,6 +171,11 @@ pub(crate) fn unsupported(ty: &Type) -> Option<(TokenStream, &'static str)> {
 }
 
 pub(crate) fn classify_arg(ty: &Type) -> ArgKind {
+    if let Some(item) = as_stream(ty) {
+        return ArgKind::Stream {
+            item: Box::new(item.clone()),
+        };
+    }
     if is_scalar(ty) {
         return ArgKind::Scalar;
     }
@@ -172,7 +204,11 @@ pub(crate) fn classify_arg(ty: &Type) -> ArgKind {
 }
 
 pub(crate) fn classify_ret(ty: &Type) -> RetKind {
-    if is_unit(ty) {
+    if let Some(item) = as_stream(ty) {
+        RetKind::Stream {
+            item: Box::new(item.clone()),
+        }
+    } else if is_unit(ty) {
         RetKind::Unit
     } else if is_scalar(ty) {
         RetKind::Scalar

@@ -17,16 +17,34 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use crate::CallError;
 use crate::abi::{
-    ABI_VERSION, DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, DestroyFn, FreeBufferFn,
-    WIRE_VERSION, status,
+    ABI_VERSION, DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, DestroyFn, FreeBufferFn, WIRE_VERSION,
 };
 pub use crate::abi::{
-    BufferStrategy, InstancePtr, LibraryHeader, PluginDescriptor, Prefix, RBuf, StrRef,
+    BufferStrategy, CreateFn, InstancePtr, LibraryHeader, PluginDescriptor, Prefix, RBuf, RawHost,
+    RawStream, StrRef, status,
 };
-pub use crate::meta::{Record as MetaRecord, encode as meta_encode, encoded_len as meta_len};
-use crate::wire;
+pub use crate::interface::HostInterface;
+pub use crate::meta::{
+    Record as MetaRecord, capabilities, contains, encode as meta_encode, encoded_len as meta_len,
+};
+pub use crate::stream::{RemoteStream, Stream, StreamFailure};
 pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
+use crate::{PluginError, wire};
 pub use serde;
+
+/// Implemented by `#[plugin_impl]` for the plugin type: the names of the
+/// methods its impl block defines, which decide the optional methods'
+/// capability bits.
+pub trait Implemented {
+    /// Method names defined in the impl block.
+    const METHODS: &'static [&'static str];
+}
+
+/// Whether plugin type `T` defines method `name`.
+#[inline(always)]
+pub const fn implements<T: Implemented>(name: &str) -> bool {
+    contains(T::METHODS, name)
+}
 
 /// Implemented by `#[plugin_interface]` for `dyn Trait`, for every `T:
 /// Trait`: the vtable of generic shims that call `T`'s methods.
@@ -130,10 +148,19 @@ pub enum Fault {
     ArgumentDecode(String),
     /// The result could not be encoded.
     ResultEncode(String),
+    /// The configuration could not be decoded (`create`).
+    ConfigDecode(String),
+    /// The constructor returned an error (`create`); a [`PluginError`]
+    /// encoded.
+    Rejected(Vec<u8>),
+    /// An optional method the plugin does not define.
+    NotImplemented,
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+    if let Some(StreamFailure(e)) = payload.downcast_ref::<StreamFailure>() {
+        format!("a stream from the other side failed: {e}")
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
@@ -183,6 +210,9 @@ pub unsafe fn guard(err: *mut RBuf, body: impl FnOnce() -> Result<(), Fault>) ->
         Ok(Err(Fault::PluginError(bytes))) => (status::PLUGIN_ERROR, bytes),
         Ok(Err(Fault::ArgumentDecode(msg))) => (status::ARGUMENT_DECODE, msg.into_bytes()),
         Ok(Err(Fault::ResultEncode(msg))) => (status::RESULT_ENCODE, msg.into_bytes()),
+        Ok(Err(Fault::ConfigDecode(msg))) => (status::CONFIG_DECODE, msg.into_bytes()),
+        Ok(Err(Fault::Rejected(bytes))) => (status::REJECTED, bytes),
+        Ok(Err(Fault::NotImplemented)) => (status::NOT_IMPLEMENTED, Vec::new()),
         Err(payload) => (status::PANIC, panic_message(&*payload).into_bytes()),
     };
     // SAFETY: the caller guarantees `err` is writable.
@@ -291,22 +321,108 @@ pub fn plugin_error<E: Serialize>(error: &E) -> Fault {
     }
 }
 
-/// `create` entry point for plugin type `T`: `T::default()`, boxed.
+/// The body of a plugin's `create` entry point: runs `ctor` under
+/// [`guard`] and boxes the instance.
 ///
 /// # Safety
 /// `out` and `err` must be valid for writes.
-pub unsafe extern "C" fn create<T: Default + Send + Sync + 'static>(
+pub unsafe fn create<T: Send + Sync + 'static>(
     out: *mut InstancePtr,
     err: *mut RBuf,
+    ctor: impl FnOnce() -> Result<T, Fault>,
 ) -> u32 {
     let body = || {
-        let instance = Box::new(T::default());
+        let instance = Box::new(ctor()?);
         // SAFETY: `out` is writable per the contract.
         unsafe { out.write(Box::into_raw(instance).cast()) };
         Ok(())
     };
     // SAFETY: `err` is writable per the contract.
     unsafe { guard(err, body) }
+}
+
+/// Decodes the configuration passed to `create`.
+///
+/// # Safety
+/// `(ptr, len)` must be valid as for [`arg_bytes`].
+pub unsafe fn config<C: DeserializeOwned>(ptr: *const u8, len: usize) -> Result<C, Fault> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { arg_bytes(ptr, len) };
+    wire::decode(bytes).map_err(|e| {
+        Fault::ConfigDecode(format!(
+            "invalid configuration for `{}`: {e}",
+            core::any::type_name::<C>()
+        ))
+    })
+}
+
+/// Wraps a constructor's error for [`IntoPluginErrorExact`] /
+/// [`IntoPluginErrorDisplay`] (a `PluginError` keeps its code and details,
+/// anything else `Display` becomes a message with code `rejected`).
+#[derive(Debug)]
+pub struct ErrorWrap<E>(pub E);
+
+/// Picked for `E = PluginError` by autoref (`(&&ErrorWrap(e)).…`).
+pub trait IntoPluginErrorExact {
+    /// The error as a [`PluginError`].
+    fn fidius_plugin_error(&self) -> PluginError;
+}
+
+impl IntoPluginErrorExact for &ErrorWrap<PluginError> {
+    fn fidius_plugin_error(&self) -> PluginError {
+        self.0.clone()
+    }
+}
+
+/// Picked for any other `E: Display`.
+pub trait IntoPluginErrorDisplay {
+    /// The error as a [`PluginError`].
+    fn fidius_plugin_error(&self) -> PluginError;
+}
+
+impl<E: core::fmt::Display> IntoPluginErrorDisplay for ErrorWrap<E> {
+    fn fidius_plugin_error(&self) -> PluginError {
+        PluginError::new("rejected", self.0.to_string())
+    }
+}
+
+/// A constructor's `Err`, as a fault carrying the [`PluginError`].
+pub fn rejected(error: PluginError) -> Fault {
+    match wire::encode(&error) {
+        Ok(bytes) => Fault::Rejected(bytes),
+        Err(e) => Fault::ResultEncode(format!("constructor error: {e}")),
+    }
+}
+
+/// The client for the host's callbacks passed to `create`: checks the host
+/// interface's hash and retains the host object.
+///
+/// # Safety
+/// `host` must be null or point at a valid [`RawHost`] for this call.
+pub unsafe fn host_client<P: PluginClient>(host: *const RawHost) -> Result<P, Fault> {
+    let info = &<P::Interface as Interface>::INFO;
+    if host.is_null() {
+        return Err(Fault::ConfigDecode(format!(
+            "this plugin needs the host interface `{}`, but the host passed none",
+            info.name
+        )));
+    }
+    // SAFETY: non-null and valid per the contract.
+    let raw = unsafe { &*host };
+    if raw.interface_hash != info.hash || raw.method_count as usize != info.methods.len() {
+        return Err(Fault::ConfigDecode(format!(
+            "host interface `{}` mismatch: expected hash {:#018x} with {} methods, \
+             the host passed {:#018x} with {}",
+            info.name,
+            info.hash,
+            info.methods.len(),
+            raw.interface_hash,
+            raw.method_count
+        )));
+    }
+    // SAFETY: validated above; the host keeps the table alive while we hold
+    // the reference `from_host` takes.
+    Ok(P::from_instance(unsafe { Instance::from_host(raw, info) }))
 }
 
 /// `destroy` entry point for plugin type `T`. A panic in `T::drop` is
@@ -321,10 +437,12 @@ pub unsafe extern "C" fn destroy<T: Send + Sync + 'static>(this: InstancePtr) {
 }
 
 /// Builds a plugin descriptor; used by `#[plugin_impl]` in a `static`.
-pub const fn descriptor<T: Default + Send + Sync + 'static>(
+pub const fn descriptor<T: Send + Sync + 'static>(
     interface: &'static InterfaceInfo,
     plugin_name: &'static str,
     vtable: *const c_void,
+    create: CreateFn,
+    capabilities: u64,
 ) -> PluginDescriptor {
     PluginDescriptor {
         prefix: Prefix {
@@ -341,43 +459,56 @@ pub const fn descriptor<T: Default + Send + Sync + 'static>(
         plugin_name: StrRef::new(plugin_name),
         vtable,
         free_buffer,
-        create: create::<T>,
+        create,
         destroy: destroy::<T>,
+        capabilities,
     }
 }
 
 // ---------------------------------------------------------------------------
 // Host half.
 
+/// Marks an absent optional method in [`InstanceInner::slots`].
+const NO_SLOT: u32 = u32::MAX;
+
 struct InstanceInner {
     this: InstancePtr,
     vtable: *const c_void,
+    /// Entries in `vtable`.
+    method_count: u32,
+    /// Per method of the caller's interface (its order): the entry in
+    /// `vtable`, or [`NO_SLOT`].
+    slots: Box<[u32]>,
     free: FreeBufferFn,
     destroy: DestroyFn,
     plugin_name: String,
     // Keeps the library mapped while this instance lives. Dropped after
     // `destroy` runs (fields drop after `Drop::drop`).
-    _library: Arc<dyn Any + Send + Sync>,
+    _library: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 // SAFETY: the instance is a `T: Send + Sync` (enforced by `create::<T>`'s
-// bounds and by interfaces requiring `Send + Sync`); the vtable and function
-// pointers are immutable statics of a library kept loaded by `_library`.
+// bounds and by interfaces requiring `Send + Sync`), or a host object behind
+// an `Arc<dyn Trait>` with `Trait: Send + Sync`; the vtable and function
+// pointers are immutable statics of a library kept loaded by `_library` (or
+// of the host binary).
 unsafe impl Send for InstanceInner {}
 // SAFETY: as above; every vtable entry takes `&self`.
 unsafe impl Sync for InstanceInner {}
 
 impl Drop for InstanceInner {
     fn drop(&mut self) {
-        // SAFETY: `this` came from the same descriptor's `create` and is
-        // destroyed exactly once, here; the library is still loaded.
+        // SAFETY: `this` came from the same descriptor's `create` (or was
+        // retained from a `RawHost`) and is released exactly once, here;
+        // the library is still loaded.
         unsafe { (self.destroy)(self.this) }
     }
 }
 
-/// A live plugin instance inside a loaded native library. Cloning shares
-/// the instance; it is destroyed when the last clone drops, and the library
-/// stays loaded until then.
+/// A live plugin instance inside a loaded native library (or, in a plugin,
+/// the host's callback object). Cloning shares the instance; it is
+/// destroyed when the last clone drops, and the library stays loaded until
+/// then.
 #[derive(Clone)]
 pub struct Instance {
     inner: Arc<InstanceInner>,
@@ -391,29 +522,75 @@ impl core::fmt::Debug for Instance {
     }
 }
 
+/// What `create` is given.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateArgs<'a> {
+    /// The wire-encoded configuration (empty for none).
+    pub config: &'a [u8],
+    /// The host's callback table, if the interface has one.
+    pub host: Option<&'a RawHost>,
+    /// Per method of the caller's interface: its vtable entry in this
+    /// plugin, or `None` for an optional method the plugin lacks.
+    pub slots: &'a [Option<u32>],
+}
+
 impl Instance {
     /// Calls the descriptor's `create`.
     ///
     /// # Safety
     /// `descriptor` must be a validated descriptor of a library that
-    /// `library` keeps loaded, whose interface matches the caller's vtable
-    /// type.
+    /// `library` keeps loaded, and `args.slots` must map the caller's
+    /// interface onto entries of its vtable with matching signatures.
     ///
     /// # Errors
-    /// [`CallError::Panic`] when the plugin's constructor panics, or
+    /// The [`CallError`] the constructor produced: [`CallError::Panic`],
+    /// [`CallError::ConfigDecode`], [`CallError::Rejected`], or
     /// [`CallError::Protocol`] when it returns garbage.
     pub unsafe fn create(
         descriptor: &PluginDescriptor,
         plugin_name: &str,
         library: Arc<dyn Any + Send + Sync>,
+        args: CreateArgs<'_>,
     ) -> Result<Self, CallError> {
+        if let Some(&bad) = args
+            .slots
+            .iter()
+            .flatten()
+            .find(|&&s| s >= descriptor.method_count)
+        {
+            return Err(CallError::Protocol {
+                method: "create",
+                detail: format!(
+                    "slot {bad} beyond the vtable's {} entries",
+                    descriptor.method_count
+                ),
+            });
+        }
         let mut this: InstancePtr = core::ptr::null_mut();
         let mut err = RBuf::EMPTY;
-        // SAFETY: out slots are valid locals; the descriptor is validated.
-        let code = unsafe { (descriptor.create)(&mut this, &mut err) };
+        let host = args.host.map_or(core::ptr::null(), |h| h as *const RawHost);
+        // SAFETY: out slots are valid locals; the descriptor is validated;
+        // the config slice and host table outlive the call.
+        let code = unsafe {
+            (descriptor.create)(
+                args.config.as_ptr(),
+                args.config.len(),
+                host,
+                &mut this,
+                &mut err,
+            )
+        };
         let free = descriptor.free_buffer;
         // SAFETY: `err` was written by this library's `create`.
-        unsafe { finish_with(free, "create", code, err) }?;
+        match unsafe { finish_with(free, "create", code, err) }? {
+            Outcome::Ok => {}
+            Outcome::PluginError(_) => {
+                return Err(CallError::Protocol {
+                    method: "create",
+                    detail: "constructor returned a method error status".into(),
+                });
+            }
+        }
         if this.is_null() {
             return Err(CallError::Protocol {
                 method: "create",
@@ -424,12 +601,38 @@ impl Instance {
             inner: Arc::new(InstanceInner {
                 this,
                 vtable: descriptor.vtable,
+                method_count: descriptor.method_count,
+                slots: args.slots.iter().map(|s| s.unwrap_or(NO_SLOT)).collect(),
                 free,
                 destroy: descriptor.destroy,
                 plugin_name: plugin_name.to_owned(),
-                _library: library,
+                _library: Some(library),
             }),
         })
+    }
+
+    /// Wraps the host's callback table (in a plugin), retaining the host
+    /// object until the last clone drops.
+    ///
+    /// # Safety
+    /// `raw` must be a valid table for `info`'s interface (hash and method
+    /// count checked by the caller).
+    unsafe fn from_host(raw: &RawHost, info: &InterfaceInfo) -> Self {
+        // SAFETY: per the contract `state` is live; we take one reference,
+        // released in `InstanceInner::drop` through `destroy`.
+        unsafe { (raw.retain)(raw.state) };
+        Self {
+            inner: Arc::new(InstanceInner {
+                this: raw.state,
+                vtable: raw.vtable,
+                method_count: raw.method_count,
+                slots: (0..info.methods.len() as u32).collect(),
+                free: raw.free,
+                destroy: raw.release,
+                plugin_name: info.name.to_owned(),
+                _library: None,
+            }),
+        }
     }
 
     /// The plugin's name.
@@ -443,16 +646,37 @@ impl Instance {
         self.inner.this
     }
 
-    /// The vtable.
+    /// The vtable entry of the caller's method `index`, or `None` when the
+    /// plugin lacks that optional method.
+    #[inline(always)]
+    pub fn slot(&self, index: usize) -> Option<usize> {
+        match self.inner.slots.get(index) {
+            Some(&slot) if slot != NO_SLOT => Some(slot as usize),
+            _ => None,
+        }
+    }
+
+    /// Reads vtable entry `slot` as a function pointer of type `F`.
     ///
     /// # Safety
-    /// `V` must be the vtable type of the interface this instance was
-    /// validated against.
+    /// `slot` must come from [`slot`](Self::slot) for a method whose entry
+    /// type is `F`.
     #[inline(always)]
-    pub unsafe fn vtable<V>(&self) -> &V {
-        // SAFETY: per the contract; the vtable is a static in a library the
-        // instance keeps loaded.
-        unsafe { &*self.inner.vtable.cast::<V>() }
+    pub unsafe fn entry<F: Copy>(&self, slot: usize) -> F {
+        debug_assert!(slot < self.inner.method_count as usize);
+        debug_assert_eq!(size_of::<F>(), size_of::<*const c_void>());
+        // SAFETY: vtables are `#[repr(C)]` structs of function pointers,
+        // laid out like an array; `slot` is within the `method_count`
+        // entries (checked when the slots were built) and the entry's type
+        // is `F` per the contract.
+        unsafe {
+            self.inner
+                .vtable
+                .cast::<*const c_void>()
+                .add(slot)
+                .cast::<F>()
+                .read()
+        }
     }
 
     /// Takes ownership of a buffer the plugin returned.
@@ -463,6 +687,17 @@ impl Instance {
     pub unsafe fn take(&self, method: &'static str, buf: RBuf) -> Result<PluginBytes, CallError> {
         // SAFETY: forwarded contract.
         unsafe { PluginBytes::new(self.inner.free, method, buf) }
+    }
+
+    /// Wraps a stream the plugin returned; it keeps this instance (and its
+    /// library) alive.
+    ///
+    /// # Safety
+    /// `raw` must have been written by this instance's library as a result.
+    #[inline]
+    pub unsafe fn take_stream<T>(&self, method: &'static str, raw: RawStream) -> RemoteStream<T> {
+        let keep: Arc<dyn Any + Send + Sync> = self.inner.clone();
+        RemoteStream::from_raw(raw, method, Some(keep))
     }
 }
 
@@ -477,7 +712,11 @@ impl PluginBytes {
     ///
     /// # Safety
     /// `buf` must have been written by the library `free` belongs to.
-    unsafe fn new(free: FreeBufferFn, method: &'static str, buf: RBuf) -> Result<Self, CallError> {
+    pub(crate) unsafe fn new(
+        free: FreeBufferFn,
+        method: &'static str,
+        buf: RBuf,
+    ) -> Result<Self, CallError> {
         if (buf.ptr.is_null() && buf.len != 0) || buf.len > buf.cap {
             // Do not hand a malformed buffer back to the plugin's allocator.
             return Err(CallError::Protocol {
@@ -550,6 +789,15 @@ unsafe fn finish_with(
         status::RESULT_ENCODE => CallError::ResultEncode {
             method,
             message: text(),
+        },
+        status::NOT_IMPLEMENTED => CallError::NotImplemented { method },
+        status::CONFIG_DECODE => CallError::ConfigDecode { message: text() },
+        status::REJECTED => match wire::decode::<PluginError>(bytes.as_slice()) {
+            Ok(error) => CallError::Rejected { error },
+            Err(e) => CallError::Protocol {
+                method,
+                detail: format!("undecodable constructor error: {e}"),
+            },
         },
         other => CallError::Protocol {
             method,
@@ -662,3 +910,282 @@ pub fn take_string(method: &'static str, bytes: &PluginBytes) -> Result<String, 
 
 /// Compile-time check that a type crosses the boundary by serialization.
 pub const fn assert_wire<T: Serialize + DeserializeOwned>() {}
+
+/// The error for an optional method the plugin lacks.
+#[inline]
+pub fn not_implemented(method: &'static str) -> CallError {
+    CallError::NotImplemented { method }
+}
+
+// ---------------------------------------------------------------------------
+// Streams (both directions; see `crate::stream`).
+
+/// Stop filling a batch once it holds this many bytes (at least one item is
+/// always sent), so large items do not pile up in one buffer.
+const BATCH_BYTES: usize = 256 * 1024;
+
+struct Producer<T> {
+    iter: Box<dyn Iterator<Item = T> + Send>,
+    finished: bool,
+    /// An error met after some items of a batch were already encoded:
+    /// reported on the next pull, after those items.
+    pending: Option<(u32, Vec<u8>)>,
+}
+
+/// Exports an iterator as a [`RawStream`] whose functions live in this
+/// binary.
+pub(crate) fn export_iter<T: Serialize + 'static>(
+    iter: Box<dyn Iterator<Item = T> + Send>,
+) -> RawStream {
+    let producer = Box::new(Producer {
+        iter,
+        finished: false,
+        pending: None,
+    });
+    RawStream {
+        state: Box::into_raw(producer).cast(),
+        next: producer_next::<T>,
+        drop: producer_drop::<T>,
+        free: free_buffer,
+    }
+}
+
+fn write_err(err: *mut RBuf, bytes: Vec<u8>) {
+    // SAFETY: callers pass the `err` slot of `RawStream::next`, valid for a
+    // write per its contract.
+    unsafe { err.write(buf_from_vec(bytes)) }
+}
+
+unsafe extern "C" fn producer_next<T: Serialize + 'static>(
+    state: *mut c_void,
+    max_items: u32,
+    out: *mut RBuf,
+    err: *mut RBuf,
+) -> u32 {
+    // SAFETY: `state` is the `Producer<T>` made by `export_iter::<T>`; the
+    // consumer owns the stream and pulls through `&mut`, one call at a time.
+    let producer = unsafe { &mut *state.cast::<Producer<T>>() };
+    if let Some((code, bytes)) = producer.pending.take() {
+        write_err(err, bytes);
+        return code;
+    }
+    if producer.finished {
+        return status::STREAM_END;
+    }
+    let mut buf = Vec::new();
+    let mut count = 0u32;
+    let max_items = max_items.max(1);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        while count < max_items && buf.len() < BATCH_BYTES {
+            let Some(item) = producer.iter.next() else {
+                return Ok::<bool, String>(true);
+            };
+            buf = postcard::to_extend(&item, core::mem::take(&mut buf))
+                .map_err(|e| format!("stream item: {e}"))?;
+            count += 1;
+        }
+        Ok(false)
+    }));
+    let failure = match outcome {
+        Ok(Ok(ended)) => {
+            producer.finished = ended;
+            None
+        }
+        Ok(Err(message)) => Some((status::RESULT_ENCODE, message.into_bytes())),
+        Err(payload) => Some((status::PANIC, panic_message(&*payload).into_bytes())),
+    };
+    if let Some(failure) = failure {
+        producer.finished = true;
+        // The iterator may be in any state after a panic: drop it now.
+        let iter = core::mem::replace(&mut producer.iter, Box::new(core::iter::empty()));
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(iter)));
+        if count == 0 {
+            write_err(err, failure.1);
+            return failure.0;
+        }
+        producer.pending = Some(failure);
+    }
+    if count == 0 {
+        return status::STREAM_END;
+    }
+    // SAFETY: `out` is valid for a write per `RawStream::next`'s contract.
+    unsafe { out.write(buf_from_vec(buf)) };
+    status::OK
+}
+
+unsafe extern "C" fn producer_drop<T: 'static>(state: *mut c_void) {
+    // SAFETY: `state` is the `Producer<T>` made by `export_iter::<T>`,
+    // dropped once by the stream's owner.
+    let producer = unsafe { Box::from_raw(state.cast::<Producer<T>>()) };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(producer)));
+}
+
+/// Pulls one batch: `Ok(None)` at the end of the stream.
+pub(crate) fn pull(
+    raw: &RawStream,
+    max_items: u32,
+    method: &'static str,
+) -> Result<Option<PluginBytes>, CallError> {
+    let mut out = RBuf::EMPTY;
+    let mut err = RBuf::EMPTY;
+    // SAFETY: the stream is owned by the caller and not yet dropped; the
+    // out slots are valid locals.
+    let code = unsafe { (raw.next)(raw.state, max_items, &mut out, &mut err) };
+    match code {
+        status::OK => {
+            // SAFETY: `out` was written by the producer, whose allocator
+            // `raw.free` belongs to.
+            let bytes = unsafe { PluginBytes::new(raw.free, method, out) }?;
+            if bytes.as_slice().is_empty() {
+                return Err(CallError::Protocol {
+                    method,
+                    detail: "stream returned an empty batch".into(),
+                });
+            }
+            Ok(Some(bytes))
+        }
+        status::STREAM_END => Ok(None),
+        // SAFETY: `err` was written by the producer.
+        code => match unsafe { finish_with(raw.free, method, code, err) } {
+            Err(e) => Err(e),
+            Ok(_) => Err(CallError::Protocol {
+                method,
+                detail: format!("unexpected stream status {code}"),
+            }),
+        },
+    }
+}
+
+/// Drops a raw stream (cancels its producer).
+pub(crate) fn drop_raw_stream(raw: RawStream) {
+    // SAFETY: called once by the stream's owner.
+    unsafe { (raw.drop)(raw.state) }
+}
+
+/// Turns a stream argument or result into its raw form (the receiver owns
+/// it).
+#[inline]
+pub fn export_stream<T: Serialize + DeserializeOwned + Send + 'static>(
+    stream: Stream<T>,
+) -> RawStream {
+    stream.into_raw()
+}
+
+/// A stream argument for a call, from anything iterable.
+#[inline]
+pub fn stream_arg<T, I>(items: I) -> Stream<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: Send + 'static,
+{
+    Stream::new(items)
+}
+
+/// Takes ownership of a stream argument received by a shim.
+///
+/// # Safety
+/// `raw` must be a stream the caller gave up for this call.
+#[inline]
+pub unsafe fn import_stream<T>(raw: RawStream, method: &'static str) -> Stream<T> {
+    Stream::from_remote(RemoteStream::from_raw(raw, method, None))
+}
+
+/// Writes a returned stream into its out slot.
+///
+/// # Safety
+/// `out` must be valid for a write.
+#[inline]
+pub unsafe fn ret_stream<T: Serialize + DeserializeOwned + Send + 'static>(
+    out: *mut RawStream,
+    value: Stream<T>,
+) {
+    // SAFETY: per the contract.
+    unsafe { out.write(value.into_raw()) }
+}
+
+// ---------------------------------------------------------------------------
+// Host interfaces: the host's side.
+
+/// The host's implementation of a `#[host_interface]`, packed for plugins:
+/// a [`RawHost`] holding one reference to the host object.
+#[derive(Debug)]
+pub struct HostExport {
+    raw: Option<RawHost>,
+}
+
+// SAFETY: the host object is an `Arc<dyn Trait>` with `Trait: Send + Sync`.
+unsafe impl Send for HostExport {}
+// SAFETY: as above; the table is immutable.
+unsafe impl Sync for HostExport {}
+
+impl HostExport {
+    /// No host interface.
+    pub fn none() -> Self {
+        Self { raw: None }
+    }
+
+    /// Packs `host` with the `vtable` of shims `#[host_interface]` made for
+    /// `I`.
+    ///
+    /// # Safety
+    /// `vtable` must be the host interface's vtable for `I` whose entries
+    /// expect `this` to point at an `Arc<I>`, with `info.methods.len()`
+    /// entries.
+    pub unsafe fn new<I: ?Sized + Send + Sync + 'static>(
+        host: Arc<I>,
+        vtable: *const c_void,
+        info: &'static InterfaceInfo,
+    ) -> Self {
+        let state = Arc::into_raw(Arc::new(host)).cast_mut().cast::<c_void>();
+        Self {
+            raw: Some(RawHost {
+                interface_hash: info.hash,
+                method_count: info.methods.len() as u32,
+                state,
+                vtable,
+                free: free_buffer,
+                retain: host_retain::<I>,
+                release: host_release::<I>,
+            }),
+        }
+    }
+
+    /// The table to pass to `create`, if any.
+    pub fn raw(&self) -> Option<&RawHost> {
+        self.raw.as_ref()
+    }
+}
+
+impl Drop for HostExport {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw {
+            // SAFETY: drops the reference `new` took.
+            unsafe { (raw.release)(raw.state) }
+        }
+    }
+}
+
+unsafe extern "C" fn host_retain<I: ?Sized + 'static>(state: *mut c_void) {
+    // SAFETY: `state` came from `Arc::into_raw` of an `Arc<Arc<I>>` in
+    // `HostExport::new` and is still referenced by the caller.
+    unsafe { Arc::<Arc<I>>::increment_strong_count(state.cast::<Arc<I>>()) }
+}
+
+unsafe extern "C" fn host_release<I: ?Sized + 'static>(state: *mut c_void) {
+    // SAFETY: as in `host_retain`; drops one reference taken before.
+    unsafe { Arc::<Arc<I>>::decrement_strong_count(state.cast::<Arc<I>>()) }
+}
+
+/// Borrows the host object in a host shim.
+///
+/// # Safety
+/// `this` must be the `state` of a [`HostExport`] for `I`.
+#[inline(always)]
+pub unsafe fn host_object<'a, I: ?Sized + 'static>(this: *const c_void) -> &'a I {
+    // SAFETY: per the contract, `this` points at a live `Arc<I>`.
+    unsafe { &**this.cast::<Arc<I>>() }
+}
+
+/// Compile-time check that a type can be a `Stream<T>` item.
+pub const fn assert_stream_item<T: Serialize + DeserializeOwned + Send + 'static>() {}

@@ -63,6 +63,19 @@ pub mod status {
     /// The plugin could not encode its result; the error buffer holds a
     /// UTF-8 message.
     pub const RESULT_ENCODE: u32 = 4;
+    /// The plugin does not implement this optional method (its capability
+    /// bit is clear). Hosts check the bit first and never call such an
+    /// entry; the stub answers this for safety.
+    pub const NOT_IMPLEMENTED: u32 = 5;
+    /// [`RawStream::next`](super::RawStream::next): the stream is finished;
+    /// the out buffer is empty.
+    pub const STREAM_END: u32 = 6;
+    /// `create`: the configuration could not be decoded; the error buffer
+    /// holds a UTF-8 message naming the config type.
+    pub const CONFIG_DECODE: u32 = 7;
+    /// `create`: the constructor returned `Err(e)`; the error buffer holds
+    /// a [`PluginError`](crate::PluginError) in the wire format.
+    pub const REJECTED: u32 = 8;
 }
 
 /// How result buffers are allocated across the boundary.
@@ -147,8 +160,12 @@ impl RBuf {
 /// Written into a `create` out slot: the new instance.
 pub type InstancePtr = *mut c_void;
 
-/// `create(out_instance, out_error) -> status`: builds one plugin instance.
-pub type CreateFn = unsafe extern "C" fn(*mut InstancePtr, *mut RBuf) -> u32;
+/// `create(config_ptr, config_len, host, out_instance, out_error) -> status`:
+/// builds one plugin instance. `config` is the wire-encoded configuration
+/// (empty for unconfigured plugins); `host` is null or the host's callback
+/// table, which the plugin retains if it keeps it.
+pub type CreateFn =
+    unsafe extern "C" fn(*const u8, usize, *const RawHost, *mut InstancePtr, *mut RBuf) -> u32;
 /// `destroy(instance)`: drops an instance made by `create`.
 pub type DestroyFn = unsafe extern "C" fn(InstancePtr);
 /// `free_buffer(buf)`: returns a result or error buffer to the plugin.
@@ -197,7 +214,8 @@ pub struct PluginDescriptor {
     pub interface_name: StrRef,
     /// Interface version from `#[plugin_interface(version = N)]`.
     pub interface_version: u32,
-    /// Number of entries in the vtable.
+    /// Number of entries in the vtable: the required methods in declaration
+    /// order, then the optional ones in declaration order.
     pub method_count: u32,
     /// [`interface_hash`] of the interface's canonical text.
     pub interface_hash: u64,
@@ -211,6 +229,55 @@ pub struct PluginDescriptor {
     pub create: CreateFn,
     /// Drops an instance.
     pub destroy: DestroyFn,
+    /// Bit `i` is set when the plugin implements the `i`-th optional method
+    /// (in vtable order). At most 64 optional methods per interface.
+    pub capabilities: u64,
+}
+
+/// A pull-based stream of wire-encoded items crossing the boundary in either
+/// direction, owned by the side that receives it.
+///
+/// The receiver calls [`next`](Self::next) to pull a batch of at most
+/// `max_items` items (each one postcard value, concatenated in one buffer
+/// allocated by the producer and returned through [`free`](Self::free)), and
+/// calls [`drop`](Self::drop) exactly once when done, which cancels the
+/// producer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawStream {
+    /// The producer's state.
+    pub state: *mut c_void,
+    /// `next(state, max_items, out, err) -> status`: [`status::OK`] with
+    /// 1..=`max_items` items in `out`, [`status::STREAM_END`], or an error
+    /// status with a message in `err`.
+    pub next: unsafe extern "C" fn(*mut c_void, u32, *mut RBuf, *mut RBuf) -> u32,
+    /// Drops the producer's state; called once.
+    pub drop: unsafe extern "C" fn(*mut c_void),
+    /// Frees buffers written by `next`.
+    pub free: FreeBufferFn,
+}
+
+/// The host's callback table for a `#[host_interface]`, passed to `create`.
+///
+/// `state` is reference-counted: a plugin that keeps it calls
+/// [`retain`](Self::retain) once and [`release`](Self::release) when done.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawHost {
+    /// [`interface_hash`] of the host interface the table implements.
+    pub interface_hash: u64,
+    /// Number of entries in `vtable`.
+    pub method_count: u32,
+    /// The host object, passed as `this` to every vtable entry.
+    pub state: *mut c_void,
+    /// The host interface's vtable.
+    pub vtable: *const c_void,
+    /// Frees result and error buffers the host returns.
+    pub free: FreeBufferFn,
+    /// Adds one reference to `state`.
+    pub retain: unsafe extern "C" fn(*mut c_void),
+    /// Drops one reference to `state`.
+    pub release: unsafe extern "C" fn(*mut c_void),
 }
 
 // SAFETY: the descriptor is immutable static data; its raw pointers point at
@@ -261,7 +328,7 @@ mod tests {
         #[cfg(target_pointer_width = "64")]
         {
             assert_eq!(core::mem::size_of::<LibraryHeader>(), 40);
-            assert_eq!(core::mem::size_of::<PluginDescriptor>(), 104);
+            assert_eq!(core::mem::size_of::<PluginDescriptor>(), 112);
         }
     }
 }

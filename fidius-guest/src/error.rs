@@ -61,6 +61,26 @@ pub enum CallError {
         #[source]
         source: WireError,
     },
+    /// The plugin does not implement this `#[optional]` method; ask
+    /// `supports(method)` first to avoid the call.
+    #[error("plugin does not implement optional method `{method}`")]
+    NotImplemented {
+        /// Method called.
+        method: &'static str,
+    },
+    /// The plugin could not decode its configuration (the host's config
+    /// value has a different shape than the plugin's config type).
+    #[error("plugin rejected its configuration: {message}")]
+    ConfigDecode {
+        /// The plugin's message, naming the config type.
+        message: String,
+    },
+    /// The plugin's constructor (`configure`) returned an error.
+    #[error("plugin constructor failed: {error}")]
+    Rejected {
+        /// The error, with its code and details.
+        error: PluginError,
+    },
     /// The plugin broke the ABI: a null buffer, an invalid `bool` or `char`,
     /// invalid UTF-8, or an unknown status code.
     #[error("plugin broke the ABI in `{method}`: {detail}")]

@@ -2,16 +2,67 @@
 
 use crate::abi::BufferStrategy;
 
+/// Static `key = "value"` pairs from `#[interface_meta]` / `#[method_meta]`.
+pub type MetaPairs = &'static [(&'static str, &'static str)];
+
 /// A method of an interface, in vtable order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MethodInfo {
     /// Method name.
     pub name: &'static str,
     /// Canonical signature, e.g. `fn apply(ApplyInput)->ApplyOutput`.
     pub signature: &'static str,
+    /// `Some(n)` for `#[optional(since = n)]` methods, which do not enter
+    /// the interface hash; `None` for required methods.
+    pub since: Option<u32>,
+    /// `#[method_meta(key = "value")]` pairs.
+    pub meta: MetaPairs,
 }
 
-/// Everything static about an interface, produced by `#[plugin_interface]`.
+impl MethodInfo {
+    /// A required method.
+    pub const fn required(name: &'static str, signature: &'static str, meta: MetaPairs) -> Self {
+        Self {
+            name,
+            signature,
+            since: None,
+            meta,
+        }
+    }
+
+    /// An `#[optional(since = since)]` method.
+    pub const fn optional(
+        name: &'static str,
+        signature: &'static str,
+        since: u32,
+        meta: MetaPairs,
+    ) -> Self {
+        Self {
+            name,
+            signature,
+            since: Some(since),
+            meta,
+        }
+    }
+
+    /// Whether the method is `#[optional]`.
+    pub const fn is_optional(&self) -> bool {
+        self.since.is_some()
+    }
+
+    /// The value of metadata `key`, if declared.
+    pub fn meta(&self, key: &str) -> Option<&'static str> {
+        lookup(self.meta, key)
+    }
+}
+
+fn lookup(pairs: MetaPairs, key: &str) -> Option<&'static str> {
+    pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// Everything static about an interface, produced by `#[plugin_interface]`
+/// (or `#[host_interface]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InterfaceInfo {
@@ -19,14 +70,20 @@ pub struct InterfaceInfo {
     pub name: &'static str,
     /// `version = N`.
     pub version: u32,
-    /// Canonical text the hash is computed from.
+    /// Canonical text of the required methods, which the hash is computed
+    /// from.
     pub canonical: &'static str,
     /// [`interface_hash`](crate::abi::interface_hash) of `canonical`.
     pub hash: u64,
     /// Buffer strategy.
     pub buffer: BufferStrategy,
-    /// Methods in vtable order.
+    /// Methods in vtable order: required methods first, then optional ones,
+    /// each group in declaration order.
     pub methods: &'static [MethodInfo],
+    /// `#[interface_meta(key = "value")]` pairs.
+    pub meta: MetaPairs,
+    /// The `#[host_interface]` plugins of this interface can call, if any.
+    pub host: Option<&'static InterfaceInfo>,
 }
 
 impl InterfaceInfo {
@@ -45,7 +102,42 @@ impl InterfaceInfo {
             hash: crate::abi::interface_hash(canonical),
             buffer,
             methods,
+            meta: &[],
+            host: None,
         }
+    }
+
+    /// Adds `#[interface_meta]` pairs.
+    #[must_use]
+    pub const fn with_meta(mut self, meta: MetaPairs) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    /// Names the host interface.
+    #[must_use]
+    pub const fn with_host(mut self, host: Option<&'static InterfaceInfo>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// The value of interface metadata `key`, if declared.
+    pub fn meta(&self, key: &str) -> Option<&'static str> {
+        lookup(self.meta, key)
+    }
+
+    /// The method called `name`.
+    pub fn method(&self, name: &str) -> Option<&'static MethodInfo> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+
+    /// Number of required methods (the first entries of the vtable).
+    pub const fn required_count(&self) -> usize {
+        let mut n = 0;
+        while n < self.methods.len() && self.methods[n].since.is_none() {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -53,10 +145,31 @@ impl InterfaceInfo {
 pub trait Interface: 'static {
     /// The interface's static description.
     const INFO: InterfaceInfo;
+    /// The `#[host_interface]` plugins can call (`dyn HostTrait`), or `()`.
+    type Host: ?Sized + HostInterface;
+}
+
+/// Implemented by `#[host_interface]` for `dyn Trait` (and by `()`, "no
+/// host interface").
+pub trait HostInterface: 'static {
+    /// The host interface's description, `None` for `()`.
+    const HOST_INFO: Option<&'static InterfaceInfo>;
+
+    /// Packs the host's implementation into a callback table for plugins.
+    #[doc(hidden)]
+    fn export(host: std::sync::Arc<Self>) -> crate::__private::HostExport;
+}
+
+impl HostInterface for () {
+    const HOST_INFO: Option<&'static InterfaceInfo> = None;
+    fn export(_: std::sync::Arc<Self>) -> crate::__private::HostExport {
+        crate::__private::HostExport::none()
+    }
 }
 
 /// Implemented by `#[plugin_interface]` for the generated `<Trait>Client`
-/// proxy; the runtime builds one after it has validated a plugin.
+/// proxy (and by `#[host_interface]` for `<Trait>Proxy`); the runtime builds
+/// one after it has validated a plugin.
 pub trait PluginClient: Sized + Send + Sync + 'static {
     /// `dyn Trait` of the interface this client calls.
     type Interface: Interface + ?Sized;
@@ -77,5 +190,16 @@ pub trait PluginClient: Sized + Send + Sync + 'static {
     /// The interface's static description (name, version, hash, methods).
     fn interface_info(&self) -> &'static crate::InterfaceInfo {
         &<Self::Interface as Interface>::INFO
+    }
+
+    /// Whether the plugin implements method `name`: always for required
+    /// methods, per its capability bit for `#[optional]` ones, `false` for
+    /// names the interface does not have.
+    fn supports(&self, name: &str) -> bool {
+        let info = &<Self::Interface as Interface>::INFO;
+        match info.methods.iter().position(|m| m.name == name) {
+            Some(index) => self.instance().slot(index).is_some(),
+            None => false,
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod abi;
 mod error;
 mod interface;
 pub mod meta;
+mod stream;
 pub mod wire;
 
 #[doc(hidden)]
@@ -26,4 +27,5 @@ pub mod wire;
 pub mod __private;
 
 pub use error::{CallError, PluginError};
-pub use interface::{Interface, InterfaceInfo, MethodInfo, PluginClient};
+pub use interface::{HostInterface, Interface, InterfaceInfo, MetaPairs, MethodInfo, PluginClient};
+pub use stream::{DEFAULT_BATCH_LIMIT, RemoteStream, Stream, StreamFailure};

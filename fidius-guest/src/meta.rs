@@ -21,10 +21,23 @@
 //! | 24 | 4 | interface version |
 //! | 28 | 4 | method count |
 //! | 32 | 8 | interface hash |
-//! | 40 | … | strings, each a `u16` length then UTF-8 bytes: fidius version, interface name, plugin name, then per method its name and canonical signature |
+//! | 40 | … | body |
+//!
+//! The body: strings are a `u16` length then UTF-8 bytes; "pairs" are a
+//! `u16` count then that many key and value strings.
+//!
+//! 1. fidius version, interface name, plugin name, config type (empty when
+//!    the plugin takes no configuration);
+//! 2. host interface name (empty when none), its version (`u32`) and hash
+//!    (`u64`);
+//! 3. interface metadata pairs;
+//! 4. per method, in vtable order: name, canonical signature, flags (`u8`:
+//!    bit 0 optional, bit 1 implemented by this plugin), `since` (`u32`, 0
+//!    for required methods), method metadata pairs.
 
 use crate::InterfaceInfo;
 use crate::abi::{ABI_VERSION, WIRE_VERSION};
+use crate::interface::MetaPairs;
 
 /// Magic at the start of a metadata record.
 pub const MAGIC: [u8; 8] = *b"FIDIUSMD";
@@ -40,22 +53,105 @@ pub struct Record {
     pub interface: &'static InterfaceInfo,
     /// Plugin name.
     pub plugin_name: &'static str,
+    /// Names of the methods the impl block defines (decides the optional
+    /// methods' capability bits).
+    pub implemented: &'static [&'static str],
+    /// Configuration type of `#[plugin_impl(…, config = C)]`, or `""`.
+    pub config_type: &'static str,
+}
+
+/// Method flag: `#[optional]`.
+pub const FLAG_OPTIONAL: u8 = 1;
+/// Method flag: implemented by this plugin.
+pub const FLAG_IMPLEMENTED: u8 = 2;
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `name` is in `implemented`.
+pub const fn contains(implemented: &[&str], name: &str) -> bool {
+    let mut i = 0;
+    while i < implemented.len() {
+        if str_eq(implemented[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The capability bits of a plugin that defines `implemented`: bit `i` for
+/// the `i`-th optional method of `interface`.
+pub const fn capabilities(interface: &InterfaceInfo, implemented: &[&str]) -> u64 {
+    let mut bits = 0u64;
+    let mut bit = 0;
+    let mut i = 0;
+    while i < interface.methods.len() {
+        if interface.methods[i].since.is_some() {
+            assert!(bit < 64, "at most 64 optional methods per interface");
+            if contains(implemented, interface.methods[i].name) {
+                bits |= 1 << bit;
+            }
+            bit += 1;
+        }
+        i += 1;
+    }
+    bits
 }
 
 const fn str_len(s: &str) -> usize {
     2 + s.len()
 }
 
+const fn pairs_len(pairs: MetaPairs) -> usize {
+    let mut len = 2;
+    let mut i = 0;
+    while i < pairs.len() {
+        len += str_len(pairs[i].0) + str_len(pairs[i].1);
+        i += 1;
+    }
+    len
+}
+
+const fn host_name(info: &InterfaceInfo) -> &'static str {
+    match info.host {
+        Some(host) => host.name,
+        None => "",
+    }
+}
+
 /// Length in bytes of the encoded `record`.
 pub const fn encoded_len(record: &Record) -> usize {
+    let iface = record.interface;
     let mut len = HEADER_LEN
         + str_len(env!("CARGO_PKG_VERSION"))
-        + str_len(record.interface.name)
-        + str_len(record.plugin_name);
-    let methods = record.interface.methods;
+        + str_len(iface.name)
+        + str_len(record.plugin_name)
+        + str_len(record.config_type)
+        + str_len(host_name(iface))
+        + 4
+        + 8
+        + pairs_len(iface.meta);
+    let methods = iface.methods;
     let mut i = 0;
     while i < methods.len() {
-        len += str_len(methods[i].name) + str_len(methods[i].signature);
+        len += str_len(methods[i].name)
+            + str_len(methods[i].signature)
+            + 1
+            + 4
+            + pairs_len(methods[i].meta);
         i += 1;
     }
     len
@@ -79,6 +175,18 @@ const fn put_str(out: &mut [u8], at: usize, s: &str) -> usize {
     put(out, at, s.as_bytes())
 }
 
+const fn put_pairs(out: &mut [u8], at: usize, pairs: MetaPairs) -> usize {
+    assert!(pairs.len() <= u16::MAX as usize, "too many metadata pairs");
+    let mut at = put(out, at, &(pairs.len() as u16).to_le_bytes());
+    let mut i = 0;
+    while i < pairs.len() {
+        at = put_str(out, at, pairs[i].0);
+        at = put_str(out, at, pairs[i].1);
+        i += 1;
+    }
+    at
+}
+
 /// Encodes `record`; `N` must be [`encoded_len`] of it (checked at compile
 /// time when used in a `static`).
 pub const fn encode<const N: usize>(record: &Record) -> [u8; N] {
@@ -99,10 +207,35 @@ pub const fn encode<const N: usize>(record: &Record) -> [u8; N] {
     at = put_str(&mut out, at, env!("CARGO_PKG_VERSION"));
     at = put_str(&mut out, at, iface.name);
     at = put_str(&mut out, at, record.plugin_name);
+    at = put_str(&mut out, at, record.config_type);
+    let (host_version, host_hash) = match iface.host {
+        Some(host) => (host.version, host.hash),
+        None => (0, 0),
+    };
+    at = put_str(&mut out, at, host_name(iface));
+    at = put(&mut out, at, &host_version.to_le_bytes());
+    at = put(&mut out, at, &host_hash.to_le_bytes());
+    at = put_pairs(&mut out, at, iface.meta);
     let mut i = 0;
     while i < iface.methods.len() {
-        at = put_str(&mut out, at, iface.methods[i].name);
-        at = put_str(&mut out, at, iface.methods[i].signature);
+        let m = &iface.methods[i];
+        at = put_str(&mut out, at, m.name);
+        at = put_str(&mut out, at, m.signature);
+        let (flags, since) = match m.since {
+            Some(since) => {
+                let implemented = if contains(record.implemented, m.name) {
+                    FLAG_IMPLEMENTED
+                } else {
+                    0
+                };
+                (FLAG_OPTIONAL | implemented, since)
+            }
+            None => (FLAG_IMPLEMENTED, 0),
+        };
+        out[at] = flags;
+        at += 1;
+        at = put(&mut out, at, &since.to_le_bytes());
+        at = put_pairs(&mut out, at, m.meta);
         i += 1;
     }
     assert!(at == N, "metadata length mismatch");
@@ -111,11 +244,29 @@ pub const fn encode<const N: usize>(record: &Record) -> [u8; N] {
 
 /// A method read back from a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MethodMeta {
     /// Method name.
     pub name: String,
     /// Canonical signature.
     pub signature: String,
+    /// `Some(n)` for `#[optional(since = n)]` methods.
+    pub since: Option<u32>,
+    /// Whether the plugin implements it (always for required methods).
+    pub implemented: bool,
+    /// `#[method_meta]` pairs.
+    pub meta: Vec<(String, String)>,
+}
+
+/// The host interface a plugin's interface declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMeta {
+    /// Trait name.
+    pub name: String,
+    /// Its version.
+    pub version: u32,
+    /// Its hash.
+    pub hash: u64,
 }
 
 /// A decoded metadata record.
@@ -142,6 +293,47 @@ pub struct PluginMeta {
     pub plugin_name: String,
     /// Methods in vtable order.
     pub methods: Vec<MethodMeta>,
+    /// Configuration type name, for plugins built with
+    /// `#[plugin_impl(…, config = C)]`.
+    pub config_type: Option<String>,
+    /// The host interface the plugin expects, if any.
+    pub host: Option<HostMeta>,
+    /// `#[interface_meta]` pairs.
+    pub interface_meta: Vec<(String, String)>,
+}
+
+impl PluginMeta {
+    /// The capability bits the record implies (see
+    /// [`capabilities`](fn@capabilities)).
+    pub fn capabilities(&self) -> u64 {
+        self.methods
+            .iter()
+            .filter(|m| m.since.is_some())
+            .enumerate()
+            .filter(|(_, m)| m.implemented)
+            .fold(0, |bits, (i, _)| {
+                bits | 1u64.checked_shl(i as u32).unwrap_or(0)
+            })
+    }
+
+    /// The value of interface metadata `key`.
+    pub fn interface_meta(&self, key: &str) -> Option<&str> {
+        find_pair(&self.interface_meta, key)
+    }
+}
+
+impl MethodMeta {
+    /// The value of method metadata `key`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        find_pair(&self.meta, key)
+    }
+}
+
+fn find_pair<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Why a metadata record could not be decoded.
@@ -177,6 +369,15 @@ pub enum MetaError {
     InvalidUtf8 {
         /// Which field.
         field: &'static str,
+    },
+    /// A method's flags byte has unknown bits or marks a required method
+    /// as not implemented.
+    #[error("method `{method}` has invalid flags {flags:#04x}")]
+    BadFlags {
+        /// The method.
+        method: String,
+        /// The flags byte.
+        flags: u8,
     },
     /// The declared total length disagrees with the fields.
     #[error("declared length {declared} but the fields end at {actual}")]
@@ -220,6 +421,18 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self) -> Result<u32, MetaError> {
         self.array().map(u32::from_le_bytes)
+    }
+    fn u8(&mut self) -> Result<u8, MetaError> {
+        self.array::<1>().map(|[b]| b)
+    }
+    fn pairs(&mut self, field: &'static str) -> Result<Vec<(String, String)>, MetaError> {
+        let count = usize::from(self.u16()?);
+        // Each pair needs at least four bytes, which bounds the allocation.
+        let mut pairs = Vec::with_capacity(count.min(self.bytes.len() / 4));
+        for _ in 0..count {
+            pairs.push((self.string(field)?, self.string(field)?));
+        }
+        Ok(pairs)
     }
     fn u64(&mut self) -> Result<u64, MetaError> {
         self.array().map(u64::from_le_bytes)
@@ -282,12 +495,34 @@ pub fn decode(bytes: &[u8]) -> Result<PluginMeta, MetaError> {
     let fidius_version = r.string("fidius_version")?;
     let interface_name = r.string("interface_name")?;
     let plugin_name = r.string("plugin_name")?;
-    // Each method needs at least four bytes, which bounds the allocation.
-    let mut methods = Vec::with_capacity((method_count as usize).min(bytes.len() / 4));
+    let config_type = r.string("config_type")?;
+    let host_name = r.string("host interface name")?;
+    let host_version = r.u32()?;
+    let host_hash = r.u64()?;
+    let interface_meta = r.pairs("interface metadata")?;
+    // Each method needs at least eleven bytes, which bounds the allocation.
+    let mut methods = Vec::with_capacity((method_count as usize).min(bytes.len() / 11));
     for _ in 0..method_count {
         let name = r.string("method name")?;
         let signature = r.string("method signature")?;
-        methods.push(MethodMeta { name, signature });
+        let flags = r.u8()?;
+        let since = r.u32()?;
+        let meta = r.pairs("method metadata")?;
+        let optional = flags & FLAG_OPTIONAL != 0;
+        let implemented = flags & FLAG_IMPLEMENTED != 0;
+        if flags & !(FLAG_OPTIONAL | FLAG_IMPLEMENTED) != 0 || (!optional && !implemented) {
+            return Err(MetaError::BadFlags {
+                method: name,
+                flags,
+            });
+        }
+        methods.push(MethodMeta {
+            name,
+            signature,
+            since: optional.then_some(since),
+            implemented,
+            meta,
+        });
     }
     if r.at != declared {
         return Err(MetaError::LengthMismatch {
@@ -306,6 +541,13 @@ pub fn decode(bytes: &[u8]) -> Result<PluginMeta, MetaError> {
         interface_hash,
         plugin_name,
         methods,
+        config_type: (!config_type.is_empty()).then_some(config_type),
+        host: (!host_name.is_empty()).then_some(HostMeta {
+            name: host_name,
+            version: host_version,
+            hash: host_hash,
+        }),
+        interface_meta,
     })
 }
 
@@ -315,20 +557,28 @@ mod tests {
 
     use crate::{MethodInfo, abi::BufferStrategy};
 
-    const METHODS: &[MethodInfo] = &[MethodInfo {
-        name: "apply",
-        signature: "fn apply(ApplyInput)->ApplyOutput",
-    }];
+    const METHODS: &[MethodInfo] = &[
+        MethodInfo::required(
+            "apply",
+            "fn apply(ApplyInput)->ApplyOutput",
+            &[("unit", "pixels")],
+        ),
+        MethodInfo::optional("preview", "fn preview()->String", 2, &[]),
+        MethodInfo::optional("tune", "fn tune(u8)", 2, &[]),
+    ];
     const INFO: InterfaceInfo = InterfaceInfo::new(
         "ImageFilter",
         1,
         "ImageFilter{fn apply(ApplyInput)->ApplyOutput;}",
         BufferStrategy::PluginAllocated,
         METHODS,
-    );
+    )
+    .with_meta(&[("category", "color")]);
     const RECORD: Record = Record {
         interface: &INFO,
         plugin_name: "Invert",
+        implemented: &["apply", "tune"],
+        config_type: "InvertConfig",
     };
     const LEN: usize = encoded_len(&RECORD);
     static BYTES: [u8; LEN] = encode::<LEN>(&RECORD);
@@ -345,6 +595,15 @@ mod tests {
             meta.methods[0].signature,
             "fn apply(ApplyInput)->ApplyOutput"
         );
+        assert_eq!(meta.methods[0].meta("unit"), Some("pixels"));
+        assert_eq!(meta.interface_meta("category"), Some("color"));
+        assert_eq!(meta.config_type.as_deref(), Some("InvertConfig"));
+        assert_eq!(meta.host, None);
+        assert_eq!(meta.methods[1].since, Some(2));
+        assert!(!meta.methods[1].implemented);
+        assert!(meta.methods[2].implemented);
+        assert_eq!(meta.capabilities(), 0b10);
+        assert_eq!(capabilities(&INFO, RECORD.implemented), 0b10);
     }
 
     #[test]

@@ -6,9 +6,14 @@ use fidius_guest::CallError;
 use fidius_guest::meta::MetaError;
 
 /// Which part of an interface disagreed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InterfaceField {
+    /// The signature of an `#[optional]` method, by name: changing it is a
+    /// breaking change.
+    Method(String),
+    /// The host interface (`host = Trait`) the plugin expects.
+    HostInterface,
     /// The trait name.
     Name,
     /// `version = N`.
@@ -22,6 +27,8 @@ pub enum InterfaceField {
 impl std::fmt::Display for InterfaceField {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Method(name) => return write!(f, "signature of optional method `{name}`"),
+            Self::HostInterface => "host interface",
             Self::Name => "name",
             Self::Version => "version",
             Self::Hash => "hash",
@@ -129,6 +136,51 @@ pub enum LoadError {
         expected: String,
         /// What the plugin was built against.
         found: String,
+    },
+    /// The plugin is built with `config = C` and must be created with
+    /// `configure`.
+    #[error(
+        "`{path}`: plugin `{plugin}` needs a configuration of type `{config_type}`; create it with `configure`"
+    )]
+    NeedsConfig {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// Its configuration type.
+        config_type: String,
+    },
+    /// `configure` was called for a plugin that takes no configuration.
+    #[error("`{path}`: plugin `{plugin}` takes no configuration; create it with `load`")]
+    NotConfigurable {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+    },
+    /// The interface declares a host interface and no implementation was
+    /// given.
+    #[error(
+        "`{path}`: plugin `{plugin}` calls the host interface `{host_interface}`; pass an implementation with `.host(…)`"
+    )]
+    NeedsHost {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// The host interface's name.
+        host_interface: &'static str,
+    },
+    /// The host could not encode the configuration value.
+    #[error("`{path}`: failed to encode the configuration for plugin `{plugin}`: {source}")]
+    ConfigEncode {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// What went wrong.
+        #[source]
+        source: fidius_guest::wire::WireError,
     },
     /// After `dlopen`, the in-memory registry disagrees with the file's
     /// static metadata (a corrupt or tampered library).

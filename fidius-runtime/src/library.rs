@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use fidius_guest::{Interface, PluginClient};
+use std::marker::PhantomData;
+
+use fidius_guest::__private::{CreateArgs, HostExport};
+use fidius_guest::{HostInterface, Interface, PluginClient};
 
 use crate::file;
 use crate::native::{self, Loaded};
@@ -32,6 +35,105 @@ pub struct PluginLibrary {
     /// Descriptor symbol of each plugin, parallel to `plugins`.
     descriptor_symbols: Vec<String>,
     loaded: Mutex<Option<Arc<Loaded>>>,
+}
+
+/// Builds one plugin instance: see [`PluginLibrary::instance`].
+#[must_use = "call `.build()` to create the instance"]
+pub struct InstanceBuilder<'a, C: PluginClient> {
+    library: &'a PluginLibrary,
+    name: &'a str,
+    config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    host: Option<HostExport>,
+    _client: PhantomData<fn() -> C>,
+}
+
+impl<C: PluginClient> std::fmt::Debug for InstanceBuilder<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceBuilder")
+            .field("plugin", &self.name)
+            .field("configured", &self.config.is_some())
+            .field("host", &self.host.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, C: PluginClient> InstanceBuilder<'a, C> {
+    /// The configuration for a plugin built with `config = Cfg`; encoded
+    /// now, decoded by the plugin as its `Cfg`.
+    pub fn config<Cfg: fidius_guest::__private::serde::Serialize + ?Sized>(
+        mut self,
+        config: &Cfg,
+    ) -> Self {
+        self.config = Some(fidius_guest::wire::encode(config));
+        self
+    }
+
+    /// The host's implementation of the interface's `host = Trait`
+    /// interface. Plugins keep a reference to it while they need it.
+    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self {
+        self.host = Some(<<C::Interface as Interface>::Host as HostInterface>::export(host));
+        self
+    }
+
+    /// Checks, loads and creates the instance.
+    ///
+    /// # Errors
+    /// See [`PluginLibrary::load`] and [`PluginLibrary::configure`].
+    pub fn build(self) -> Result<C, LoadError> {
+        let library = self.library;
+        let info = &<C::Interface as Interface>::INFO;
+        let index = library.find(info, self.name)?;
+        let meta = &library.plugins[index];
+        let slots = library.check_interface(info, meta)?;
+        let plugin = || meta.plugin_name.clone();
+        let path = || library.path.clone();
+        let config = match (&meta.config_type, self.config) {
+            (Some(config_type), None) => {
+                return Err(LoadError::NeedsConfig {
+                    path: path(),
+                    plugin: plugin(),
+                    config_type: config_type.clone(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(LoadError::NotConfigurable {
+                    path: path(),
+                    plugin: plugin(),
+                });
+            }
+            (_, Some(Err(source))) => {
+                return Err(LoadError::ConfigEncode {
+                    path: path(),
+                    plugin: plugin(),
+                    source,
+                });
+            }
+            (_, Some(Ok(bytes))) => bytes,
+            (None, None) => Vec::new(),
+        };
+        let host = self.host.unwrap_or_else(HostExport::none);
+        if let Some(host_info) = info.host
+            && host.raw().is_none()
+        {
+            return Err(LoadError::NeedsHost {
+                path: path(),
+                plugin: plugin(),
+                host_interface: host_info.name,
+            });
+        }
+        let loaded = library.loaded()?;
+        let instance = loaded.instantiate(
+            &library.path,
+            &library.descriptor_symbols[index],
+            meta,
+            CreateArgs {
+                config: &config,
+                host: host.raw(),
+                slots: &slots,
+            },
+        )?;
+        Ok(C::from_instance(instance))
+    }
 }
 
 impl PluginLibrary {
@@ -71,28 +173,58 @@ impl PluginLibrary {
         &self.plugins
     }
 
-    /// Checks that plugin `name` implements `C`'s interface (name, version,
-    /// hash), loads the library if it is not loaded yet, cross-checks the
-    /// loaded descriptor against the metadata and returns a client bound to
-    /// a new instance of the plugin.
+    /// Checks that plugin `name` implements `C`'s interface, loads the
+    /// library if it is not loaded yet, cross-checks the loaded descriptor
+    /// against the metadata and returns a client bound to a new instance of
+    /// the plugin, built with `Default`.
+    ///
+    /// Shorthand for `self.instance::<C>(name).build()`.
     ///
     /// # Errors
     /// [`LoadError::NoSuchPlugin`], [`LoadError::InterfaceMismatch`],
+    /// [`LoadError::NeedsConfig`], [`LoadError::NeedsHost`],
     /// [`LoadError::Dlopen`], [`LoadError::NotAFidiusPlugin`] (header symbol
     /// missing after loading), [`LoadError::BadLibraryHeader`],
     /// [`LoadError::AbiVersionMismatch`] (layout, ABI or wire version in the
     /// loaded header or descriptor), [`LoadError::RegistryMismatch`] or
     /// [`LoadError::Create`].
     pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
-        let info = &<C::Interface as Interface>::INFO;
-        let index = self.find(info, name)?;
-        let loaded = self.loaded()?;
-        let instance = loaded.instantiate(
-            &self.path,
-            &self.descriptor_symbols[index],
-            &self.plugins[index],
-        )?;
-        Ok(C::from_instance(instance))
+        self.instance::<C>(name).build()
+    }
+
+    /// Creates a configured instance of plugin `name` (built with
+    /// `#[plugin_impl(…, config = Cfg)]`): `config` is encoded, crosses the
+    /// boundary once, and the plugin's `configure` runs once for this
+    /// instance. Each call makes a new, independent instance.
+    ///
+    /// Shorthand for `self.instance::<C>(name).config(config).build()`.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), plus [`LoadError::NotConfigurable`],
+    /// [`LoadError::ConfigEncode`], and [`LoadError::Create`] with
+    /// [`CallError::ConfigDecode`](fidius_guest::CallError::ConfigDecode)
+    /// (wrong config shape, naming the plugin's config type),
+    /// [`CallError::Rejected`](fidius_guest::CallError::Rejected)
+    /// (`configure` returned an error) or
+    /// [`CallError::Panic`](fidius_guest::CallError::Panic).
+    pub fn configure<C: PluginClient, Cfg: fidius_guest::__private::serde::Serialize + ?Sized>(
+        &self,
+        name: &str,
+        config: &Cfg,
+    ) -> Result<C, LoadError> {
+        self.instance::<C>(name).config(config).build()
+    }
+
+    /// A builder for an instance of plugin `name` with a configuration
+    /// and/or the host's implementation of the interface's host interface.
+    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> InstanceBuilder<'a, C> {
+        InstanceBuilder {
+            library: self,
+            name,
+            config: None,
+            host: None,
+            _client: PhantomData,
+        }
     }
 
     /// Plugins implementing `C`'s interface (by name), for hosts that load
@@ -122,10 +254,20 @@ impl PluginLibrary {
                     .collect(),
             });
         };
-        let meta = &self.plugins[index];
+        Ok(index)
+    }
+
+    /// Checks plugin `meta` against the caller's interface and maps each of
+    /// the caller's methods to the plugin's vtable entry (the evolution
+    /// rules in `docs/src/evolution.md`).
+    fn check_interface(
+        &self,
+        info: &fidius_guest::InterfaceInfo,
+        meta: &PluginInfo,
+    ) -> Result<Vec<Option<u32>>, LoadError> {
         let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
             path: self.path.clone(),
-            plugin: name.to_owned(),
+            plugin: meta.plugin_name.clone(),
             field,
             expected,
             found,
@@ -137,14 +279,20 @@ impl PluginLibrary {
                 meta.interface_name.clone(),
             ));
         }
-        if meta.interface_version != info.version {
-            return Err(mismatch(
-                InterfaceField::Version,
-                info.version.to_string(),
-                meta.interface_version.to_string(),
-            ));
-        }
+        // Same required methods (hash) means compatible whatever the
+        // versions; different required methods across versions is reported
+        // as a version mismatch, within one version as a hash mismatch.
         if meta.interface_hash != info.hash {
+            if meta.interface_version != info.version {
+                return Err(mismatch(
+                    InterfaceField::Version,
+                    format!("{} (hash {:#018x})", info.version, info.hash),
+                    format!(
+                        "{} (hash {:#018x}; its required methods differ)",
+                        meta.interface_version, meta.interface_hash
+                    ),
+                ));
+            }
             return Err(mismatch(
                 InterfaceField::Hash,
                 format!("{:#018x}", info.hash),
@@ -161,7 +309,51 @@ impl PluginLibrary {
                 ),
             ));
         }
-        Ok(index)
+        match (info.host, &meta.host) {
+            (None, None) => {}
+            (Some(host), Some(found)) if host.hash == found.hash => {}
+            (expected, found) => {
+                let describe = |name: &str, version: u32, hash: u64| {
+                    format!("{name} v{version} (hash {hash:#018x})")
+                };
+                return Err(mismatch(
+                    InterfaceField::HostInterface,
+                    expected.map_or_else(
+                        || "none".to_owned(),
+                        |h| describe(h.name, h.version, h.hash),
+                    ),
+                    found.as_ref().map_or_else(
+                        || "none".to_owned(),
+                        |h| describe(&h.name, h.version, h.hash),
+                    ),
+                ));
+            }
+        }
+        let required = info.required_count();
+        let mut slots = Vec::with_capacity(info.methods.len());
+        for (index, method) in info.methods.iter().enumerate() {
+            if index < required {
+                slots.push(Some(index as u32));
+                continue;
+            }
+            let found = meta
+                .methods
+                .iter()
+                .enumerate()
+                .find(|(_, m)| m.name == method.name);
+            match found {
+                None => slots.push(None),
+                Some((_, m)) if m.signature != method.signature => {
+                    return Err(mismatch(
+                        InterfaceField::Method(method.name.to_owned()),
+                        method.signature.to_owned(),
+                        m.signature.clone(),
+                    ));
+                }
+                Some((slot, m)) => slots.push(m.implemented.then_some(slot as u32)),
+            }
+        }
+        Ok(slots)
     }
 
     fn loaded(&self) -> Result<Arc<Loaded>, LoadError> {

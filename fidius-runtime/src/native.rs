@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use fidius_guest::__private::{Instance, LibraryHeader, PluginDescriptor, Prefix, StrRef};
+use fidius_guest::__private::{
+    CreateArgs, Instance, LibraryHeader, PluginDescriptor, Prefix, StrRef,
+};
 use fidius_guest::abi::{
     ABI_VERSION, DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, LIBRARY_LAYOUT_VERSION,
     LIBRARY_MAGIC, LIBRARY_SYMBOL, WIRE_VERSION,
@@ -145,6 +147,7 @@ impl Loaded {
         path: &Path,
         symbol: &str,
         meta: &PluginMeta,
+        args: CreateArgs<'_>,
     ) -> Result<Instance, LoadError> {
         let plugin = meta.plugin_name.as_str();
         // SAFETY: a data symbol; we only take its address.
@@ -172,7 +175,7 @@ impl Loaded {
         // SAFETY: checked non-null, aligned, right magic/layout and large
         // enough; an immutable static of a library kept loaded by `self`.
         let desc = unsafe { &*desc };
-        let checks: [(&str, String, String); 7] = [
+        let checks: [(&str, String, String); 8] = [
             (
                 "ABI version",
                 desc.abi_version.to_string(),
@@ -208,6 +211,11 @@ impl Loaded {
                 desc.method_count.to_string(),
                 meta.methods.len().to_string(),
             ),
+            (
+                "capabilities",
+                format!("{:#b}", desc.capabilities),
+                format!("{:#b}", meta.capabilities()),
+            ),
         ];
         for (field, loaded, recorded) in checks {
             if loaded != recorded {
@@ -223,10 +231,11 @@ impl Loaded {
         }
         let keep: Arc<dyn std::any::Any + Send + Sync> = self.clone();
         // SAFETY: the descriptor is validated above and agrees with metadata
-        // that matched the caller's interface (name, version, hash), so the
-        // vtable layout is the one the caller's client expects; `keep` holds
-        // the library loaded for the instance's lifetime.
-        unsafe { Instance::create(desc, plugin, keep) }.map_err(|source| LoadError::Create {
+        // that matched the caller's interface (name, hash; optional methods
+        // by name and signature, which is how `args.slots` was built), so
+        // each slot's entry has the type the caller's client expects; `keep`
+        // holds the library loaded for the instance's lifetime.
+        unsafe { Instance::create(desc, plugin, keep, args) }.map_err(|source| LoadError::Create {
             path: path.to_owned(),
             plugin: plugin.to_owned(),
             source,

@@ -9,13 +9,14 @@
 //!   [`PluginLibrary`](crate::PluginLibrary).
 #![forbid(unsafe_code)]
 
-pub use fidius_derive::{fidius_plugin_registry, plugin_impl, plugin_interface};
+pub use fidius_derive::{fidius_plugin_registry, host_interface, plugin_impl, plugin_interface};
 pub use fidius_guest::{
-    CallError, Interface, InterfaceInfo, MethodInfo, PluginClient, PluginError, abi, meta, wire,
+    CallError, DEFAULT_BATCH_LIMIT, HostInterface, Interface, InterfaceInfo, MethodInfo,
+    PluginClient, PluginError, RemoteStream, Stream, StreamFailure, abi, meta, wire,
 };
 
 #[cfg(feature = "native")]
-pub use fidius_runtime::{LoadError, PluginInfo, PluginLibrary};
+pub use fidius_runtime::{InstanceBuilder, LoadError, PluginInfo, PluginLibrary};
 
 /// The whole host runtime (`fidius-runtime`).
 #[cfg(feature = "native")]

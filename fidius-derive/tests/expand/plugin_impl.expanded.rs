@@ -3,11 +3,58 @@ impl ImageFilter for Invert {
         invert(input)
     }
 }
-#[allow(non_upper_case_globals)]
+impl ::fidius::__private::Implemented for Invert {
+    const METHODS: &'static [&'static str] = &["apply"];
+}
+#[allow(non_upper_case_globals, clippy::undocumented_unsafe_blocks, unused_unsafe)]
 const _: () = {
     static __FIDIUS_VTABLE: <dyn ImageFilter as ::fidius::__private::Implement<
         Invert,
     >>::VTable = <dyn ImageFilter as ::fidius::__private::Implement<Invert>>::VTABLE;
+    unsafe extern "C" fn __fidius_create(
+        __config_ptr: *const u8,
+        __config_len: usize,
+        __host: *const ::fidius::__private::RawHost,
+        __out: *mut ::fidius::__private::InstancePtr,
+        __err: *mut ::fidius::__private::RBuf,
+    ) -> u32 {
+        let _ = (__config_ptr, __config_len, __host);
+        unsafe {
+            ::fidius::__private::create::<
+                Invert,
+            >(
+                __out,
+                __err,
+                || {
+                    let __config: InvertConfig = unsafe {
+                        ::fidius::__private::config::<
+                            InvertConfig,
+                        >(__config_ptr, __config_len)
+                    }?;
+                    match <Invert>::configure(
+                        __config,
+                        unsafe { ::fidius::__private::host_client(__host) }?,
+                    ) {
+                        ::core::result::Result::Ok(__v) => {
+                            ::core::result::Result::Ok(__v)
+                        }
+                        ::core::result::Result::Err(__e) => {
+                            #[allow(unused_imports)]
+                            use ::fidius::__private::{
+                                IntoPluginErrorDisplay as _, IntoPluginErrorExact as _,
+                            };
+                            ::core::result::Result::Err(
+                                ::fidius::__private::rejected(
+                                    (&&::fidius::__private::ErrorWrap(__e))
+                                        .fidius_plugin_error(),
+                                ),
+                            )
+                        }
+                    }
+                },
+            )
+        }
+    }
     #[unsafe(export_name = "fidius_desc__ImageFilter__Invert")]
     static __FIDIUS_DESCRIPTOR: ::fidius::__private::PluginDescriptor = ::fidius::__private::descriptor::<
         Invert,
@@ -15,10 +62,17 @@ const _: () = {
         &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
         "Invert",
         &__FIDIUS_VTABLE as *const _ as *const ::core::ffi::c_void,
+        __fidius_create,
+        ::fidius::__private::capabilities(
+            &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
+            <Invert as ::fidius::__private::Implemented>::METHODS,
+        ),
     );
     const __FIDIUS_RECORD: ::fidius::__private::MetaRecord = ::fidius::__private::MetaRecord {
         interface: &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
         plugin_name: "Invert",
+        implemented: <Invert as ::fidius::__private::Implemented>::METHODS,
+        config_type: "InvertConfig",
     };
     const __FIDIUS_META_LEN: usize = ::fidius::__private::meta_len(&__FIDIUS_RECORD);
     #[unsafe(export_name = "fidius_meta__ImageFilter__Invert")]

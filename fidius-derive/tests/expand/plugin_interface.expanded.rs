@@ -4,64 +4,103 @@ pub trait ImageFilter: Send + Sync {
     fn add(&self, a: i64, b: i64) -> i64;
     fn count(&self, data: &[u8], name: &str) -> Result<u64, PluginError>;
     fn reset(&self);
+    fn tiles(&self, input: Stream<ApplyInput>) -> Stream<u64> {
+        ::core::panic!(
+            "optional method `ImageFilter::tiles` is not implemented by this plugin (fidius hosts get `CallError::NotImplemented` instead of calling it)"
+        )
+    }
 }
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+pub type __FidiusImageFilterFn_apply = unsafe extern "C" fn(
+    *const ::core::ffi::c_void,
+    *const u8,
+    usize,
+    *mut ::fidius::__private::RBuf,
+    *mut ::fidius::__private::RBuf,
+) -> u32;
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+pub type __FidiusImageFilterFn_add = unsafe extern "C" fn(
+    *const ::core::ffi::c_void,
+    <i64 as ::fidius::__private::Scalar>::Repr,
+    <i64 as ::fidius::__private::Scalar>::Repr,
+    *mut <i64 as ::fidius::__private::Scalar>::Repr,
+    *mut ::fidius::__private::RBuf,
+) -> u32;
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+pub type __FidiusImageFilterFn_count = unsafe extern "C" fn(
+    *const ::core::ffi::c_void,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *mut <u64 as ::fidius::__private::Scalar>::Repr,
+    *mut ::fidius::__private::RBuf,
+) -> u32;
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+pub type __FidiusImageFilterFn_reset = unsafe extern "C" fn(
+    *const ::core::ffi::c_void,
+    *mut ::fidius::__private::RBuf,
+) -> u32;
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+pub type __FidiusImageFilterFn_tiles = unsafe extern "C" fn(
+    *const ::core::ffi::c_void,
+    ::fidius::__private::RawStream,
+    *mut ::fidius::__private::RawStream,
+    *mut ::fidius::__private::RBuf,
+) -> u32;
 #[doc(hidden)]
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct __FidiusImageFilterVTable {
-    pub apply: unsafe extern "C" fn(
-        *const ::core::ffi::c_void,
-        *const u8,
-        usize,
-        *mut ::fidius::__private::RBuf,
-        *mut ::fidius::__private::RBuf,
-    ) -> u32,
-    pub add: unsafe extern "C" fn(
-        *const ::core::ffi::c_void,
-        <i64 as ::fidius::__private::Scalar>::Repr,
-        <i64 as ::fidius::__private::Scalar>::Repr,
-        *mut <i64 as ::fidius::__private::Scalar>::Repr,
-        *mut ::fidius::__private::RBuf,
-    ) -> u32,
-    pub count: unsafe extern "C" fn(
-        *const ::core::ffi::c_void,
-        *const u8,
-        usize,
-        *const u8,
-        usize,
-        *mut <u64 as ::fidius::__private::Scalar>::Repr,
-        *mut ::fidius::__private::RBuf,
-    ) -> u32,
-    pub reset: unsafe extern "C" fn(
-        *const ::core::ffi::c_void,
-        *mut ::fidius::__private::RBuf,
-    ) -> u32,
+    pub apply: __FidiusImageFilterFn_apply,
+    pub add: __FidiusImageFilterFn_add,
+    pub count: __FidiusImageFilterFn_count,
+    pub reset: __FidiusImageFilterFn_reset,
+    pub tiles: __FidiusImageFilterFn_tiles,
 }
 impl ::fidius::__private::Interface for dyn ImageFilter {
     const INFO: ::fidius::__private::InterfaceInfo = ::fidius::__private::InterfaceInfo::new(
-        "ImageFilter",
-        1u32,
-        "ImageFilter{fn apply(ApplyInput)->ApplyOutput;fn add(i64,i64)->i64;fn count(&[u8],&str)->Result<u64,PluginError>;fn reset();}",
-        ::fidius::__private::BufferStrategy::PluginAllocated,
-        &[
-            ::fidius::__private::MethodInfo {
-                name: "apply",
-                signature: "fn apply(ApplyInput)->ApplyOutput",
-            },
-            ::fidius::__private::MethodInfo {
-                name: "add",
-                signature: "fn add(i64,i64)->i64",
-            },
-            ::fidius::__private::MethodInfo {
-                name: "count",
-                signature: "fn count(&[u8],&str)->Result<u64,PluginError>",
-            },
-            ::fidius::__private::MethodInfo {
-                name: "reset",
-                signature: "fn reset()",
-            },
-        ],
-    );
+            "ImageFilter",
+            2u32,
+            "ImageFilter{fn apply(ApplyInput)->ApplyOutput;fn add(i64,i64)->i64;fn count(&[u8],&str)->Result<u64,PluginError>;fn reset();}",
+            ::fidius::__private::BufferStrategy::PluginAllocated,
+            &[
+                ::fidius::__private::MethodInfo::required(
+                    "apply",
+                    "fn apply(ApplyInput)->ApplyOutput",
+                    &[],
+                ),
+                ::fidius::__private::MethodInfo::required(
+                    "add",
+                    "fn add(i64,i64)->i64",
+                    &[],
+                ),
+                ::fidius::__private::MethodInfo::required(
+                    "count",
+                    "fn count(&[u8],&str)->Result<u64,PluginError>",
+                    &[],
+                ),
+                ::fidius::__private::MethodInfo::required("reset", "fn reset()", &[]),
+                ::fidius::__private::MethodInfo::optional(
+                    "tiles",
+                    "fn tiles(Stream<ApplyInput>)->Stream<u64>",
+                    2u32,
+                    &[("unit", "px")],
+                ),
+            ],
+        )
+        .with_meta(&[("category", "imaging")])
+        .with_host(
+            ::core::option::Option::Some(
+                &<dyn Services as ::fidius::__private::Interface>::INFO,
+            ),
+        );
+    type Host = dyn Services;
 }
 /**Typed host-side proxy for [`ImageFilter`] plugins, generated by `#[plugin_interface]`.
 
@@ -81,24 +120,30 @@ impl ::fidius::__private::PluginClient for ImageFilterClient {
 }
 #[allow(clippy::undocumented_unsafe_blocks, unused_unsafe)]
 impl ImageFilterClient {
+    /// Whether the other side implements method `name`: always for
+    /// required methods, per its capability bit for `#[optional]`
+    /// ones, `false` for names the interface does not have.
+    pub fn supports(&self, name: &str) -> bool {
+        <Self as ::fidius::__private::PluginClient>::supports(self, name)
+    }
     /// Filters one image.
     /**
 
 # Errors
-`CallError` when the call itself fails: the plugin panicked, or a value could not be encoded or decoded.*/
+`CallError` when the call itself fails: the other side panicked, or a value could not be encoded or decoded.*/
     #[inline]
     pub fn apply(
         &self,
         input: ApplyInput,
     ) -> ::core::result::Result<ApplyOutput, ::fidius::__private::CallError> {
         const __METHOD: &str = "apply";
+        let __slot: usize = 0usize;
         let __enc_input = ::fidius::__private::encode_arg(__METHOD, "input", &input)?;
         let mut __out = ::core::mem::MaybeUninit::<::fidius::__private::RBuf>::uninit();
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
-            let __vt = self.instance.vtable::<__FidiusImageFilterVTable>();
-            (__vt
-                .apply)(
+            let __f = self.instance.entry::<__FidiusImageFilterFn_apply>(__slot);
+            __f(
                 self.instance.this(),
                 __enc_input.as_ptr(),
                 __enc_input.len(),
@@ -122,7 +167,7 @@ impl ImageFilterClient {
     /**
 
 # Errors
-`CallError` when the call itself fails: the plugin panicked, or a value could not be encoded or decoded.*/
+`CallError` when the call itself fails: the other side panicked, or a value could not be encoded or decoded.*/
     #[inline]
     pub fn add(
         &self,
@@ -130,14 +175,14 @@ impl ImageFilterClient {
         b: i64,
     ) -> ::core::result::Result<i64, ::fidius::__private::CallError> {
         const __METHOD: &str = "add";
+        let __slot: usize = 1usize;
         let mut __out = ::core::mem::MaybeUninit::<
             <i64 as ::fidius::__private::Scalar>::Repr,
         >::uninit();
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
-            let __vt = self.instance.vtable::<__FidiusImageFilterVTable>();
-            (__vt
-                .add)(
+            let __f = self.instance.entry::<__FidiusImageFilterFn_add>(__slot);
+            __f(
                 self.instance.this(),
                 <i64 as ::fidius::__private::Scalar>::to_repr(a),
                 <i64 as ::fidius::__private::Scalar>::to_repr(b),
@@ -157,7 +202,7 @@ impl ImageFilterClient {
     /**
 
 # Errors
-`CallError` when the call itself fails: the plugin panicked, or a value could not be encoded or decoded.*/
+`CallError` when the call itself fails: the other side panicked, or a value could not be encoded or decoded.*/
     #[inline]
     pub fn count(
         &self,
@@ -168,14 +213,14 @@ impl ImageFilterClient {
         ::fidius::__private::CallError,
     > {
         const __METHOD: &str = "count";
+        let __slot: usize = 2usize;
         let mut __out = ::core::mem::MaybeUninit::<
             <u64 as ::fidius::__private::Scalar>::Repr,
         >::uninit();
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
-            let __vt = self.instance.vtable::<__FidiusImageFilterVTable>();
-            (__vt
-                .count)(
+            let __f = self.instance.entry::<__FidiusImageFilterFn_count>(__slot);
+            __f(
                 self.instance.this(),
                 data.as_ptr(),
                 data.len(),
@@ -209,14 +254,15 @@ impl ImageFilterClient {
     /**
 
 # Errors
-`CallError` when the call itself fails: the plugin panicked, or a value could not be encoded or decoded.*/
+`CallError` when the call itself fails: the other side panicked, or a value could not be encoded or decoded.*/
     #[inline]
     pub fn reset(&self) -> ::core::result::Result<(), ::fidius::__private::CallError> {
         const __METHOD: &str = "reset";
+        let __slot: usize = 3usize;
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
-            let __vt = self.instance.vtable::<__FidiusImageFilterVTable>();
-            (__vt.reset)(self.instance.this(), &mut __err)
+            let __f = self.instance.entry::<__FidiusImageFilterFn_reset>(__slot);
+            __f(self.instance.this(), &mut __err)
         };
         let __outcome = unsafe {
             ::fidius::__private::finish(&self.instance, __METHOD, __code, __err)
@@ -225,14 +271,62 @@ impl ImageFilterClient {
         let __value: () = ();
         ::core::result::Result::Ok(__value)
     }
+    /**
+
+# Errors
+`CallError` when the call itself fails: the other side panicked, or a value could not be encoded or decoded. `CallError::NotImplemented` when the plugin does not implement this optional method (added in version 2); see `supports`.*/
+    #[inline]
+    pub fn tiles(
+        &self,
+        input: impl ::core::iter::IntoIterator<
+            Item = ApplyInput,
+            IntoIter: ::core::marker::Send + 'static,
+        >,
+    ) -> ::core::result::Result<
+        ::fidius::__private::RemoteStream<u64>,
+        ::fidius::__private::CallError,
+    > {
+        const __METHOD: &str = "tiles";
+        let __slot = match self.instance.slot(4usize) {
+            ::core::option::Option::Some(__slot) => __slot,
+            ::core::option::Option::None => {
+                return ::core::result::Result::Err(
+                    ::fidius::__private::not_implemented(__METHOD),
+                );
+            }
+        };
+        let mut __out = ::core::mem::MaybeUninit::<
+            ::fidius::__private::RawStream,
+        >::uninit();
+        let mut __err = ::fidius::__private::RBuf::EMPTY;
+        let __stream_input = ::fidius::__private::export_stream::<
+            ApplyInput,
+        >(::fidius::__private::stream_arg::<ApplyInput, _>(input));
+        let __code = unsafe {
+            let __f = self.instance.entry::<__FidiusImageFilterFn_tiles>(__slot);
+            __f(self.instance.this(), __stream_input, __out.as_mut_ptr(), &mut __err)
+        };
+        let __outcome = unsafe {
+            ::fidius::__private::finish(&self.instance, __METHOD, __code, __err)
+        }?;
+        ::fidius::__private::expect_ok(__METHOD, __outcome)?;
+        let __value: ::fidius::__private::RemoteStream<u64> = unsafe {
+            self.instance.take_stream::<u64>(__METHOD, __out.assume_init())
+        };
+        ::core::result::Result::Ok(__value)
+    }
 }
 #[allow(non_snake_case, clippy::undocumented_unsafe_blocks, unused_unsafe)]
 const _: () = {
     const _: () = ::fidius::__private::assert_wire::<ApplyInput>();
     const _: () = ::fidius::__private::assert_wire::<ApplyOutput>();
     const _: () = ::fidius::__private::assert_wire::<PluginError>();
+    const _: () = ::fidius::__private::assert_stream_item::<ApplyInput>();
+    const _: () = ::fidius::__private::assert_stream_item::<u64>();
     #[doc(hidden)]
-    unsafe extern "C" fn __fidius_shim_ImageFilter_apply<__T: ImageFilter + 'static>(
+    unsafe extern "C" fn __fidius_shim_ImageFilter_apply<
+        __T: ImageFilter + ::fidius::__private::Implemented + 'static,
+    >(
         __this: *const ::core::ffi::c_void,
         __a0_ptr: *const u8,
         __a0_len: usize,
@@ -251,7 +345,9 @@ const _: () = {
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
     #[doc(hidden)]
-    unsafe extern "C" fn __fidius_shim_ImageFilter_add<__T: ImageFilter + 'static>(
+    unsafe extern "C" fn __fidius_shim_ImageFilter_add<
+        __T: ImageFilter + ::fidius::__private::Implemented + 'static,
+    >(
         __this: *const ::core::ffi::c_void,
         __a0: <i64 as ::fidius::__private::Scalar>::Repr,
         __a1: <i64 as ::fidius::__private::Scalar>::Repr,
@@ -269,7 +365,9 @@ const _: () = {
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
     #[doc(hidden)]
-    unsafe extern "C" fn __fidius_shim_ImageFilter_count<__T: ImageFilter + 'static>(
+    unsafe extern "C" fn __fidius_shim_ImageFilter_count<
+        __T: ImageFilter + ::fidius::__private::Implemented + 'static,
+    >(
         __this: *const ::core::ffi::c_void,
         __a0_ptr: *const u8,
         __a0_len: usize,
@@ -299,10 +397,9 @@ const _: () = {
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
     #[doc(hidden)]
-    unsafe extern "C" fn __fidius_shim_ImageFilter_reset<__T: ImageFilter + 'static>(
-        __this: *const ::core::ffi::c_void,
-        __err: *mut ::fidius::__private::RBuf,
-    ) -> u32 {
+    unsafe extern "C" fn __fidius_shim_ImageFilter_reset<
+        __T: ImageFilter + ::fidius::__private::Implemented + 'static,
+    >(__this: *const ::core::ffi::c_void, __err: *mut ::fidius::__private::RBuf) -> u32 {
         let __body = || -> ::core::result::Result<(), ::fidius::__private::Fault> {
             let __self: &__T = unsafe { ::fidius::__private::instance::<__T>(__this) };
             let __r = <__T as ImageFilter>::reset(__self);
@@ -313,14 +410,41 @@ const _: () = {
         };
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
-    impl<__T: ImageFilter + 'static> ::fidius::__private::Implement<__T>
-    for dyn ImageFilter {
+    #[doc(hidden)]
+    unsafe extern "C" fn __fidius_shim_ImageFilter_tiles<
+        __T: ImageFilter + ::fidius::__private::Implemented + 'static,
+    >(
+        __this: *const ::core::ffi::c_void,
+        __a0: ::fidius::__private::RawStream,
+        __out: *mut ::fidius::__private::RawStream,
+        __err: *mut ::fidius::__private::RBuf,
+    ) -> u32 {
+        let __body = || -> ::core::result::Result<(), ::fidius::__private::Fault> {
+            let __v0: ::fidius::__private::Stream<ApplyInput> = unsafe {
+                ::fidius::__private::import_stream::<ApplyInput>(__a0, "tiles")
+            };
+            if !::fidius::__private::implements::<__T>("tiles") {
+                return ::core::result::Result::Err(
+                    ::fidius::__private::Fault::NotImplemented,
+                );
+            }
+            let __self: &__T = unsafe { ::fidius::__private::instance::<__T>(__this) };
+            let __r = <__T as ImageFilter>::tiles(__self, __v0);
+            unsafe { ::fidius::__private::ret_stream::<u64>(__out, __r) };
+            ::core::result::Result::Ok(())
+        };
+        unsafe { ::fidius::__private::guard(__err, __body) }
+    }
+    impl<
+        __T: ImageFilter + ::fidius::__private::Implemented + 'static,
+    > ::fidius::__private::Implement<__T> for dyn ImageFilter {
         type VTable = __FidiusImageFilterVTable;
         const VTABLE: __FidiusImageFilterVTable = __FidiusImageFilterVTable {
             apply: __fidius_shim_ImageFilter_apply::<__T>,
             add: __fidius_shim_ImageFilter_add::<__T>,
             count: __fidius_shim_ImageFilter_count::<__T>,
             reset: __fidius_shim_ImageFilter_reset::<__T>,
+            tiles: __fidius_shim_ImageFilter_tiles::<__T>,
         };
     }
 };

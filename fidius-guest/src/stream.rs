@@ -1,0 +1,283 @@
+//! `Stream<T>`: pull-based streams across the plugin boundary, in either
+//! direction.
+//!
+//! A stream is a [`RawStream`](crate::abi::RawStream): the producer's
+//! state plus `next`/`drop`/`free` functions. The consumer pulls a batch of
+//! at most `max_items` wire-encoded items per call, so the producer only
+//! runs when the consumer asks; the batch size starts at 1 and doubles up to
+//! [`DEFAULT_BATCH_LIMIT`] while the consumer keeps pulling, which keeps the
+//! first item fast and bounds the items in flight. Dropping either side's
+//! handle cancels the other: the consumer's drop calls the producer's `drop`,
+//! which drops its iterator; a producer whose consumer is gone is never
+//! pulled again.
+//!
+//! * [`Stream<T>`] is the type written in interface signatures. Plugins
+//!   build one from any iterator ([`Stream::new`]) and iterate the ones they
+//!   receive.
+//! * [`RemoteStream<T>`] is what a caller gets back for a returned stream:
+//!   an `Iterator<Item = Result<T, CallError>>` (and a `futures::Stream`
+//!   with the `futures` feature).
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::CallError;
+
+/// The most items a consumer asks for in one pull, unless changed with
+/// [`RemoteStream::with_batch_limit`]. This is also the most items in flight
+/// (produced but not yet handed to the consumer) at any time.
+pub const DEFAULT_BATCH_LIMIT: u32 = 64;
+
+/// The payload of the panic a plugin sees when it pulls from a host stream
+/// that failed (the host's iterator panicked or an item could not be
+/// encoded). The call's shim reports it to the host as a typed error.
+#[derive(Debug, Clone)]
+pub struct StreamFailure(pub CallError);
+
+/// A stream of `T`, as written in interface signatures.
+///
+/// In a plugin, a returned `Stream<T>` is built from any iterator with
+/// [`Stream::new`]; an argument `Stream<T>` is an `Iterator<Item = T>` whose
+/// items the host produces on demand. If the host's side fails mid-stream,
+/// iterating panics with a [`StreamFailure`], which the call reports to the
+/// host as a [`CallError`]; use [`try_next`](Self::try_next) to handle it
+/// instead.
+pub struct Stream<T> {
+    inner: Inner<T>,
+}
+
+enum Inner<T> {
+    Local(Box<dyn Iterator<Item = T> + Send>),
+    Remote(RemoteStream<T>),
+}
+
+impl<T> core::fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.inner {
+            Inner::Local(_) => f.write_str("Stream(local)"),
+            Inner::Remote(r) => write!(f, "Stream({r:?})"),
+        }
+    }
+}
+
+impl<T: Send + 'static> Stream<T> {
+    /// A stream that yields `items` lazily.
+    pub fn new<I>(items: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Self {
+            inner: Inner::Local(Box::new(items.into_iter())),
+        }
+    }
+
+    /// A stream with no items.
+    pub fn empty() -> Self {
+        Self::new(std::iter::empty())
+    }
+}
+
+impl<T: DeserializeOwned> Stream<T> {
+    /// The next item, or the error that ended the stream.
+    ///
+    /// # Errors
+    /// The [`CallError`] that ended a remote stream (the producer panicked,
+    /// or an item could not be encoded or decoded).
+    pub fn try_next(&mut self) -> Option<Result<T, CallError>> {
+        match &mut self.inner {
+            Inner::Local(iter) => iter.next().map(Ok),
+            Inner::Remote(remote) => remote.next(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Stream<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self.try_next()? {
+            Ok(item) => Some(item),
+            Err(e) => std::panic::panic_any(StreamFailure(e)),
+        }
+    }
+}
+
+/// A stream produced on the other side of the boundary: an iterator of
+/// `Result<T, CallError>` that pulls batches on demand.
+///
+/// After an `Err` item the stream is finished. Dropping it cancels the
+/// producer (its iterator is dropped right away).
+pub struct RemoteStream<T> {
+    raw: crate::abi::RawStream,
+    /// The current batch and how far into it we are.
+    batch: Option<(crate::__private::PluginBytes, usize)>,
+    next_batch: u32,
+    limit: u32,
+    done: bool,
+    method: &'static str,
+    /// Keeps the producer's library (and instance) alive.
+    _keep: Option<Arc<dyn Any + Send + Sync>>,
+    _items: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the producer state behind `raw` is `Send` (streams are exported
+// only from `Send` iterators) and is only touched through `&mut self`.
+#[expect(unsafe_code, reason = "the raw stream holds a pointer to Send state")]
+unsafe impl<T> Send for RemoteStream<T> {}
+
+impl<T> core::fmt::Debug for RemoteStream<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RemoteStream")
+            .field("method", &self.method)
+            .field("done", &self.done)
+            .field("batch_limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> RemoteStream<T> {
+    pub(crate) fn from_raw(
+        raw: crate::abi::RawStream,
+        method: &'static str,
+        keep: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Self {
+        Self {
+            raw,
+            batch: None,
+            next_batch: 1,
+            limit: DEFAULT_BATCH_LIMIT,
+            done: false,
+            method,
+            _keep: keep,
+            _items: PhantomData,
+        }
+    }
+
+    /// Caps the items pulled per call (and so the items in flight) at
+    /// `limit` (at least 1). `1` gives item-at-a-time streaming, for
+    /// producers that wait for events.
+    #[must_use]
+    pub fn with_batch_limit(mut self, limit: u32) -> Self {
+        self.limit = limit.max(1);
+        self.next_batch = self.next_batch.min(self.limit);
+        self
+    }
+
+    fn fail(&mut self, error: CallError) -> Option<Result<T, CallError>> {
+        self.done = true;
+        self.batch = None;
+        Some(Err(error))
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for RemoteStream<T> {
+    type Item = Result<T, CallError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((bytes, at)) = &mut self.batch {
+                let rest = &bytes.as_slice()[*at..];
+                if !rest.is_empty() {
+                    return match postcard::take_from_bytes::<T>(rest) {
+                        Ok((item, tail)) => {
+                            *at = bytes.as_slice().len() - tail.len();
+                            Some(Ok(item))
+                        }
+                        Err(e) => {
+                            let error = CallError::ResultDecode {
+                                method: self.method,
+                                what: "stream item",
+                                expected: core::any::type_name::<T>(),
+                                source: e.into(),
+                            };
+                            self.fail(error)
+                        }
+                    };
+                }
+                self.batch = None;
+            }
+            if self.done {
+                return None;
+            }
+            match crate::__private::pull(&self.raw, self.next_batch, self.method) {
+                Ok(Some(bytes)) => {
+                    self.next_batch = self.next_batch.saturating_mul(2).min(self.limit);
+                    self.batch = Some((bytes, 0));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+    }
+}
+
+impl<T> Drop for RemoteStream<T> {
+    fn drop(&mut self) {
+        // Free the batch with the producer's allocator before its state.
+        self.batch = None;
+        crate::__private::drop_raw_stream(self.raw);
+    }
+}
+
+#[cfg(feature = "futures")]
+impl<T: DeserializeOwned> futures_core::Stream for RemoteStream<T> {
+    type Item = Result<T, CallError>;
+
+    /// Each poll makes one synchronous pull across the boundary (a plain
+    /// call, no thread), so the stream is always ready.
+    fn poll_next(
+        self: core::pin::Pin<&mut Self>,
+        _cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Option<Self::Item>> {
+        core::task::Poll::Ready(Iterator::next(self.get_mut()))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
+    /// Turns the stream into the raw form that crosses the boundary. The
+    /// receiver owns it.
+    pub(crate) fn into_raw(self) -> crate::abi::RawStream {
+        match self.inner {
+            Inner::Local(iter) => crate::__private::export_iter::<T>(iter),
+            // A stream received from the other side with nothing buffered
+            // here and nothing to keep alive passes straight on.
+            Inner::Remote(remote)
+                if remote.batch.is_none() && !remote.done && remote._keep.is_none() =>
+            {
+                // Nothing else in `remote` needs dropping; its new owner
+                // drops the raw stream.
+                core::mem::ManuallyDrop::new(remote).raw
+            }
+            Inner::Remote(remote) => crate::__private::export_iter::<T>(Box::new(Forward(remote))),
+        }
+    }
+}
+
+impl<T> Stream<T> {
+    pub(crate) fn from_remote(remote: RemoteStream<T>) -> Self {
+        Self {
+            inner: Inner::Remote(remote),
+        }
+    }
+}
+
+/// Re-exports a remote stream, turning its errors into [`StreamFailure`]
+/// panics that the exporter reports as error statuses.
+struct Forward<T>(RemoteStream<T>);
+
+impl<T: DeserializeOwned> Iterator for Forward<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        match self.0.next()? {
+            Ok(item) => Some(item),
+            Err(e) => std::panic::panic_any(StreamFailure(e)),
+        }
+    }
+}

@@ -159,7 +159,11 @@ pub enum Fault {
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(StreamFailure(e)) = payload.downcast_ref::<StreamFailure>() {
-        format!("a stream from the other side failed: {e}")
+        let detail = match e {
+            CallError::Panic { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        format!("input stream failed: {detail}")
     } else if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

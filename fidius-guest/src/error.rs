@@ -12,8 +12,9 @@ use crate::wire::WireError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
-    /// The plugin panicked; it stays usable for the next call.
-    #[error("plugin panicked in `{method}`: {message}")]
+    /// The other side panicked (the plugin in a call, or whichever side
+    /// produced a stream); it stays usable for the next call.
+    #[error("`{method}` panicked: {message}")]
     Panic {
         /// Method that panicked (`create` for the constructor).
         method: &'static str,

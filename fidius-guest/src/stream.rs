@@ -101,7 +101,7 @@ impl<T: DeserializeOwned> Iterator for Stream<T> {
     fn next(&mut self) -> Option<T> {
         match self.try_next()? {
             Ok(item) => Some(item),
-            Err(e) => std::panic::panic_any(StreamFailure(e)),
+            Err(e) => std::panic::resume_unwind(Box::new(StreamFailure(e))),
         }
     }
 }
@@ -277,7 +277,7 @@ impl<T: DeserializeOwned> Iterator for Forward<T> {
     fn next(&mut self) -> Option<T> {
         match self.0.next()? {
             Ok(item) => Some(item),
-            Err(e) => std::panic::panic_any(StreamFailure(e)),
+            Err(e) => std::panic::resume_unwind(Box::new(StreamFailure(e))),
         }
     }
 }

@@ -1,0 +1,175 @@
+//! Plugin → host callbacks through a `#[host_interface]`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use fidius::runtime::InterfaceField;
+use fidius::{Interface, LoadError, PluginError, PluginLibrary, Stream};
+use fidius_tests::fixture;
+use fixture_api::{ScriptedClient, Services};
+
+/// The host's implementation of `Services`.
+#[derive(Default)]
+struct Host {
+    log: Mutex<Vec<String>>,
+    values: BTreeMap<String, String>,
+    /// Set after loading, for `call_back`.
+    plugin: Mutex<Option<ScriptedClient>>,
+}
+
+impl Services for Host {
+    fn log(&self, message: &str) {
+        self.log.lock().unwrap().push(message.to_owned());
+    }
+    fn lookup(&self, key: &str) -> Result<String, PluginError> {
+        self.values
+            .get(key)
+            .cloned()
+            .ok_or_else(|| PluginError::new("unknown_key", format!("no value for `{key}`")))
+    }
+    fn explode(&self) -> u32 {
+        panic!("the host exploded");
+    }
+    fn call_back(&self, x: i64) -> i64 {
+        let plugin = self.plugin.lock().unwrap().clone();
+        // Re-enters the plugin that is calling us right now.
+        plugin.map_or(0, |p| p.double(x).unwrap())
+    }
+    fn numbers(&self, n: u64) -> Stream<u64> {
+        Stream::new(1..=n)
+    }
+}
+
+fn load(host: Arc<Host>) -> ScriptedClient {
+    PluginLibrary::open(fixture("fixture_features"))
+        .unwrap()
+        .instance::<ScriptedClient>("Script")
+        .host(host)
+        .build()
+        .unwrap()
+}
+
+fn host() -> Arc<Host> {
+    Arc::new(Host {
+        values: [("answer".to_string(), "42".to_string())].into(),
+        ..Host::default()
+    })
+}
+
+#[test]
+fn plugins_call_the_host_with_typed_results_and_errors() {
+    let host = host();
+    let script = load(host.clone());
+    assert_eq!(script.run("answer").unwrap().unwrap(), "42");
+    let error = script.run("question").unwrap().unwrap_err();
+    assert_eq!(error.code, "unknown_key");
+    assert_eq!(error.message, "no value for `question`");
+    assert_eq!(*host.log.lock().unwrap(), ["run answer", "run question"]);
+}
+
+#[test]
+fn a_host_panic_reaches_the_plugin_as_a_typed_error() {
+    let script = load(host());
+    assert_eq!(
+        script.host_panic().unwrap(),
+        "host failed: `explode` panicked: the host exploded"
+    );
+    // Both sides stay usable.
+    assert_eq!(script.run("answer").unwrap().unwrap(), "42");
+}
+
+#[test]
+fn re_entrant_calls_do_not_deadlock() {
+    let host = host();
+    let script = load(host.clone());
+    *host.plugin.lock().unwrap() = Some(script.clone());
+    assert_eq!(script.reenter(21).unwrap(), 42);
+    // From many threads at once.
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let script = script.clone();
+            std::thread::spawn(move || {
+                for x in 0..200 {
+                    assert_eq!(script.reenter(x + t).unwrap(), 2 * (x + t));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Break the host → plugin → host cycle.
+    host.plugin.lock().unwrap().take();
+}
+
+#[test]
+fn host_streams_flow_to_the_plugin() {
+    let script = load(host());
+    assert_eq!(script.sum_host_numbers(100).unwrap(), 5050);
+}
+
+#[test]
+fn the_host_object_lives_while_the_plugin_holds_it() {
+    let host = host();
+    let script = load(host.clone());
+    assert_eq!(
+        Arc::strong_count(&host),
+        2,
+        "the plugin holds one reference"
+    );
+    drop(script);
+    assert_eq!(Arc::strong_count(&host), 1, "released with the instance");
+}
+
+#[test]
+fn a_missing_host_is_a_typed_error() {
+    let lib = PluginLibrary::open(fixture("fixture_features")).unwrap();
+    match lib.load::<ScriptedClient>("Script") {
+        Err(LoadError::NeedsHost { host_interface, .. }) => assert_eq!(host_interface, "Services"),
+        other => panic!("expected NeedsHost, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_host_interface_is_checked_by_hash_before_loading() {
+    let lib = PluginLibrary::open(fixture("fixture_features")).unwrap();
+    let meta = lib
+        .plugins()
+        .iter()
+        .find(|p| p.plugin_name == "Script")
+        .unwrap();
+    let services = <dyn Services as Interface>::INFO;
+    let recorded = meta.host.as_ref().unwrap();
+    assert_eq!(
+        (recorded.name.as_str(), recorded.version, recorded.hash),
+        ("Services", 1, services.hash)
+    );
+    assert_eq!(meta.interface_meta("owner"), Some("tests"));
+    let info = <dyn fixture_api::Scripted as Interface>::INFO;
+    assert_eq!(info.host.unwrap().name, "Services");
+    assert_eq!(info.method("double").unwrap().meta("pure"), Some("yes"));
+
+    // A plugin built against a different host interface is refused.
+    let dir = fidius_tests::scratch("host_hash");
+    let original = std::fs::read(fixture("fixture_features")).unwrap();
+    let needle = services.hash.to_le_bytes();
+    let at = original
+        .windows(8)
+        .position(|w| w == needle)
+        .expect("host hash in the metadata record");
+    let mut patched = original.clone();
+    patched[at] ^= 0xff;
+    let path = dir.join("other_host.so");
+    std::fs::write(&path, patched).unwrap();
+    let lib = PluginLibrary::open(&path).unwrap();
+    match lib
+        .instance::<ScriptedClient>("Script")
+        .host(host())
+        .build()
+    {
+        Err(LoadError::InterfaceMismatch { field, .. }) => {
+            assert_eq!(field, InterfaceField::HostInterface)
+        }
+        other => panic!("expected a host interface mismatch, got {other:?}"),
+    }
+}

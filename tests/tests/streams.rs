@@ -1,0 +1,212 @@
+//! `Stream<T>` in every position, on native plugins.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use fidius::{CallError, DEFAULT_BATCH_LIMIT, PluginError, PluginLibrary};
+use fidius_tests::fixture;
+use fixture_api::StreamsClient;
+
+fn streamer() -> StreamsClient {
+    PluginLibrary::open(fixture("fixture_features"))
+        .unwrap()
+        .load("Streamer")
+        .unwrap()
+}
+
+/// A host-side iterator that counts what it produced and notices its drop.
+struct Probe {
+    next: u64,
+    end: u64,
+    produced: Arc<AtomicU64>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Probe {
+    fn new(end: u64) -> (Self, Arc<AtomicU64>, Arc<AtomicBool>) {
+        let produced = Arc::new(AtomicU64::new(0));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let probe = Self {
+            next: 0,
+            end,
+            produced: produced.clone(),
+            dropped: dropped.clone(),
+        };
+        (probe, produced, dropped)
+    }
+}
+
+impl Iterator for Probe {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        if self.next == self.end {
+            return None;
+        }
+        self.next += 1;
+        self.produced.fetch_add(1, Ordering::SeqCst);
+        Some(self.next - 1)
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn return_position_is_an_iterator_that_ends() {
+    let s = streamer();
+    let items: Vec<u64> = s.count_up(3, 9).unwrap().map(Result::unwrap).collect();
+    assert_eq!(items, [3, 4, 5, 6, 7, 8]);
+    assert_eq!(s.count_up(5, 5).unwrap().count(), 0);
+    let chunks: Vec<Vec<u8>> = s.chunks(3, 4).unwrap().map(Result::unwrap).collect();
+    assert_eq!(chunks, [vec![0; 4], vec![1; 4], vec![2; 4]]);
+}
+
+#[test]
+fn argument_position_accepts_any_into_iterator() {
+    let s = streamer();
+    assert_eq!(s.sum(1..=1000u64).unwrap(), 500_500);
+    assert_eq!(s.sum(vec![1u64, 2, 3]).unwrap(), 6);
+    assert_eq!(s.sum(std::iter::empty()).unwrap(), 0);
+    assert_eq!(s.total_len(vec![vec![0u8; 10], vec![1u8; 5]]).unwrap(), 15);
+}
+
+#[test]
+fn both_positions_make_a_plugin_owned_transform() {
+    let s = streamer();
+    let out: Vec<u64> = s.scale(0..5u64, 3).unwrap().map(Result::unwrap).collect();
+    assert_eq!(out, [0, 3, 6, 9, 12]);
+    // Chained: a returned stream fed back as an argument.
+    let numbers = s.count_up(1, 101).unwrap().map(Result::unwrap);
+    assert_eq!(s.sum(numbers).unwrap(), 5050);
+}
+
+#[test]
+fn errors_are_items() {
+    let s = streamer();
+    let out: Vec<Result<u64, String>> = s
+        .checked(vec![1i64, -2, 3])
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out, [Ok(1), Err("-2 is negative".to_string()), Ok(3)]);
+}
+
+#[test]
+fn a_result_of_a_stream_keeps_the_plugin_error_typed() {
+    let s = streamer();
+    assert_eq!(
+        s.maybe(true).unwrap().unwrap_err(),
+        PluginError::new("refused", "asked to fail")
+    );
+    let items: Vec<u64> = s
+        .maybe(false)
+        .unwrap()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(items, [0, 1, 2]);
+}
+
+#[test]
+fn a_panic_mid_stream_is_a_typed_error_item_and_the_plugin_stays_usable() {
+    let s = streamer();
+    let mut stream = s.explode_after(5).unwrap();
+    for expected in 0..5u64 {
+        assert_eq!(stream.next().unwrap().unwrap(), expected);
+    }
+    match stream.next() {
+        Some(Err(CallError::Panic { method, message })) => {
+            assert_eq!(method, "explode_after");
+            assert_eq!(message, "exploded after 5 items");
+        }
+        other => panic!("expected a panic item, got {other:?}"),
+    }
+    assert!(stream.next().is_none(), "the stream ends after an error");
+    assert_eq!(s.count_up(0, 3).unwrap().count(), 3);
+}
+
+#[test]
+fn a_host_producer_panic_reaches_the_host_as_a_typed_error() {
+    let s = streamer();
+    let failing = (0..10u64).map(|x| {
+        if x == 7 {
+            panic!("host producer gave up");
+        }
+        x
+    });
+    match s.sum(failing).unwrap_err() {
+        CallError::Panic { method, message } => {
+            assert_eq!(method, "sum");
+            assert!(message.contains("input stream failed"), "{message}");
+            assert!(message.contains("host producer gave up"), "{message}");
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert_eq!(s.sum(0..4u64).unwrap(), 6, "still usable");
+}
+
+#[test]
+fn dropping_the_plugin_side_stops_the_host_producer() {
+    let s = streamer();
+    let (probe, produced, dropped) = Probe::new(u64::MAX);
+    assert_eq!(s.take_some(probe, 5).unwrap(), 5);
+    assert!(dropped.load(Ordering::SeqCst), "host iterator dropped");
+    let produced = produced.load(Ordering::SeqCst);
+    assert!(
+        (5..=5 + u64::from(DEFAULT_BATCH_LIMIT)).contains(&produced),
+        "produced {produced}"
+    );
+}
+
+#[test]
+fn a_transform_keeps_few_items_in_flight() {
+    let s = streamer();
+    let (probe, produced, dropped) = Probe::new(200_000);
+    let mut consumed = 0u64;
+    for item in s.scale(probe, 2).unwrap() {
+        assert_eq!(item.unwrap(), consumed * 2);
+        consumed += 1;
+        let in_flight = produced.load(Ordering::SeqCst) - consumed;
+        assert!(
+            in_flight <= 2 * u64::from(DEFAULT_BATCH_LIMIT),
+            "{in_flight} items in flight after {consumed}"
+        );
+    }
+    assert_eq!(consumed, 200_000);
+    assert!(dropped.load(Ordering::SeqCst));
+}
+
+#[test]
+fn a_batch_limit_of_one_is_item_at_a_time() {
+    let s = streamer();
+    let (probe, produced, _) = Probe::new(1_000);
+    let stream = s.scale(probe, 1).unwrap().with_batch_limit(1);
+    for (consumed, item) in stream.enumerate() {
+        item.unwrap();
+        // One item in the host's batch, at most a batch in the plugin.
+        let ahead = produced.load(Ordering::SeqCst) - consumed as u64 - 1;
+        assert!(ahead <= u64::from(DEFAULT_BATCH_LIMIT), "{ahead}");
+    }
+}
+
+#[test]
+fn returned_streams_are_futures_streams_too() {
+    let s = streamer();
+    let items: Vec<u64> = futures_executor::block_on_stream(s.count_up(0, 4).unwrap())
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(items, [0, 1, 2, 3]);
+}
+
+#[test]
+fn streams_outlive_the_client_and_cross_threads() {
+    let stream = streamer().count_up(0, 1000).unwrap();
+    // The client is gone; the stream keeps the instance and library alive.
+    let total: u64 = std::thread::spawn(move || stream.map(Result::unwrap).sum())
+        .join()
+        .unwrap();
+    assert_eq!(total, 499_500);
+}

@@ -797,7 +797,9 @@ unsafe fn finish_with(
         status::NOT_IMPLEMENTED => CallError::NotImplemented { method },
         status::CONFIG_DECODE => CallError::ConfigDecode { message: text() },
         status::REJECTED => match wire::decode::<PluginError>(bytes.as_slice()) {
-            Ok(error) => CallError::Rejected { error },
+            Ok(error) => CallError::Rejected {
+                error: Box::new(error),
+            },
             Err(e) => CallError::Protocol {
                 method,
                 detail: format!("undecodable constructor error: {e}"),
@@ -1188,7 +1190,7 @@ unsafe extern "C" fn host_release<I: ?Sized + 'static>(state: *mut c_void) {
 #[inline(always)]
 pub unsafe fn host_object<'a, I: ?Sized + 'static>(this: *const c_void) -> &'a I {
     // SAFETY: per the contract, `this` points at a live `Arc<I>`.
-    unsafe { &**this.cast::<Arc<I>>() }
+    unsafe { &*this.cast::<Arc<I>>() }
 }
 
 /// Compile-time check that a type can be a `Stream<T>` item.

@@ -80,7 +80,7 @@ pub enum CallError {
     #[error("plugin constructor failed: {error}")]
     Rejected {
         /// The error, with its code and details.
-        error: PluginError,
+        error: Box<PluginError>,
     },
     /// The plugin broke the ABI: a null buffer, an invalid `bool` or `char`,
     /// invalid UTF-8, or an unknown status code.

@@ -131,11 +131,10 @@ fn a_panic_mid_stream_is_a_typed_error_item_and_the_plugin_stays_usable() {
 #[test]
 fn a_host_producer_panic_reaches_the_host_as_a_typed_error() {
     let s = streamer();
-    let failing = (0..10u64).map(|x| {
+    let failing = (0..10u64).inspect(|&x| {
         if x == 7 {
             panic!("host producer gave up");
         }
-        x
     });
     match s.sum(failing).unwrap_err() {
         CallError::Panic { method, message } => {

@@ -986,7 +986,7 @@ unsafe extern "C" fn producer_next<T: Serialize + 'static>(
             let Some(item) = producer.iter.next() else {
                 return Ok::<bool, String>(true);
             };
-            buf = postcard::to_extend(&item, core::mem::take(&mut buf))
+            buf = crate::stream::encode_item(&item, core::mem::take(&mut buf))
                 .map_err(|e| format!("stream item: {e}"))?;
             count += 1;
         }

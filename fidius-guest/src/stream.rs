@@ -81,7 +81,7 @@ impl<T: Send + 'static> Stream<T> {
     }
 }
 
-impl<T: DeserializeOwned> Stream<T> {
+impl<T: DeserializeOwned + 'static> Stream<T> {
     /// The next item, or the error that ended the stream.
     ///
     /// # Errors
@@ -95,7 +95,7 @@ impl<T: DeserializeOwned> Stream<T> {
     }
 }
 
-impl<T: DeserializeOwned> Iterator for Stream<T> {
+impl<T: DeserializeOwned + 'static> Iterator for Stream<T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
@@ -174,7 +174,7 @@ impl<T> RemoteStream<T> {
     }
 }
 
-impl<T: DeserializeOwned> Iterator for RemoteStream<T> {
+impl<T: DeserializeOwned + 'static> Iterator for RemoteStream<T> {
     type Item = Result<T, CallError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -182,7 +182,7 @@ impl<T: DeserializeOwned> Iterator for RemoteStream<T> {
             if let Some((bytes, at)) = &mut self.batch {
                 let rest = &bytes.as_slice()[*at..];
                 if !rest.is_empty() {
-                    return match postcard::take_from_bytes::<T>(rest) {
+                    return match decode_item::<T>(rest) {
                         Ok((item, tail)) => {
                             *at = bytes.as_slice().len() - tail.len();
                             Some(Ok(item))
@@ -192,7 +192,7 @@ impl<T: DeserializeOwned> Iterator for RemoteStream<T> {
                                 method: self.method,
                                 what: "stream item",
                                 expected: core::any::type_name::<T>(),
-                                source: e.into(),
+                                source: e,
                             };
                             self.fail(error)
                         }
@@ -227,7 +227,7 @@ impl<T> Drop for RemoteStream<T> {
 }
 
 #[cfg(feature = "futures")]
-impl<T: DeserializeOwned> futures_core::Stream for RemoteStream<T> {
+impl<T: DeserializeOwned + 'static> futures_core::Stream for RemoteStream<T> {
     type Item = Result<T, CallError>;
 
     /// Each poll makes one synchronous pull across the boundary (a plain
@@ -272,12 +272,128 @@ impl<T> Stream<T> {
 /// panics that the exporter reports as error statuses.
 struct Forward<T>(RemoteStream<T>);
 
-impl<T: DeserializeOwned> Iterator for Forward<T> {
+impl<T: DeserializeOwned + 'static> Iterator for Forward<T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
         match self.0.next()? {
             Ok(item) => Some(item),
             Err(e) => std::panic::resume_unwind(Box::new(StreamFailure(e))),
+        }
+    }
+}
+
+/// Appends one item in the wire format. `Vec<u8>` items (serialized by serde
+/// one byte at a time) take a fast path that writes the identical bytes: a
+/// varint length, then the bytes.
+pub(crate) fn encode_item<T: Serialize + 'static>(
+    item: &T,
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>, crate::wire::WireError> {
+    let any = item as &dyn Any;
+    if let Some(bytes) = any.downcast_ref::<Vec<u8>>() {
+        put_varint(&mut buf, bytes.len() as u64);
+        buf.extend_from_slice(bytes);
+        return Ok(buf);
+    }
+    if let Some(&n) = any.downcast_ref::<u64>() {
+        put_varint(&mut buf, n);
+        return Ok(buf);
+    }
+    Ok(postcard::to_extend(item, buf)?)
+}
+
+/// postcard's unsigned varint (LEB128).
+fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// Reads postcard's unsigned varint for a `u64` (at most 10 bytes).
+fn take_varint(bytes: &[u8]) -> Result<(u64, &[u8]), crate::wire::WireError> {
+    let mut n = 0u64;
+    let mut at = 0;
+    loop {
+        let Some(&byte) = bytes.get(at) else {
+            return Err(postcard::Error::DeserializeUnexpectedEnd.into());
+        };
+        if at == 9 && byte > 1 {
+            return Err(postcard::Error::DeserializeBadVarint.into());
+        }
+        n |= u64::from(byte & 0x7f) << (7 * at);
+        at += 1;
+        if byte & 0x80 == 0 {
+            return Ok((n, &bytes[at..]));
+        }
+    }
+}
+
+/// Moves `value` out as a `T` when `T` is `V`.
+fn cast<V: 'static, T: 'static>(value: V) -> Option<T> {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
+}
+
+/// Reads one item from the front of `bytes`, returning it and the rest;
+/// the counterpart of [`encode_item`].
+pub(crate) fn decode_item<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+) -> Result<(T, &[u8]), crate::wire::WireError> {
+    use core::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        let (item, rest) = decode_byte_vec(bytes)?;
+        if let Some(item) = cast::<Vec<u8>, T>(item) {
+            return Ok((item, rest));
+        }
+    }
+    if TypeId::of::<T>() == TypeId::of::<u64>() {
+        let (n, rest) = take_varint(bytes)?;
+        if let Some(item) = cast::<u64, T>(n) {
+            return Ok((item, rest));
+        }
+    }
+    Ok(postcard::take_from_bytes(bytes)?)
+}
+
+fn decode_byte_vec(bytes: &[u8]) -> Result<(Vec<u8>, &[u8]), crate::wire::WireError> {
+    let (len, rest) = take_varint(bytes)?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&len| len <= rest.len())
+        .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+    Ok((rest[..len].to_vec(), &rest[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_byte_vector_fast_path_writes_postcards_bytes() {
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let item: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let fast = encode_item(&item, Vec::new()).unwrap();
+            assert_eq!(fast, postcard::to_allocvec(&item).unwrap(), "len {len}");
+            let (back, rest) = decode_item::<Vec<u8>>(&fast).unwrap();
+            assert_eq!((back, rest.len()), (item, 0));
+        }
+        assert!(
+            decode_item::<Vec<u8>>(&[0x85, 0x01, 1, 2]).is_err(),
+            "truncated"
+        );
+        assert!(
+            decode_item::<Vec<u8>>(&[0xff; 11]).is_err(),
+            "overlong varint"
+        );
+        for n in [0u64, 1, 127, 128, 300, u64::MAX] {
+            let encoded = encode_item(&n, Vec::new()).unwrap();
+            assert_eq!(encoded, postcard::to_allocvec(&n).unwrap());
+            let (back, rest) = decode_item::<u64>(&encoded).unwrap();
+            assert_eq!((back, rest.len()), (n, 0));
         }
     }
 }

@@ -108,14 +108,7 @@ pub(crate) fn test() -> Result<(), String> {
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let mut bench = cargo();
     bench
-        .args([
-            "bench",
-            "--package",
-            "fidius-tests",
-            "--bench",
-            "native",
-            "--",
-        ])
+        .args(["bench", "--package", "fidius-tests", "--benches", "--"])
         .args(args);
     status(bench)
 }

@@ -4,6 +4,7 @@ pub trait ImageFilter: Send + Sync {
     fn add(&self, a: i64, b: i64) -> i64;
     fn count(&self, data: &[u8], name: &str) -> Result<u64, PluginError>;
     fn reset(&self);
+    #[allow(unused_variables)]
     fn tiles(&self, input: Stream<ApplyInput>) -> Stream<u64> {
         ::core::panic!(
             "optional method `ImageFilter::tiles` is not implemented by this plugin (fidius hosts get `CallError::NotImplemented` instead of calling it)"

@@ -46,3 +46,48 @@ fn inspect_reports_a_typed_error_and_exit_code() {
         "{stderr}"
     );
 }
+
+#[test]
+fn inspect_shows_optional_methods_metadata_config_and_host() {
+    let out = cargo_fidius()
+        .arg("inspect")
+        .arg(fidius_tests::fixture("evolution_plugin_v2"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("Shapes/Triangle\n  interface: Shapes v2 (hash 0x"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  meta:      since_v2 = \"describe, corners\"\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    fn area(f64)->f64  {unit = \"square metres\"}\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "    fn describe(u8)->String  [optional since 2, implemented]  {cost = \"low\"}\n    fn corners()->u32  [optional since 2, not implemented]\n"
+        ),
+        "{stdout}"
+    );
+
+    let out = cargo_fidius()
+        .arg("inspect")
+        .arg(fidius_tests::fixture("fixture_features"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("Scaler/Affine\n"), "{stdout}");
+    assert!(stdout.contains("  config:    AffineConfig\n"), "{stdout}");
+    assert!(
+        stdout.contains("Scripted/Script\n  interface: Scripted v1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  host:      Services v1 (hash 0x"),
+        "{stdout}"
+    );
+}

@@ -45,10 +45,43 @@ fn report(library: &PluginLibrary) -> String {
             "  abi:       {} (wire {}), built with fidius {}",
             p.abi_version, p.wire_version, p.fidius_version
         );
+        if let Some(config) = &p.config_type {
+            let _ = writeln!(out, "  config:    {config}");
+        }
+        if let Some(host) = &p.host {
+            let _ = writeln!(
+                out,
+                "  host:      {} v{} (hash {:#018x})",
+                host.name, host.version, host.hash
+            );
+        }
+        if !p.interface_meta.is_empty() {
+            let _ = writeln!(out, "  meta:      {}", pairs(&p.interface_meta));
+        }
         let _ = writeln!(out, "  methods:");
         for m in &p.methods {
-            let _ = writeln!(out, "    {}", m.signature);
+            let mut line = format!("    {}", m.signature);
+            if let Some(since) = m.since {
+                let state = if m.implemented {
+                    "implemented"
+                } else {
+                    "not implemented"
+                };
+                let _ = write!(line, "  [optional since {since}, {state}]");
+            }
+            if !m.meta.is_empty() {
+                let _ = write!(line, "  {{{}}}", pairs(&m.meta));
+            }
+            let _ = writeln!(out, "{line}");
         }
     }
     out
+}
+
+fn pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k} = {v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

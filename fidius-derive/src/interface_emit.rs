@@ -161,7 +161,15 @@ fn common(item: &ItemTrait, iface: &Interface, p: &TokenStream) -> TokenStream {
     }
 }
 
-fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
+/// Both sides: the trait and client (`common`), then in a `const _` block
+/// the wire checks, the shims and `glue`, given the vtable initializer
+/// (`Vtable { method: shim, … }`, with `turbofish` after each shim).
+fn emit_side(
+    item: &ItemTrait,
+    iface: &Interface,
+    turbofish: TokenStream,
+    glue: impl FnOnce(&TokenStream, TokenStream) -> TokenStream,
+) -> TokenStream {
     let krate = &iface.krate;
     let p = quote!(#krate::__private);
     let trait_ident = &iface.ident;
@@ -172,8 +180,9 @@ fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
     let shim_refs = iface.methods.iter().map(|m| {
         let ident = &m.ident;
         let shim = shim_ident(trait_ident, m);
-        quote!(#ident: #shim)
+        quote!(#ident: #shim #turbofish)
     });
+    let glue = glue(&p, quote!(#vtable { #(#shim_refs,)* }));
     quote! {
         #common
 
@@ -181,13 +190,22 @@ fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
         const _: () = {
             #(#checks)*
             #(#shims)*
+            #glue
+        };
+    }
+}
 
+fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
+    let trait_ident = &iface.ident;
+    let vtable = vtable_ident(trait_ident);
+    emit_side(item, iface, quote!(), |p, init| {
+        quote! {
             impl #p::HostInterface for dyn #trait_ident {
                 const HOST_INFO: ::core::option::Option<&'static #p::InterfaceInfo> =
                     ::core::option::Option::Some(&<dyn #trait_ident as #p::Interface>::INFO);
 
                 fn export(host: ::std::sync::Arc<Self>) -> #p::HostExport {
-                    static VTABLE: #vtable = #vtable { #(#shim_refs,)* };
+                    static VTABLE: #vtable = #init;
                     // The shims expect `this` to be the `Arc<dyn Trait>`
                     // that `HostExport::new` packs, and VTABLE has one entry
                     // per method of INFO.
@@ -200,38 +218,21 @@ fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
                     }
                 }
             }
-        };
-    }
+        }
+    })
 }
 
 fn emit_plugin(item: &ItemTrait, iface: &Interface) -> TokenStream {
-    let krate = &iface.krate;
-    let p = quote!(#krate::__private);
     let trait_ident = &iface.ident;
     let vtable = vtable_ident(trait_ident);
-    let common = common(item, iface, &p);
-    let shims = iface.methods.iter().map(|m| shim(iface, m, &p));
-    let shim_refs = iface.methods.iter().map(|m| {
-        let ident = &m.ident;
-        let shim = shim_ident(trait_ident, m);
-        quote!(#ident: #shim::<__T>)
-    });
-    let checks = iface.methods.iter().flat_map(|m| wire_checks(m, &p));
-
-    quote! {
-        #common
-
-        #[allow(non_snake_case, clippy::undocumented_unsafe_blocks, unused_unsafe)]
-        const _: () = {
-            #(#checks)*
-            #(#shims)*
-
+    emit_side(item, iface, quote!(::<__T>), |p, init| {
+        quote! {
             impl<__T: #trait_ident + #p::Implemented + 'static> #p::Implement<__T> for dyn #trait_ident {
                 type VTable = #vtable;
-                const VTABLE: #vtable = #vtable { #(#shim_refs,)* };
+                const VTABLE: #vtable = #init;
             }
-        };
-    }
+        }
+    })
 }
 
 fn shim_ident(trait_ident: &Ident, m: &Method) -> Ident {

@@ -30,6 +30,9 @@ mod library;
 )]
 mod native;
 
+#[cfg(feature = "package")]
+pub mod package;
+
 pub use error::{InterfaceField, LoadError};
 pub use fidius_guest::meta::PluginMeta as PluginInfo;
 pub use fidius_guest::{CallError, PluginClient, PluginError};

@@ -18,6 +18,10 @@ pub use fidius_guest::{
 #[cfg(feature = "native")]
 pub use fidius_runtime::{InstanceBuilder, LoadError, PluginInfo, PluginLibrary};
 
+/// Signed packages: `Package::open(path, &TrustPolicy)`.
+#[cfg(feature = "package")]
+pub use fidius_runtime::package;
+
 /// The whole host runtime (`fidius-runtime`).
 #[cfg(feature = "native")]
 pub use fidius_runtime as runtime;

@@ -1,0 +1,261 @@
+//! Reading and writing the `.fidpkg` container: a gzip-compressed ustar
+//! archive in one canonical byte layout (spec: `docs/src/fidpkg.md`).
+//!
+//! Reading is strict: the whole archive is decompressed into memory within
+//! [`Limits`], every entry must be a plain file with a safe relative path,
+//! and after the contents are checked the archive must be byte-for-byte
+//! what [`write`] produces for them, so not a single byte (header field,
+//! padding, gzip header) can change unnoticed. Nothing is written to disk
+//! here.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{Limits, PackageError};
+
+/// The manifest's name in the archive.
+pub const MANIFEST: &str = "fidius.toml";
+/// The manifest signature's name in the archive.
+pub const SIGNATURE: &str = "fidius.toml.sig";
+
+/// The fixed start of every package: the gzip header (deflate, flag
+/// FEXTRA, mtime 0, no extra flags, OS "unknown"), then the extra field's
+/// length (36) and its one subfield `FD` of 32 bytes, which holds the
+/// SHA-256 of everything after it (deflate data and gzip trailer).
+///
+/// Deflate has bits that do not change the decompressed data (block
+/// padding); the digest makes a change to any byte of the file detectable.
+/// It is not a security feature (anyone can recompute it): the signature
+/// over the manifest, and the manifest's artifact digests, are.
+const GZIP_PREFIX: [u8; 16] = [
+    0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 36, 0, b'F', b'D', 32, 0,
+];
+/// Length of the prefix plus the digest.
+const GZIP_HEADER_LEN: usize = GZIP_PREFIX.len() + 32;
+
+/// The files of an archive, by path.
+#[derive(Debug, Default)]
+pub(crate) struct Contents {
+    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    /// The decompressed tar stream, for [`Contents::check_canonical`].
+    canonical: Vec<u8>,
+}
+
+/// Builds the canonical archive: the manifest, then the signature (if
+/// any), then the artifacts sorted by path; mode 0644, uid/gid 0, mtime 0,
+/// no user or group names.
+///
+/// # Errors
+/// A message when a path does not fit a ustar header (100 bytes).
+pub(crate) fn write(
+    manifest: &[u8],
+    signature: Option<&[u8]>,
+    artifacts: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let tar = tar_bytes(manifest, signature, artifacts)?;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &tar).map_err(|e| e.to_string())?;
+    let mut body = encoder.finish().map_err(|e| e.to_string())?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&tar);
+    body.extend_from_slice(&crc.sum().to_le_bytes());
+    body.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    let mut gz = Vec::with_capacity(GZIP_HEADER_LEN + body.len());
+    gz.extend_from_slice(&GZIP_PREFIX);
+    gz.extend_from_slice(&Sha256::digest(&body));
+    gz.extend_from_slice(&body);
+    Ok(gz)
+}
+
+fn tar_bytes(
+    manifest: &[u8],
+    signature: Option<&[u8]>,
+    artifacts: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut append = |path: &str, data: &[u8]| -> Result<(), String> {
+        if path.len() > 100 {
+            return Err(format!("archive path `{path}` is longer than 100 bytes"));
+        }
+        let mut header = tar::Header::new_ustar();
+        header
+            .set_path(path)
+            .map_err(|e| format!("archive path `{path}`: {e}"))?;
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        builder
+            .append(&header, data)
+            .map_err(|e| format!("archive entry `{path}`: {e}"))
+    };
+    append(MANIFEST, manifest)?;
+    if let Some(signature) = signature {
+        append(SIGNATURE, signature)?;
+    }
+    for (path, data) in artifacts {
+        append(path, data)?;
+    }
+    builder.into_inner().map_err(|e| e.to_string())
+}
+
+/// Why an entry path is unsafe, if it is.
+fn unsafe_path(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("empty path");
+    }
+    if name.starts_with('/') || name.starts_with('\\') {
+        return Some("absolute path");
+    }
+    if name.contains('\\') || name.contains(':') || name.contains('\0') {
+        return Some("path with `\\`, `:` or NUL");
+    }
+    for part in name.split('/') {
+        match part {
+            ".." => return Some("path with `..`"),
+            "" | "." => return Some("path with an empty or `.` component"),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Decompresses and reads `bytes` (the package at `path`), checking
+/// structure and limits; the contents are not yet verified.
+pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Contents, PackageError> {
+    let archive_err = |detail: String| PackageError::Archive {
+        path: path.to_owned(),
+        detail,
+    };
+    if bytes.len() < 2 || bytes[..2] != GZIP_PREFIX[..2] {
+        return Err(archive_err("not gzip-compressed".into()));
+    }
+    if bytes.len() < GZIP_HEADER_LEN || bytes[..GZIP_PREFIX.len()] != GZIP_PREFIX {
+        return Err(archive_err(
+            "the gzip header is not a .fidpkg header (flags, mtime, extra field or OS byte differ)"
+                .into(),
+        ));
+    }
+    if bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] != Sha256::digest(&bytes[GZIP_HEADER_LEN..])[..] {
+        return Err(archive_err(
+            "the compressed data does not match the digest in the gzip header (corrupt or truncated)"
+                .into(),
+        ));
+    }
+    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+    // One byte more than the limit tells "at the limit" from "over it".
+    let mut tar = Vec::new();
+    (&mut decoder)
+        .take(limits.max_total_bytes.saturating_add(1))
+        .read_to_end(&mut tar)
+        .map_err(|e| archive_err(format!("gzip: {e}")))?;
+    if tar.len() as u64 > limits.max_total_bytes {
+        return Err(PackageError::LimitExceeded {
+            path: path.to_owned(),
+            what: "the decompressed archive".into(),
+            limit: limits.max_total_bytes,
+        });
+    }
+    if !decoder.into_inner().is_empty() {
+        return Err(archive_err("data after the end of the gzip stream".into()));
+    }
+
+    let mut contents = Contents::default();
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let entries = archive
+        .entries()
+        .map_err(|e| archive_err(format!("tar: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| archive_err(format!("tar: {e}")))?;
+        let name = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| archive_err("an entry name is not UTF-8".into()))?;
+        let hostile = |reason| PackageError::HostileEntry {
+            path: path.to_owned(),
+            entry: name.clone(),
+            reason,
+        };
+        match entry.header().entry_type() {
+            tar::EntryType::Regular => {}
+            tar::EntryType::Symlink => return Err(hostile("symbolic links are not allowed")),
+            tar::EntryType::Link => return Err(hostile("hard links are not allowed")),
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                return Err(hostile("device files and FIFOs are not allowed"));
+            }
+            tar::EntryType::Directory => return Err(hostile("directories are not allowed")),
+            _ => return Err(hostile("only plain files are allowed")),
+        }
+        if let Some(reason) = unsafe_path(&name) {
+            return Err(hostile(reason));
+        }
+        if contents.files.contains_key(&name) {
+            return Err(PackageError::DuplicateEntry {
+                path: path.to_owned(),
+                entry: name,
+            });
+        }
+        if contents.files.len() >= limits.max_entries {
+            return Err(PackageError::LimitExceeded {
+                path: path.to_owned(),
+                what: "the number of entries".into(),
+                limit: limits.max_entries as u64,
+            });
+        }
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| archive_err(format!("tar: {e}")))?;
+        let limit = if name == MANIFEST || name == SIGNATURE {
+            limits.max_manifest_bytes
+        } else {
+            limits.max_entry_bytes
+        };
+        if size > limit {
+            return Err(PackageError::LimitExceeded {
+                path: path.to_owned(),
+                what: format!("entry `{name}` ({size} bytes)"),
+                limit,
+            });
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| archive_err(format!("tar entry `{name}`: {e}")))?;
+        contents.files.insert(name, data);
+    }
+    contents.canonical = tar;
+    Ok(contents)
+}
+
+impl Contents {
+    /// Checks that the decompressed archive is exactly the canonical layout
+    /// of its contents (call after the contents are verified, so a changed
+    /// manifest or artifact is reported as such first).
+    pub(crate) fn check_canonical(&self, path: &Path) -> Result<(), PackageError> {
+        let mut artifacts = self.files.clone();
+        let manifest = artifacts.remove(MANIFEST).unwrap_or_default();
+        let signature = artifacts.remove(SIGNATURE);
+        let expected =
+            tar_bytes(&manifest, signature.as_deref(), &artifacts).map_err(|detail| {
+                PackageError::Archive {
+                    path: path.to_owned(),
+                    detail,
+                }
+            })?;
+        if expected != self.canonical {
+            return Err(PackageError::Archive {
+                path: path.to_owned(),
+                detail: "the archive is not in canonical form (a header, padding or order \
+                         differs from what `cargo fidius package` writes)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! The content-addressed cache verified artifacts are loaded from:
+//! `<root>/<sha256>/<file name>`, directories mode 0700, files written to a
+//! temporary name and renamed into place.
+//!
+//! A cached file is compared with the verified bytes before it is reused,
+//! so a corrupted or replaced cache entry is rewritten, never loaded. The
+//! cache root must be private to the user (it is created 0700): whoever can
+//! write into it could swap a file between that check and the load.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::PackageError;
+
+pub(crate) fn default_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FIDIUS_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("fidius");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache").join("fidius");
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    std::env::temp_dir().join(format!("fidius-cache-{user}"))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), PackageError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| PackageError::io(dir, e))
+}
+
+/// Makes `<root>/<digest>/<name>` hold exactly `bytes` and returns its
+/// path.
+pub(crate) fn store(
+    root: &Path,
+    digest: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, PackageError> {
+    let dir = root.join(digest);
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read(&path)
+        && existing == bytes
+    {
+        return Ok(path);
+    }
+    create_private_dir(&dir)?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        PackageError::io(&path, e)
+    })?;
+    Ok(path)
+}

@@ -1,0 +1,305 @@
+//! Ed25519 keys, key ids and detached signatures, and their text files.
+//!
+//! All three files are small TOML documents (see `docs/src/fidpkg.md`):
+//!
+//! ```toml
+//! # fidius public key
+//! algorithm = "ed25519"
+//! key_id = "3f2a9c0e5d7b1164"
+//! public_key = "…64 hex digits…"
+//! ```
+//!
+//! A secret key file has `secret_key` instead of `public_key`; a signature
+//! file has `signature` (128 hex digits). The key id is the first 8 bytes of
+//! the SHA-256 of the public key, in hex.
+
+use std::path::Path;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::PackageError;
+
+/// The only signature algorithm.
+pub const ALGORITHM: &str = "ed25519";
+
+/// A public key that signatures are checked against.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+    id: String,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", self.id)
+    }
+}
+
+/// A secret signing key. Its `Debug` output never shows the key.
+pub struct SecretKey {
+    key: SigningKey,
+    id: String,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretKey({}, …)", self.id)
+    }
+}
+
+/// A detached signature: which key, and the signature bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Id of the key that made it.
+    pub key_id: String,
+    signature: ed25519_dalek::Signature,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    algorithm: String,
+    key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_key: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureFile {
+    algorithm: String,
+    key_id: String,
+    signature: String,
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.as_bytes();
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in text.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+fn key_id(key: &VerifyingKey) -> String {
+    hex(&Sha256::digest(key.as_bytes())[..8])
+}
+
+fn bad_key(what: &str, detail: impl Into<String>) -> PackageError {
+    PackageError::MalformedKey {
+        what: what.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn parse_key_file(what: &str, text: &str) -> Result<KeyFile, PackageError> {
+    let file: KeyFile = toml::from_str(text).map_err(|e| bad_key(what, e.to_string()))?;
+    if file.algorithm != ALGORITHM {
+        return Err(bad_key(
+            what,
+            format!(
+                "algorithm: expected `{ALGORITHM}`, found `{}`",
+                file.algorithm
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+impl PublicKey {
+    /// Parses a public key file's text; `what` names it in errors.
+    ///
+    /// # Errors
+    /// [`PackageError::MalformedKey`].
+    pub fn parse(what: &str, text: &str) -> Result<Self, PackageError> {
+        let file = parse_key_file(what, text)?;
+        let hex = file
+            .public_key
+            .ok_or_else(|| bad_key(what, "missing `public_key` (is this a secret key file?)"))?;
+        let bytes =
+            unhex::<32>(&hex).ok_or_else(|| bad_key(what, "`public_key` must be 64 hex digits"))?;
+        let key = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| bad_key(what, "`public_key` is not a valid Ed25519 key"))?;
+        let id = key_id(&key);
+        if file.key_id != id {
+            return Err(bad_key(
+                what,
+                format!("`key_id` is {} but the key's id is {id}", file.key_id),
+            ));
+        }
+        Ok(Self { key, id })
+    }
+
+    /// Reads a public key file.
+    ///
+    /// # Errors
+    /// [`PackageError::Io`] or [`PackageError::MalformedKey`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PackageError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| PackageError::io(path, e))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// The key id (16 hex digits).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The public key file's text.
+    pub fn to_file_text(&self) -> String {
+        let file = KeyFile {
+            algorithm: ALGORITHM.into(),
+            key_id: self.id.clone(),
+            public_key: Some(hex(self.key.as_bytes())),
+            secret_key: None,
+        };
+        format!(
+            "# fidius public key: give this to hosts that should trust your packages\n{}",
+            toml::to_string(&file).unwrap_or_default()
+        )
+    }
+
+    /// Checks `signature` over `message` with this key (strict Ed25519).
+    pub(crate) fn verifies(&self, message: &[u8], signature: &Signature) -> bool {
+        self.key
+            .verify_strict(message, &signature.signature)
+            .is_ok()
+    }
+}
+
+impl SecretKey {
+    /// A new random key pair.
+    ///
+    /// # Errors
+    /// [`PackageError::Random`] when the OS has no randomness to give.
+    pub fn generate() -> Result<Self, PackageError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| PackageError::Random {
+            detail: e.to_string(),
+        })?;
+        let key = SigningKey::from_bytes(&seed);
+        let id = key_id(&key.verifying_key());
+        Ok(Self { key, id })
+    }
+
+    /// The key for a 32-byte Ed25519 seed (for keys kept elsewhere, and
+    /// deterministic tests).
+    pub fn from_bytes(seed: &[u8; 32]) -> Self {
+        let key = SigningKey::from_bytes(seed);
+        let id = key_id(&key.verifying_key());
+        Self { key, id }
+    }
+
+    /// Parses a secret key file's text; `what` names it in errors (never
+    /// the key).
+    ///
+    /// # Errors
+    /// [`PackageError::MalformedKey`].
+    pub fn parse(what: &str, text: &str) -> Result<Self, PackageError> {
+        let file = parse_key_file(what, text)?;
+        let hex = file
+            .secret_key
+            .ok_or_else(|| bad_key(what, "missing `secret_key` (is this a public key file?)"))?;
+        let bytes =
+            unhex::<32>(&hex).ok_or_else(|| bad_key(what, "`secret_key` must be 64 hex digits"))?;
+        let key = SigningKey::from_bytes(&bytes);
+        let id = key_id(&key.verifying_key());
+        if file.key_id != id {
+            return Err(bad_key(
+                what,
+                format!("`key_id` is {} but the key's id is {id}", file.key_id),
+            ));
+        }
+        Ok(Self { key, id })
+    }
+
+    /// Reads a secret key file.
+    ///
+    /// # Errors
+    /// [`PackageError::Io`] or [`PackageError::MalformedKey`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PackageError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| PackageError::io(path, e))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// The key id (16 hex digits).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            key: self.key.verifying_key(),
+            id: self.id.clone(),
+        }
+    }
+
+    /// The secret key file's text. Keep it private (mode 0600).
+    pub fn to_file_text(&self) -> String {
+        let file = KeyFile {
+            algorithm: ALGORITHM.into(),
+            key_id: self.id.clone(),
+            public_key: None,
+            secret_key: Some(hex(self.key.as_bytes())),
+        };
+        format!(
+            "# fidius SECRET key: keep private; hosts need the .pub file\n{}",
+            toml::to_string(&file).unwrap_or_default()
+        )
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature {
+            key_id: self.id.clone(),
+            signature: self.key.sign(message),
+        }
+    }
+}
+
+impl Signature {
+    /// Parses a signature file's text.
+    ///
+    /// # Errors
+    /// [`PackageError::MalformedSignature`].
+    pub fn parse(text: &str) -> Result<Self, PackageError> {
+        let bad = |detail: String| PackageError::MalformedSignature { detail };
+        let file: SignatureFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if file.algorithm != ALGORITHM {
+            return Err(bad(format!(
+                "algorithm: expected `{ALGORITHM}`, found `{}`",
+                file.algorithm
+            )));
+        }
+        let bytes = unhex::<64>(&file.signature)
+            .ok_or_else(|| bad("`signature` must be 128 hex digits".into()))?;
+        Ok(Self {
+            key_id: file.key_id,
+            signature: ed25519_dalek::Signature::from_bytes(&bytes),
+        })
+    }
+
+    /// The signature file's text.
+    pub fn to_file_text(&self) -> String {
+        let file = SignatureFile {
+            algorithm: ALGORITHM.into(),
+            key_id: self.key_id.clone(),
+            signature: hex(&self.signature.to_bytes()),
+        };
+        toml::to_string(&file).unwrap_or_default()
+    }
+}

@@ -1,0 +1,145 @@
+//! `fidius.toml`, the package manifest (spec: `docs/src/fidpkg.md`).
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest `format_version` this runtime writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What kind of plugin an artifact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ArtifactKind {
+    /// A native shared library (cdylib) for one target triple.
+    Native,
+    /// A WebAssembly component (`wasm32-wasip2`).
+    Wasm,
+    /// A Python module.
+    Python,
+}
+
+impl ArtifactKind {
+    /// The lowercase name used in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Wasm => "wasm",
+            Self::Python => "python",
+        }
+    }
+}
+
+/// The package manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Name and version of the package.
+    pub package: PackageInfo,
+    /// The plugins every artifact contains.
+    #[serde(default)]
+    pub plugins: Vec<PluginEntry>,
+    /// One entry per artifact in the archive.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+}
+
+/// `[package]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageInfo {
+    /// The plugin crate's name.
+    pub name: String,
+    /// Its semver version.
+    pub version: String,
+}
+
+/// `[[plugins]]`: one plugin and the interface it implements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// Plugin name.
+    pub name: String,
+    /// Interface (trait) name.
+    pub interface: String,
+    /// Interface version.
+    pub interface_version: u32,
+    /// Interface hash, `0x` and 16 hex digits.
+    pub interface_hash: String,
+}
+
+/// `[[artifacts]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// Native, WASM or Python.
+    pub kind: ArtifactKind,
+    /// Target triple (`x86_64-unknown-linux-gnu`, `wasm32-wasip2`, …).
+    pub target: String,
+    /// Path inside the archive, `artifacts/<target>/<file>`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes, 64 lowercase hex digits.
+    pub sha256: String,
+    /// For WASM: the capabilities the component requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+}
+
+impl Manifest {
+    /// The manifest's TOML text, as signed and stored.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks the fields a parser cannot: names, the semver version,
+    /// artifact paths and digests.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.package.name.is_empty() {
+            return Err("`package.name` is empty".into());
+        }
+        if !is_semver(&self.package.version) {
+            return Err(format!(
+                "`package.version` `{}` is not a semver version",
+                self.package.version
+            ));
+        }
+        let mut paths = std::collections::BTreeSet::new();
+        for a in &self.artifacts {
+            if !paths.insert(a.path.as_str()) {
+                return Err(format!("artifact path `{}` listed twice", a.path));
+            }
+            if a.path == super::archive::MANIFEST || a.path == super::archive::SIGNATURE {
+                return Err(format!("artifact path `{}` is reserved", a.path));
+            }
+            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "artifact `{}`: `sha256` must be 64 hex digits",
+                    a.path
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_semver(v: &str) -> bool {
+    semver::Version::parse(v).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_semver;
+
+    #[test]
+    fn semver_versions() {
+        for ok in ["0.1.0", "1.2.3-beta.1", "10.0.0+build.5"] {
+            assert!(is_semver(ok), "{ok}");
+        }
+        for bad in ["1.2", "01.2.3", "1.2.x", "", "1.2.3 "] {
+            assert!(!is_semver(bad), "{bad}");
+        }
+    }
+}

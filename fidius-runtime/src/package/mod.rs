@@ -1,0 +1,500 @@
+//! Signed `.fidpkg` packages and signed loose artifacts (feature
+//! `package`).
+//!
+//! [`Package::open`] reads a package, verifies its signature against a
+//! [`TrustPolicy`], checks every artifact's size and SHA-256 against the
+//! signed manifest, writes the artifact for this host into a private,
+//! content-addressed cache **from the verified bytes**, and opens it there;
+//! the original file is read once and never again. [`open_signed_library`]
+//! does the same for a loose cdylib with a detached `.sig`.
+//!
+//! The format is specified in `docs/src/fidpkg.md`.
+
+mod archive;
+mod cache;
+mod error;
+mod keys;
+mod manifest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use archive::{MANIFEST, SIGNATURE};
+pub use error::{ErrorKind, PackageError};
+pub use keys::{ALGORITHM, PublicKey, SecretKey, Signature};
+pub use manifest::{Artifact, ArtifactKind, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry};
+
+use crate::{InstanceBuilder, LoadError, PluginClient, PluginLibrary};
+
+/// The target triple this runtime was built for (the host's native
+/// artifacts are looked up by it).
+pub const HOST_TARGET: &str = env!("FIDIUS_HOST_TARGET");
+
+/// Size limits for reading packages; exceeding one is
+/// [`PackageError::LimitExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest decompressed archive (guards against decompression bombs).
+    /// Default 1 GiB.
+    pub max_total_bytes: u64,
+    /// Largest single artifact. Default 512 MiB.
+    pub max_entry_bytes: u64,
+    /// Largest manifest or signature. Default 1 MiB.
+    pub max_manifest_bytes: u64,
+    /// Most entries. Default 256.
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_total_bytes: 1 << 30,
+            max_entry_bytes: 512 << 20,
+            max_manifest_bytes: 1 << 20,
+            max_entries: 256,
+        }
+    }
+}
+
+/// Which signatures a host accepts, and where verified artifacts are
+/// cached.
+///
+/// Signatures are required by default; [`allow_unsigned`](Self::allow_unsigned)
+/// is the explicit opt-out (unsigned input is then accepted, but a signature
+/// that is present must still verify with a trusted key).
+#[derive(Debug, Clone, Default)]
+pub struct TrustPolicy {
+    keys: Vec<PublicKey>,
+    allow_unsigned: bool,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+}
+
+impl TrustPolicy {
+    /// A policy that trusts no key yet and requires signatures.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts signatures by `key`.
+    #[must_use]
+    pub fn trust(mut self, key: PublicKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Accepts unsigned packages and artifacts (development only).
+    #[must_use]
+    pub fn allow_unsigned(mut self) -> Self {
+        self.allow_unsigned = true;
+        self
+    }
+
+    /// Replaces the size limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Where verified artifacts are written (created with mode 0700).
+    /// Default: `$FIDIUS_CACHE_DIR`, else `$XDG_CACHE_HOME/fidius`, else
+    /// `$HOME/.cache/fidius`, else a per-user directory under the system
+    /// temporary directory.
+    #[must_use]
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The trusted keys.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    fn cache_root(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(cache::default_root)
+    }
+
+    /// Checks `signature` (the detached signature of `message`, read from
+    /// `path`) against the policy; `Ok(Some(key id))` when signed by a
+    /// trusted key, `Ok(None)` when unsigned and allowed.
+    fn check(
+        &self,
+        path: &Path,
+        message: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<Option<String>, PackageError> {
+        let Some(signature) = signature else {
+            if self.allow_unsigned {
+                return Ok(None);
+            }
+            return Err(PackageError::Unsigned {
+                path: path.to_owned(),
+            });
+        };
+        let text =
+            std::str::from_utf8(signature).map_err(|_| PackageError::MalformedSignature {
+                detail: "not UTF-8 text".into(),
+            })?;
+        let signature = Signature::parse(text)?;
+        let Some(key) = self.keys.iter().find(|k| k.id() == signature.key_id) else {
+            return Err(PackageError::UnknownKey {
+                path: path.to_owned(),
+                key_id: signature.key_id,
+                trusted: self.keys.iter().map(|k| k.id().to_owned()).collect(),
+            });
+        };
+        if !key.verifies(message, &signature) {
+            return Err(PackageError::BadSignature {
+                path: path.to_owned(),
+                key_id: signature.key_id,
+            });
+        }
+        Ok(Some(signature.key_id))
+    }
+}
+
+/// SHA-256 in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    keys::hex(&Sha256::digest(bytes))
+}
+
+/// A package whose signature, manifest and artifacts are verified, held in
+/// memory; nothing has been written or loaded.
+#[derive(Debug)]
+pub struct VerifiedPackage {
+    path: PathBuf,
+    manifest: Manifest,
+    signer: Option<String>,
+    artifacts: BTreeMap<String, Vec<u8>>,
+}
+
+impl VerifiedPackage {
+    /// Reads and verifies the package at `path` under `policy`.
+    ///
+    /// # Errors
+    /// Every [`PackageError`] but `Load`: I/O, a malformed or hostile
+    /// archive, a missing, unknown or bad signature, a malformed manifest or
+    /// unsupported `format_version`, or content that differs from the
+    /// manifest.
+    pub fn read(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| PackageError::io(path, e))?;
+        Self::from_bytes(path, &bytes, policy)
+    }
+
+    /// As [`read`](Self::read), for package bytes already in memory
+    /// (`path` only names them in errors).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        policy: &TrustPolicy,
+    ) -> Result<Self, PackageError> {
+        let mut contents = archive::read(path, bytes, &policy.limits)?;
+        let manifest_bytes = contents
+            .files
+            .get(archive::MANIFEST)
+            .cloned()
+            .ok_or_else(|| PackageError::MissingManifest {
+                path: path.to_owned(),
+            })?;
+        let signer = policy.check(
+            path,
+            &manifest_bytes,
+            contents.files.get(archive::SIGNATURE).map(Vec::as_slice),
+        )?;
+        let bad = |detail: String| PackageError::BadManifest {
+            path: path.to_owned(),
+            detail,
+        };
+        let text = std::str::from_utf8(&manifest_bytes).map_err(|_| bad("not UTF-8".into()))?;
+        // Read the version first, so a newer format is reported as such
+        // rather than as unknown fields.
+        #[derive(serde::Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let version: Version = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if version.format_version != FORMAT_VERSION {
+            return Err(PackageError::UnsupportedFormat {
+                path: path.to_owned(),
+                found: version.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let manifest: Manifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        manifest.validate().map_err(bad)?;
+
+        let listed: BTreeMap<&str, &Artifact> = manifest
+            .artifacts
+            .iter()
+            .map(|a| (a.path.as_str(), a))
+            .collect();
+        for name in contents.files.keys() {
+            if name != archive::MANIFEST
+                && name != archive::SIGNATURE
+                && !listed.contains_key(name.as_str())
+            {
+                return Err(PackageError::UnlistedEntry {
+                    path: path.to_owned(),
+                    entry: name.clone(),
+                });
+            }
+        }
+        for artifact in &manifest.artifacts {
+            let Some(data) = contents.files.get(&artifact.path) else {
+                return Err(PackageError::MissingEntry {
+                    path: path.to_owned(),
+                    entry: artifact.path.clone(),
+                });
+            };
+            check_artifact(path, artifact, data)?;
+        }
+        contents.check_canonical(path)?;
+        contents.files.remove(archive::MANIFEST);
+        contents.files.remove(archive::SIGNATURE);
+        Ok(Self {
+            path: path.to_owned(),
+            manifest,
+            signer,
+            artifacts: contents.files,
+        })
+    }
+
+    /// The signed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Id of the key that signed it, `None` when unsigned (and allowed).
+    pub fn signer(&self) -> Option<&str> {
+        self.signer.as_deref()
+    }
+
+    /// The package file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The verified bytes of the artifact at `path` in the archive.
+    pub fn artifact_bytes(&self, path: &str) -> Option<&[u8]> {
+        self.artifacts.get(path).map(Vec::as_slice)
+    }
+
+    /// The artifact of `kind` for `target`.
+    pub fn artifact_for(
+        &self,
+        kind: ArtifactKind,
+        target: &str,
+    ) -> Result<&Artifact, PackageError> {
+        self.manifest
+            .artifacts
+            .iter()
+            .find(|a| a.kind == kind && a.target == target)
+            .ok_or_else(|| PackageError::NoArtifact {
+                path: self.path.clone(),
+                kind: kind.as_str(),
+                target: target.to_owned(),
+                available: self
+                    .manifest
+                    .artifacts
+                    .iter()
+                    .map(|a| format!("{}/{}", a.kind.as_str(), a.target))
+                    .collect(),
+            })
+    }
+}
+
+fn check_artifact(path: &Path, artifact: &Artifact, data: &[u8]) -> Result<(), PackageError> {
+    if data.len() as u64 != artifact.size {
+        return Err(PackageError::SizeMismatch {
+            path: path.to_owned(),
+            entry: artifact.path.clone(),
+            expected: artifact.size,
+            found: data.len() as u64,
+        });
+    }
+    let digest = sha256_hex(data);
+    if !digest.eq_ignore_ascii_case(&artifact.sha256) {
+        return Err(PackageError::DigestMismatch {
+            path: path.to_owned(),
+            entry: artifact.path.clone(),
+            expected: artifact.sha256.clone(),
+            found: digest,
+        });
+    }
+    Ok(())
+}
+
+/// A verified package with its native artifact for this host opened from
+/// the cache.
+#[derive(Debug)]
+pub struct Package {
+    verified: VerifiedPackage,
+    artifact: Artifact,
+    library: PluginLibrary,
+}
+
+impl Package {
+    /// Verifies the package at `path` under `policy` (see
+    /// [`VerifiedPackage::read`]), writes its native artifact for
+    /// [`HOST_TARGET`] into the cache from the verified bytes, and opens it
+    /// there (without loading it yet).
+    ///
+    /// # Errors
+    /// Any [`PackageError`]; [`PackageError::NoArtifact`] when the package
+    /// has no native artifact for this host; [`PackageError::Load`] when the
+    /// artifact is not a valid plugin library for this host.
+    pub fn open(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
+        let verified = VerifiedPackage::read(path, policy)?;
+        let artifact = verified
+            .artifact_for(ArtifactKind::Native, HOST_TARGET)?
+            .clone();
+        let bytes = verified.artifact_bytes(&artifact.path).unwrap_or_default();
+        let file_name = artifact.path.rsplit('/').next().unwrap_or("artifact");
+        let cached = cache::store(&policy.cache_root(), &artifact.sha256, file_name, bytes)?;
+        let library = PluginLibrary::open(&cached)?;
+        Ok(Self {
+            verified,
+            artifact,
+            library,
+        })
+    }
+
+    /// The signed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.verified.manifest()
+    }
+
+    /// Id of the key that signed the package (`None` if unsigned and
+    /// allowed).
+    pub fn signer(&self) -> Option<&str> {
+        self.verified.signer()
+    }
+
+    /// The artifact that was picked for this host.
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
+    }
+
+    /// The opened library (in the cache).
+    pub fn library(&self) -> &PluginLibrary {
+        &self.library
+    }
+
+    /// Loads plugin `name` as `C`, exactly as [`PluginLibrary::load`].
+    ///
+    /// # Errors
+    /// See [`PluginLibrary::load`].
+    pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
+        self.library.load(name)
+    }
+
+    /// A builder for a configured instance or one with a host interface,
+    /// as [`PluginLibrary::instance`].
+    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> InstanceBuilder<'a, C> {
+        self.library.instance(name)
+    }
+}
+
+/// The detached signature file of `artifact`: `<artifact>.sig`.
+pub fn signature_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// Verifies a loose artifact and its detached signature
+/// ([`signature_path`]) under `policy`, returning its bytes and the signer.
+///
+/// # Errors
+/// [`PackageError::Io`], [`PackageError::Unsigned`] (no `.sig` and
+/// signatures required), [`PackageError::MalformedSignature`],
+/// [`PackageError::UnknownKey`] or [`PackageError::BadSignature`].
+pub fn verify_artifact(
+    path: impl AsRef<Path>,
+    policy: &TrustPolicy,
+) -> Result<(Vec<u8>, Option<String>), PackageError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| PackageError::io(path, e))?;
+    let sig_path = signature_path(path);
+    let signature = match std::fs::read(&sig_path) {
+        Ok(sig) => Some(sig),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(PackageError::io(&sig_path, e)),
+    };
+    let signer = policy.check(path, &bytes, signature.as_deref())?;
+    Ok((bytes, signer))
+}
+
+/// Opens a loose, signed plugin library: verifies `path` against
+/// `path.sig` under `policy`, writes the verified bytes into the cache and
+/// opens that copy, so the bytes that were checked are the bytes that load.
+///
+/// # Errors
+/// As [`verify_artifact`], plus [`PackageError::Load`].
+pub fn open_signed_library(
+    path: impl AsRef<Path>,
+    policy: &TrustPolicy,
+) -> Result<PluginLibrary, PackageError> {
+    let path = path.as_ref();
+    let (bytes, _) = verify_artifact(path, policy)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("artifact");
+    let cached = cache::store(&policy.cache_root(), &sha256_hex(&bytes), name, &bytes)?;
+    Ok(PluginLibrary::open(cached)?)
+}
+
+/// Writes a package: the manifest (with every artifact's size and digest
+/// filled in from `artifacts`), its signature when `key` is given, and the
+/// artifacts, in the canonical layout. The same inputs always give the same
+/// bytes.
+///
+/// `artifacts` maps each manifest artifact's `path` to its bytes.
+///
+/// # Errors
+/// [`PackageError::BadManifest`] when the manifest is invalid, an artifact
+/// is missing, or a path does not fit the archive format.
+pub fn write_package(
+    manifest: &Manifest,
+    artifacts: &BTreeMap<String, Vec<u8>>,
+    key: Option<&SecretKey>,
+) -> Result<Vec<u8>, PackageError> {
+    let bad = |detail: String| PackageError::BadManifest {
+        path: PathBuf::from(archive::MANIFEST),
+        detail,
+    };
+    let mut manifest = manifest.clone();
+    manifest.format_version = FORMAT_VERSION;
+    manifest.artifacts.sort_by(|a, b| a.path.cmp(&b.path));
+    for artifact in &mut manifest.artifacts {
+        let data = artifacts
+            .get(&artifact.path)
+            .ok_or_else(|| bad(format!("no bytes for artifact `{}`", artifact.path)))?;
+        artifact.size = data.len() as u64;
+        artifact.sha256 = sha256_hex(data);
+    }
+    manifest.validate().map_err(bad)?;
+    if let Some(extra) = artifacts
+        .keys()
+        .find(|p| !manifest.artifacts.iter().any(|a| &a.path == *p))
+    {
+        return Err(bad(format!("artifact `{extra}` is not in the manifest")));
+    }
+    let text = manifest.to_toml();
+    let signature = key.map(|k| k.sign(text.as_bytes()).to_file_text());
+    archive::write(
+        text.as_bytes(),
+        signature.as_ref().map(String::as_bytes),
+        artifacts,
+    )
+    .map_err(bad)
+}

@@ -1,38 +1,174 @@
-//! `cargo fidius inspect FILE`: what a plugin library contains, read from
-//! its static metadata without loading it or running any plugin code.
+//! `cargo fidius inspect FILE|PKG`: what a plugin library or package
+//! contains, read from the static metadata without loading it or running
+//! any plugin code.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use fidius_runtime::PluginLibrary;
+use fidius_runtime::package::{ArtifactKind, HOST_TARGET, SignatureStatus, VerifiedPackage};
+use fidius_runtime::{PluginInfo, PluginLibrary};
+use serde_json::{Value, json};
 
-/// Show the interfaces, plugins and methods in a plugin library, without
+use super::cargo::MessageFormat;
+use super::verify::{is_package, policy};
+
+/// Show the interfaces, plugins and methods in a plugin library or a
+/// `.fidpkg` package (with its manifest and signature status), without
 /// loading it.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Inspect {
-    /// The plugin library (`.so`, `.dylib` or `.dll`).
+    /// The plugin library (`.so`, `.dylib`, `.dll`) or package (`.fidpkg`).
+    #[arg(value_name = "FILE|PKG")]
     file: PathBuf,
+    /// Public keys to check a package's signature with (repeatable).
+    #[arg(long = "key", value_name = "PUBLIC")]
+    keys: Vec<PathBuf>,
+    /// Output format: `human`, or one `json` document on stdout.
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    message_format: MessageFormat,
 }
 
 impl Inspect {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
-        let library = PluginLibrary::open(&self.file)
-            .with_context(|| format!("failed to inspect `{}`", self.file.display()))?;
-        print!("{}", report(&library));
+        let what = || format!("failed to inspect `{}`", self.file.display());
+        if is_package(&self.file) {
+            let policy = policy(&self.keys)?;
+            let (package, status) = VerifiedPackage::inspect(&self.file, &policy).with_context(what)?;
+            // Only the host's native artifact can be read with this host's
+            // loader; it is written to the cache, never loaded.
+            let host = package
+                .manifest()
+                .artifacts
+                .iter()
+                .find(|a| a.kind == ArtifactKind::Native && a.target == HOST_TARGET);
+            let library = match host {
+                Some(a) => Some(
+                    PluginLibrary::open(package.cache_artifact(&a.path, &policy).with_context(what)?)
+                        .with_context(what)?,
+                ),
+                None => None,
+            };
+            match self.message_format {
+                MessageFormat::Json => {
+                    let doc = json!({
+                        "path": self.file,
+                        "manifest": package.manifest(),
+                        "signature": signature_json(&status),
+                        "host_target": HOST_TARGET,
+                        "plugins": library.as_ref().map(|l| plugins_json(l.plugins())),
+                    });
+                    println!("{}", serde_json::to_string_pretty(&doc)?);
+                }
+                MessageFormat::Human => {
+                    let m = package.manifest();
+                    let mut out = format!(
+                        "{}: package {} v{} (format {})\n  signature: {status}\n  artifacts:\n",
+                        self.file.display(),
+                        m.package.name,
+                        m.package.version,
+                        m.format_version
+                    );
+                    for a in &m.artifacts {
+                        let _ = writeln!(
+                            out,
+                            "    {} {} {} ({} bytes, sha256 {})",
+                            a.kind.as_str(),
+                            a.target,
+                            a.path,
+                            a.size,
+                            a.sha256
+                        );
+                    }
+                    match &library {
+                        Some(l) => out.push_str(&report_plugins(l.plugins())),
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "  (no native artifact for {HOST_TARGET}; plugins from the manifest:)"
+                            );
+                            for p in &m.plugins {
+                                let _ = writeln!(
+                                    out,
+                                    "    {}/{}: {} v{} (hash {})",
+                                    p.interface, p.name, p.interface, p.interface_version, p.interface_hash
+                                );
+                            }
+                        }
+                    }
+                    print!("{out}");
+                }
+            }
+            return Ok(());
+        }
+        let library = PluginLibrary::open(&self.file).with_context(what)?;
+        match self.message_format {
+            MessageFormat::Json => {
+                let doc = json!({ "path": self.file, "plugins": plugins_json(library.plugins()) });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+            MessageFormat::Human => {
+                print!(
+                    "{}: {} plugin(s)\n{}",
+                    library.path().display(),
+                    library.plugins().len(),
+                    report_plugins(library.plugins())
+                );
+            }
+        }
         Ok(())
     }
 }
 
-fn report(library: &PluginLibrary) -> String {
+fn signature_json(status: &SignatureStatus) -> Value {
+    match status {
+        SignatureStatus::Verified { key_id } => json!({ "status": "verified", "key_id": key_id }),
+        SignatureStatus::Unsigned => json!({ "status": "unsigned" }),
+        SignatureStatus::UnknownKey { key_id } => json!({ "status": "unknown-key", "key_id": key_id }),
+        SignatureStatus::Bad { key_id } => json!({ "status": "bad", "key_id": key_id }),
+        _ => json!({ "status": "unknown" }),
+    }
+}
+
+fn plugins_json(plugins: &[PluginInfo]) -> Value {
+    plugins
+        .iter()
+        .map(|p| {
+            json!({
+                "plugin": p.plugin_name,
+                "interface": p.interface_name,
+                "interface_version": p.interface_version,
+                "interface_hash": format!("{:#018x}", p.interface_hash),
+                "abi_version": p.abi_version,
+                "wire_version": p.wire_version,
+                "fidius_version": p.fidius_version,
+                "config_type": p.config_type,
+                "host_interface": p.host.as_ref().map(|h| json!({
+                    "name": h.name, "version": h.version, "hash": format!("{:#018x}", h.hash),
+                })),
+                "meta": pairs_json(&p.interface_meta),
+                "methods": p.methods.iter().map(|m| json!({
+                    "name": m.name,
+                    "signature": m.signature,
+                    "optional_since": m.since,
+                    "implemented": m.implemented,
+                    "meta": pairs_json(&m.meta),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+fn pairs_json(pairs: &[(String, String)]) -> Value {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn report_plugins(plugins: &[PluginInfo]) -> String {
     let mut out = String::new();
-    let plugins = library.plugins();
-    let _ = writeln!(
-        out,
-        "{}: {} plugin(s)",
-        library.path().display(),
-        plugins.len()
-    );
     for p in plugins {
         let _ = writeln!(out, "\n{}/{}", p.interface_name, p.plugin_name);
         let _ = writeln!(

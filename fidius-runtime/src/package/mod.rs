@@ -157,6 +157,42 @@ impl TrustPolicy {
     }
 }
 
+/// What [`VerifiedPackage::inspect`] found out about a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureStatus {
+    /// Signed by this trusted key, and it verifies.
+    Verified {
+        /// The key id.
+        key_id: String,
+    },
+    /// No signature.
+    Unsigned,
+    /// Signed by a key the policy does not trust (not checked).
+    UnknownKey {
+        /// The signer's key id.
+        key_id: String,
+    },
+    /// Signed by a trusted key, but it does not verify.
+    Bad {
+        /// The key id.
+        key_id: String,
+    },
+}
+
+impl std::fmt::Display for SignatureStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Verified { key_id } => write!(f, "signed by key {key_id} (verified)"),
+            Self::Unsigned => f.write_str("unsigned"),
+            Self::UnknownKey { key_id } => {
+                write!(f, "signed by key {key_id} (not verified: key not given)")
+            }
+            Self::Bad { key_id } => write!(f, "signed by key {key_id} (INVALID signature)"),
+        }
+    }
+}
+
 /// SHA-256 in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     keys::hex(&Sha256::digest(bytes))
@@ -196,6 +232,31 @@ impl VerifiedPackage {
         bytes: &[u8],
         policy: &TrustPolicy,
     ) -> Result<Self, PackageError> {
+        Self::parse(path, bytes, policy, false).map(|(package, _)| package)
+    }
+
+    /// Reads a package for inspection: like [`read`](Self::read), but a
+    /// missing, unknown or bad signature is reported in the returned
+    /// [`SignatureStatus`] instead of failing. Structural and content
+    /// checks still fail. Never use this to decide whether to load.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), except the signature errors.
+    pub fn inspect(
+        path: impl AsRef<Path>,
+        policy: &TrustPolicy,
+    ) -> Result<(Self, SignatureStatus), PackageError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| PackageError::io(path, e))?;
+        Self::parse(path, &bytes, policy, true)
+    }
+
+    fn parse(
+        path: &Path,
+        bytes: &[u8],
+        policy: &TrustPolicy,
+        lenient: bool,
+    ) -> Result<(Self, SignatureStatus), PackageError> {
         let mut contents = archive::read(path, bytes, &policy.limits)?;
         let manifest_bytes = contents
             .files
@@ -204,11 +265,23 @@ impl VerifiedPackage {
             .ok_or_else(|| PackageError::MissingManifest {
                 path: path.to_owned(),
             })?;
-        let signer = policy.check(
+        let checked = policy.check(
             path,
             &manifest_bytes,
             contents.files.get(archive::SIGNATURE).map(Vec::as_slice),
-        )?;
+        );
+        let (signer, status) = match checked {
+            Ok(Some(key)) => (Some(key.clone()), SignatureStatus::Verified { key_id: key }),
+            Ok(None) => (None, SignatureStatus::Unsigned),
+            Err(PackageError::Unsigned { .. }) if lenient => (None, SignatureStatus::Unsigned),
+            Err(PackageError::UnknownKey { key_id, .. }) if lenient => {
+                (None, SignatureStatus::UnknownKey { key_id })
+            }
+            Err(PackageError::BadSignature { key_id, .. }) if lenient => {
+                (None, SignatureStatus::Bad { key_id })
+            }
+            Err(e) => return Err(e),
+        };
         let bad = |detail: String| PackageError::BadManifest {
             path: path.to_owned(),
             detail,
@@ -259,12 +332,33 @@ impl VerifiedPackage {
         contents.check_canonical(path)?;
         contents.files.remove(archive::MANIFEST);
         contents.files.remove(archive::SIGNATURE);
-        Ok(Self {
+        let package = Self {
             path: path.to_owned(),
             manifest,
             signer,
             artifacts: contents.files,
-        })
+        };
+        Ok((package, status))
+    }
+
+    /// Writes the artifact at `path` into the policy's cache and returns
+    /// the cached file (for reading its metadata, or loading it).
+    ///
+    /// # Errors
+    /// [`PackageError::MissingEntry`] or [`PackageError::Io`].
+    pub fn cache_artifact(&self, path: &str, policy: &TrustPolicy) -> Result<PathBuf, PackageError> {
+        let artifact = self
+            .manifest
+            .artifacts
+            .iter()
+            .find(|a| a.path == path)
+            .ok_or_else(|| PackageError::MissingEntry {
+                path: self.path.clone(),
+                entry: path.to_owned(),
+            })?;
+        let bytes = self.artifact_bytes(path).unwrap_or_default();
+        let file_name = path.rsplit('/').next().unwrap_or("artifact");
+        cache::store(&policy.cache_root(), &artifact.sha256, file_name, bytes)
     }
 
     /// The signed manifest.

@@ -1,0 +1,354 @@
+//! Cargo-style flags → a plan: which plugin packages, which targets, which
+//! profile and target dir, from `cargo metadata`; then `cargo build` per
+//! target with `--message-format=json-render-diagnostics`, collecting each
+//! plugin's artifacts into `<target-dir>/fidius/<package>/<target>/`.
+
+use std::ffi::OsString;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+use cargo_metadata::{Message, MetadataCommand, PackageId, TargetKind, camino::Utf8PathBuf};
+
+use super::CargoFailed;
+use crate::shell;
+
+/// `--message-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum MessageFormat {
+    /// Status lines for people on stderr.
+    Human,
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+/// The cargo flags `build` and `package` share, forwarded to `cargo
+/// metadata` and `cargo build`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CargoArgs {
+    /// Build for TRIPLE (repeatable). Default: the host, plus the targets
+    /// the package's `[package.metadata.fidius] targets` lists.
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub(crate) targets: Vec<String>,
+    /// Build with the release profile.
+    #[arg(long, conflicts_with = "profile")]
+    pub(crate) release: bool,
+    /// Build with the given profile.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// Plugin package(s) to build (default: every plugin package in the
+    /// workspace).
+    #[arg(short = 'p', long = "package", value_name = "SPEC")]
+    pub(crate) packages: Vec<String>,
+    /// Every plugin package in the workspace (the default).
+    #[arg(long)]
+    pub(crate) workspace: bool,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    /// Directory for all generated artifacts.
+    #[arg(long, value_name = "DIRECTORY")]
+    pub(crate) target_dir: Option<PathBuf>,
+    /// Assert that `Cargo.lock` will remain unchanged.
+    #[arg(long)]
+    pub(crate) locked: bool,
+    /// Run without accessing the network.
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// Do not print cargo log messages or fidius status lines.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Use verbose output (-vv very verbose).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Output format: `human` status lines, or `json` lines on stdout.
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub(crate) message_format: MessageFormat,
+}
+
+/// A plugin package: one with a `[package.metadata.fidius]` table.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginPackage {
+    pub(crate) id: PackageId,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// Extra targets from `[package.metadata.fidius] targets`.
+    pub(crate) extra_targets: Vec<String>,
+}
+
+/// One built artifact, copied under `<target-dir>/fidius/`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Built {
+    pub(crate) package: String,
+    pub(crate) version: String,
+    pub(crate) target: String,
+    pub(crate) kind: &'static str,
+    pub(crate) path: PathBuf,
+}
+
+/// What to build.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    cargo: OsString,
+    pub(crate) target_dir: Utf8PathBuf,
+    pub(crate) host: String,
+    pub(crate) plugins: Vec<PluginPackage>,
+    args: CargoArgs,
+}
+
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The host triple, from `rustc -vV`.
+fn host_triple() -> anyhow::Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .context("failed to run `rustc -vV`")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("`rustc -vV` printed no host triple")
+}
+
+/// Checks that the standard library for `target` is installed.
+fn check_target_installed(target: &str) -> anyhow::Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .context("failed to run `rustc --print sysroot`")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !sysroot.join("lib/rustlib").join(target).join("lib").is_dir() {
+        bail!(
+            "the `{target}` target is not installed for this toolchain; run `rustup target add {target}`"
+        );
+    }
+    Ok(())
+}
+
+impl CargoArgs {
+    fn common(&self, cmd: &mut Command) {
+        if let Some(path) = &self.manifest_path {
+            cmd.arg("--manifest-path").arg(path);
+        }
+        if self.locked {
+            cmd.arg("--locked");
+        }
+        if self.offline {
+            cmd.arg("--offline");
+        }
+    }
+
+    /// Resolves the flags with `cargo metadata`.
+    pub(crate) fn plan(&self) -> anyhow::Result<Plan> {
+        shell::set_quiet(self.quiet);
+        let mut metadata = MetadataCommand::new();
+        metadata.cargo_path(cargo()).no_deps();
+        if let Some(path) = &self.manifest_path {
+            metadata.manifest_path(path);
+        }
+        let mut other = Vec::new();
+        if self.locked {
+            other.push("--locked".to_owned());
+        }
+        if self.offline {
+            other.push("--offline".to_owned());
+        }
+        metadata.other_options(other);
+        let metadata = metadata.exec().context("`cargo metadata` failed")?;
+        let target_dir = match &self.target_dir {
+            Some(dir) => Utf8PathBuf::from_path_buf(std::path::absolute(dir)?)
+                .map_err(|p| anyhow::anyhow!("target dir `{}` is not UTF-8", p.display()))?,
+            None => metadata.target_directory.clone(),
+        };
+        let mut plugins = Vec::new();
+        for package in metadata.workspace_packages() {
+            let Some(fidius) = package.metadata.get("fidius") else {
+                if self.packages.iter().any(|p| *p == package.name.as_str()) {
+                    bail!(
+                        "package `{}` is not a fidius plugin: add a `[package.metadata.fidius]` table to its Cargo.toml",
+                        package.name
+                    );
+                }
+                continue;
+            };
+            if !self.packages.is_empty() && !self.packages.iter().any(|p| *p == package.name.as_str()) {
+                continue;
+            }
+            let extra_targets = match fidius.get("targets") {
+                None => Vec::new(),
+                Some(list) => list
+                    .as_array()
+                    .and_then(|a| a.iter().map(|t| t.as_str().map(str::to_owned)).collect())
+                    .with_context(|| {
+                        format!(
+                            "`{}`: `[package.metadata.fidius] targets` must be a list of target triples",
+                            package.manifest_path
+                        )
+                    })?,
+            };
+            if !package.targets.iter().any(|t| t.kind.contains(&TargetKind::CDyLib)) {
+                bail!(
+                    "plugin package `{}` has no cdylib target: set `crate-type = [\"cdylib\"]` under `[lib]`",
+                    package.name
+                );
+            }
+            plugins.push(PluginPackage {
+                id: package.id.clone(),
+                name: package.name.to_string(),
+                version: package.version.to_string(),
+                extra_targets,
+            });
+        }
+        for wanted in &self.packages {
+            if !plugins.iter().any(|p| &p.name == wanted) {
+                bail!("package `{wanted}` not found in the workspace");
+            }
+        }
+        if plugins.is_empty() {
+            bail!(
+                "no fidius plugin packages in `{}`: mark a plugin crate with a `[package.metadata.fidius]` table",
+                metadata.workspace_root
+            );
+        }
+        Ok(Plan {
+            cargo: cargo(),
+            target_dir,
+            host: host_triple()?,
+            plugins,
+            args: self.clone(),
+        })
+    }
+}
+
+impl Plan {
+    /// The targets to build, each with the plugins built for it.
+    fn targets(&self) -> Vec<(String, Vec<&PluginPackage>)> {
+        let mut out: Vec<(String, Vec<&PluginPackage>)> = Vec::new();
+        let mut add = |target: &str, plugin| match out.iter_mut().find(|(t, _)| t == target) {
+            Some((_, list)) => list.push(plugin),
+            None => out.push((target.to_owned(), vec![plugin])),
+        };
+        for plugin in &self.plugins {
+            if self.args.targets.is_empty() {
+                add(&self.host, plugin);
+                for t in &plugin.extra_targets {
+                    add(t, plugin);
+                }
+            } else {
+                for t in &self.args.targets {
+                    add(t, plugin);
+                }
+            }
+        }
+        out
+    }
+
+    /// Builds everything and collects the artifacts.
+    pub(crate) fn build(&self) -> anyhow::Result<Vec<Built>> {
+        let mut built = Vec::new();
+        for (target, plugins) in self.targets() {
+            if target != self.host {
+                check_target_installed(&target)?;
+            }
+            let mut cmd = Command::new(&self.cargo);
+            cmd.args(["build", "--lib", "--message-format=json-render-diagnostics"]);
+            for p in &plugins {
+                cmd.arg("-p").arg(format!("{}@{}", p.name, p.version));
+            }
+            // The host build goes to the usual place, so it shares cargo's
+            // cache with a plain `cargo build`.
+            if target != self.host {
+                cmd.arg("--target").arg(&target);
+            }
+            if self.args.release {
+                cmd.arg("--release");
+            }
+            if let Some(profile) = &self.args.profile {
+                cmd.arg("--profile").arg(profile);
+            }
+            cmd.arg("--target-dir").arg(&self.target_dir);
+            self.args.common(&mut cmd);
+            if self.args.quiet {
+                cmd.arg("--quiet");
+            }
+            for _ in 0..self.args.verbose {
+                cmd.arg("-v");
+            }
+            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+            let mut child = cmd.spawn().context("failed to run `cargo build`")?;
+            let stdout = child.stdout.take().context("no stdout from cargo")?;
+            let mut found = Vec::new();
+            for message in Message::parse_stream(BufReader::new(stdout)) {
+                let message = message.context("failed to read cargo's output")?;
+                if let Message::CompilerArtifact(artifact) = message
+                    && artifact.target.kind.contains(&TargetKind::CDyLib)
+                    && let Some(plugin) = plugins.iter().find(|p| p.id == artifact.package_id)
+                {
+                    for file in artifact.filenames {
+                        let ext = file.extension().unwrap_or("");
+                        if matches!(ext, "so" | "dylib" | "dll" | "wasm") {
+                            found.push((*plugin, file));
+                        }
+                    }
+                }
+            }
+            let status = child.wait().context("failed to wait for `cargo build`")?;
+            if !status.success() {
+                return Err(CargoFailed(status.code().unwrap_or(101).clamp(1, 255) as u8).into());
+            }
+            for (plugin, file) in found {
+                let dir = self
+                    .target_dir
+                    .join("fidius")
+                    .join(&plugin.name)
+                    .join(&target);
+                std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{dir}`"))?;
+                let name = file.file_name().unwrap_or("artifact");
+                let dest = dir.join(name);
+                std::fs::copy(&file, &dest)
+                    .with_context(|| format!("failed to copy `{file}` to `{dest}`"))?;
+                let kind = if file.extension() == Some("wasm") {
+                    "wasm"
+                } else {
+                    "native"
+                };
+                let item = Built {
+                    package: plugin.name.clone(),
+                    version: plugin.version.clone(),
+                    target: target.clone(),
+                    kind,
+                    path: dest.into_std_path_buf(),
+                };
+                match self.args.message_format {
+                    MessageFormat::Json => {
+                        let mut line = serde_json::to_value(&item)?;
+                        line["reason"] = "fidius-artifact".into();
+                        println!("{line}");
+                    }
+                    MessageFormat::Human => shell::status(
+                        "Collected",
+                        format!(
+                            "{} v{} for {} ({})",
+                            item.package,
+                            item.version,
+                            item.target,
+                            item.path.display()
+                        ),
+                    ),
+                }
+                built.push(item);
+            }
+        }
+        for plugin in &self.plugins {
+            if !built.iter().any(|b| b.package == plugin.name) {
+                bail!("cargo built no cdylib for plugin package `{}`", plugin.name);
+            }
+        }
+        Ok(built)
+    }
+}

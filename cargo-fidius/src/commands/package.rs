@@ -1,0 +1,138 @@
+//! `cargo fidius package`: build, then write signed `NAME-VERSION.fidpkg`
+//! archives.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use fidius_runtime::PluginLibrary;
+use fidius_runtime::package::{
+    Artifact, ArtifactKind, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry, write_package,
+};
+
+use super::cargo::{CargoArgs, MessageFormat};
+use crate::shell;
+
+/// Build plugin packages (if needed) and write one signed
+/// `NAME-VERSION.fidpkg` per package, holding an artifact per target.
+///
+/// The key comes from `--key`, or from the `FIDIUS_SIGNING_KEY` environment
+/// variable holding the secret key file's contents; without either the
+/// package is unsigned (hosts refuse it unless they allow unsigned ones).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Package {
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The secret key to sign with.
+    #[arg(long, value_name = "SECRET")]
+    key: Option<PathBuf>,
+    /// Where to write packages (default `<target-dir>/fidius/packages`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+impl Package {
+    pub(crate) fn exec(self) -> anyhow::Result<()> {
+        let key = super::secret_key(self.key.as_deref())?;
+        let plan = self.cargo.plan()?;
+        let built = plan.build()?;
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| plan.target_dir.join("fidius").join("packages").into_std_path_buf());
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("failed to create `{}`", out.display()))?;
+        if key.is_none() {
+            shell::warn(format!(
+                "no signing key (`--key` or `${}`): writing unsigned packages, which hosts refuse unless they allow unsigned ones",
+                super::SIGNING_KEY_VAR
+            ));
+        }
+        for plugin in &plan.plugins {
+            let mine: Vec<_> = built.iter().filter(|b| b.package == plugin.name).collect();
+            let mut plugins = Vec::new();
+            let mut artifacts = Vec::new();
+            let mut bytes = BTreeMap::new();
+            for b in &mine {
+                if b.kind == "native" && b.target == plan.host {
+                    let library = PluginLibrary::open(&b.path)
+                        .with_context(|| format!("failed to read the plugins of `{}`", b.path.display()))?;
+                    plugins = library
+                        .plugins()
+                        .iter()
+                        .map(|p| PluginEntry {
+                            name: p.plugin_name.clone(),
+                            interface: p.interface_name.clone(),
+                            interface_version: p.interface_version,
+                            interface_hash: format!("{:#018x}", p.interface_hash),
+                        })
+                        .collect();
+                }
+                let file = b.path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact");
+                let path = format!("artifacts/{}/{file}", b.target);
+                artifacts.push(Artifact {
+                    kind: if b.kind == "wasm" {
+                        ArtifactKind::Wasm
+                    } else {
+                        ArtifactKind::Native
+                    },
+                    target: b.target.clone(),
+                    path: path.clone(),
+                    size: 0,
+                    sha256: String::new(),
+                    capabilities: Vec::new(),
+                });
+                let data = std::fs::read(&b.path)
+                    .with_context(|| format!("failed to read `{}`", b.path.display()))?;
+                bytes.insert(path, data);
+            }
+            if plugins.is_empty() {
+                shell::warn(format!(
+                    "`{}`: no artifact for the host ({}) to read the plugin list from; the manifest lists no plugins",
+                    plugin.name, plan.host
+                ));
+            }
+            let manifest = Manifest {
+                format_version: FORMAT_VERSION,
+                package: PackageInfo {
+                    name: plugin.name.clone(),
+                    version: plugin.version.clone(),
+                },
+                plugins,
+                artifacts,
+            };
+            let package = write_package(&manifest, &bytes, key.as_ref())
+                .with_context(|| format!("failed to package `{}`", plugin.name))?;
+            let path = out.join(format!("{}-{}.fidpkg", plugin.name, plugin.version));
+            std::fs::write(&path, &package)
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
+            let signed = key
+                .as_ref()
+                .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by key {}", k.id()));
+            match self.cargo.message_format {
+                MessageFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({
+                        "reason": "fidius-package",
+                        "package": plugin.name,
+                        "version": plugin.version,
+                        "path": path,
+                        "signed_by": key.as_ref().map(|k| k.id()),
+                        "targets": mine.iter().map(|b| &b.target).collect::<Vec<_>>(),
+                    })
+                ),
+                MessageFormat::Human => shell::status(
+                    "Packaged",
+                    format!(
+                        "{} v{} ({} artifact(s), {signed}) to {}",
+                        plugin.name,
+                        plugin.version,
+                        mine.len(),
+                        path.display()
+                    ),
+                ),
+            }
+        }
+        Ok(())
+    }
+}

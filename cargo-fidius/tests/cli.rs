@@ -91,3 +91,281 @@ fn inspect_shows_optional_methods_metadata_config_and_host() {
         "{stdout}"
     );
 }
+
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(cmd: &mut Command) -> (String, String) {
+    let (code, stdout, stderr) = run(cmd);
+    assert_eq!(
+        code,
+        Some(0),
+        "{cmd:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// new → build → keygen → package → verify → inspect → a host loads the
+/// package and calls it, through the real binary, in a temporary directory.
+#[test]
+fn the_whole_flow_from_new_to_a_host_loading_the_package() {
+    let dir = fidius_tests::scratch("cli_flow");
+    // One target dir for the scaffolds, kept between runs.
+    let target = fidius_tests::fixtures_target().join("scaffold-target");
+    let in_dir = |args: &[&str]| {
+        let mut cmd = cargo_fidius();
+        cmd.args(args).current_dir(&dir);
+        cmd
+    };
+
+    // Scaffolds.
+    let (_, stderr) = ok(&mut in_dir(&[
+        "new",
+        "interface",
+        "greeting-api",
+        "--trait",
+        "Greeting",
+    ]));
+    assert_eq!(stderr, "     Created interface `greeting-api`\n");
+    ok(&mut in_dir(&[
+        "new",
+        "plugin",
+        "greeting-plugin",
+        "--interface",
+        "greeting-api",
+    ]));
+    ok(&mut in_dir(&[
+        "new",
+        "host",
+        "greeting-host",
+        "--interface",
+        "greeting-api",
+    ]));
+    // Refuses to overwrite, and validates names like `cargo new`.
+    let (code, _, stderr) = run(&mut in_dir(&["new", "interface", "greeting-api"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("already exists; not overwriting it"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&mut in_dir(&["new", "interface", "1bad"]));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot start with a digit"), "{stderr}");
+
+    // Each scaffold's generated tests pass right away.
+    for krate in ["greeting-api", "greeting-plugin", "greeting-host"] {
+        let status = Command::new(env!("CARGO"))
+            .args(["test", "--quiet"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(dir.join(krate))
+            .status()
+            .unwrap();
+        assert!(status.success(), "`cargo test` failed in {krate}");
+        // No fidius crate comes from the registry (crates.io's `fidius*`
+        // belong to another project).
+        let lock = std::fs::read_to_string(dir.join(krate).join("Cargo.lock")).unwrap();
+        for block in lock.split("[[package]]") {
+            if block.contains("name = \"fidius") {
+                assert!(!block.contains("source = \"registry"), "{krate}: {block}");
+            }
+        }
+    }
+
+    // Build, keys, package, verify.
+    let manifest = dir.join("greeting-plugin/Cargo.toml");
+    let manifest = manifest.to_str().unwrap();
+    let target_arg = target.to_str().unwrap();
+    let (stdout, _) = ok(&mut in_dir(&[
+        "build",
+        "--manifest-path",
+        manifest,
+        "--target-dir",
+        target_arg,
+        "--message-format",
+        "json",
+    ]));
+    let artifact: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(artifact["reason"], "fidius-artifact");
+    assert_eq!(artifact["package"], "greeting-plugin");
+    assert_eq!(artifact["kind"], "native");
+    assert!(std::path::Path::new(artifact["path"].as_str().unwrap()).is_file());
+
+    let (key_id, stderr) = ok(&mut in_dir(&["keygen", "--out", "release"]));
+    let key_id = key_id.trim().to_owned();
+    assert_eq!(key_id.len(), 16);
+    assert!(
+        stderr.contains(&format!("Generated key {key_id}")),
+        "{stderr}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("release.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (code, _, stderr) = run(&mut in_dir(&["keygen", "--out", "release"]));
+    assert_eq!(code, Some(1), "{stderr}");
+
+    let (_, stderr) = ok(&mut in_dir(&[
+        "package",
+        "--manifest-path",
+        manifest,
+        "--target-dir",
+        target_arg,
+        "--key",
+        "release.key",
+        "--out",
+        "dist",
+    ]));
+    assert!(
+        stderr.contains(&format!(
+            "    Packaged greeting-plugin v0.1.0 (1 artifact(s), signed by key {key_id}) to dist/greeting-plugin-0.1.0.fidpkg\n"
+        )),
+        "{stderr}"
+    );
+    let package = "dist/greeting-plugin-0.1.0.fidpkg";
+    let (_, stderr) = ok(&mut in_dir(&["verify", "--key", "release.pub", package]));
+    assert_eq!(
+        stderr,
+        format!(
+            "    Verified `{package}`: greeting-plugin v0.1.0, 1 artifact(s), signed by key {key_id}\n"
+        )
+    );
+
+    // Inspect, human and JSON.
+    let (stdout, _) = ok(&mut in_dir(&["inspect", "--key", "release.pub", package]));
+    assert!(
+        stdout.contains(&format!("  signature: signed by key {key_id} (verified)\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Greeting/Plugin\n  interface: Greeting v1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    fn handle(Request)->Response\n"),
+        "{stdout}"
+    );
+    let (stdout, _) = ok(&mut in_dir(&[
+        "inspect",
+        package,
+        "--message-format",
+        "json",
+    ]));
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["signature"]["status"], "unknown-key");
+    assert_eq!(doc["manifest"]["package"]["name"], "greeting-plugin");
+    assert_eq!(doc["plugins"][0]["methods"][0]["name"], "handle");
+
+    // The generated host loads the package under a trust policy.
+    let (stdout, _) = ok(Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--"])
+        .arg(dir.join(package))
+        .arg("--key")
+        .arg(dir.join("release.pub"))
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(dir.join("greeting-host")));
+    assert_eq!(
+        stdout,
+        "package greeting-plugin v0.1.0\nloaded Plugin (Greeting v1)\n"
+    );
+
+    // Detached signatures.
+    let lib = artifact["path"].as_str().unwrap();
+    ok(&mut in_dir(&["sign", "--key", "release.key", lib]));
+    ok(&mut in_dir(&["verify", "--key", "release.pub", lib]));
+    // The key may come from the environment (for CI secrets).
+    let secret = std::fs::read_to_string(dir.join("release.key")).unwrap();
+    let (_, stderr) = ok(in_dir(&["sign", lib]).env("FIDIUS_SIGNING_KEY", &secret));
+    assert!(
+        !stderr.contains(secret.lines().last().unwrap()),
+        "the key was printed"
+    );
+
+    // Distinct exit codes.
+    ok(&mut in_dir(&["keygen", "--out", "other"]));
+    let (code, _, stderr) = run(&mut in_dir(&["verify", "--key", "other.pub", package]));
+    assert_eq!(code, Some(4), "unknown key: {stderr}");
+    let bytes = std::fs::read(dir.join(package)).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 1;
+    std::fs::write(dir.join("flipped.fidpkg"), &flipped).unwrap();
+    let (code, _, stderr) = run(&mut in_dir(&[
+        "verify",
+        "--key",
+        "release.pub",
+        "flipped.fidpkg",
+    ]));
+    assert_eq!(code, Some(6), "malformed: {stderr}");
+    // Content changed behind a valid container: tampered.
+    let mut tar = fidius_tests::fidpkg_tar(&bytes);
+    let at = tar.len() - 2048; // inside the artifact's data
+    tar[at] ^= 1;
+    std::fs::write(
+        dir.join("tampered.fidpkg"),
+        fidius_tests::fidpkg_frame(&tar),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&mut in_dir(&[
+        "verify",
+        "--key",
+        "release.pub",
+        "tampered.fidpkg",
+    ]));
+    assert_eq!(code, Some(5), "tampered: {stderr}");
+    assert!(stderr.contains("has SHA-256"), "{stderr}");
+    let mut bad_sig = lib.to_owned();
+    bad_sig.push_str(".sig");
+    std::fs::write(
+        &bad_sig,
+        std::fs::read_to_string(&bad_sig)
+            .unwrap()
+            .replace("signature = \"", "signature = \"00"),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&mut in_dir(&["verify", "--key", "release.pub", lib]));
+    assert_eq!(code, Some(6), "malformed signature: {stderr}");
+    let (code, _, stderr) = run(&mut in_dir(&[
+        "verify",
+        "--key",
+        "release.pub",
+        "release.pub",
+    ]));
+    assert_eq!(code, Some(7), "unsigned: {stderr}");
+
+    // A build failure passes cargo's exit code through.
+    std::fs::write(dir.join("greeting-plugin/src/lib.rs"), "this is not rust").unwrap();
+    let (code, _, _) = run(&mut in_dir(&[
+        "build",
+        "--manifest-path",
+        manifest,
+        "--target-dir",
+        target_arg,
+        "-q",
+    ]));
+    assert_eq!(code, Some(101));
+    // A target that is not installed says how to install it.
+    let (code, _, stderr) = run(&mut in_dir(&[
+        "build",
+        "--manifest-path",
+        manifest,
+        "--target-dir",
+        target_arg,
+        "--target",
+        "riscv64gc-unknown-none-elf",
+    ]));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("rustup target add riscv64gc-unknown-none-elf"),
+        "{stderr}"
+    );
+}

@@ -80,3 +80,34 @@ pub fn scratch(test: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
+
+/// Wraps an uncompressed tar stream in the `.fidpkg` gzip framing (see
+/// `docs/src/fidpkg.md`): the fixed header with an `FD` extra field holding
+/// the SHA-256 of the deflate data and trailer. For tests that build
+/// packages byte by byte.
+pub fn fidpkg_frame(tar: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(tar).expect("deflate into memory");
+    let mut body = encoder.finish().expect("deflate into memory");
+    let mut crc = flate2::Crc::new();
+    crc.update(tar);
+    body.extend_from_slice(&crc.sum().to_le_bytes());
+    body.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    let mut framed = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\x24\0FD\x20\0".to_vec();
+    framed.extend_from_slice(&sha2::Sha256::digest(&body));
+    framed.extend_from_slice(&body);
+    framed
+}
+
+/// The uncompressed tar stream of a `.fidpkg`.
+pub fn fidpkg_tar(package: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(package)
+        .read_to_end(&mut tar)
+        .expect("a valid package");
+    tar
+}

@@ -2,7 +2,6 @@
 //! archive case with its specific error, and single-byte tampering.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fidius::runtime::package::{
@@ -209,21 +208,8 @@ fn raw_package(entries: &[Raw]) -> Vec<u8> {
     gzip(&tar)
 }
 
-/// The `.fidpkg` gzip framing (see the spec): fixed header with an `FD`
-/// extra field holding the SHA-256 of the rest.
 fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    let mut body = encoder.finish().unwrap();
-    let mut crc = flate2::Crc::new();
-    crc.update(bytes);
-    body.extend_from_slice(&crc.sum().to_le_bytes());
-    body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    let mut gz = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\x24\0FD\x20\0".to_vec();
-    gz.extend_from_slice(&hex_digest(&body));
-    gz.extend_from_slice(&body);
-    gz
+    fidius_tests::fidpkg_frame(bytes)
 }
 
 fn hex_digest(bytes: &[u8]) -> Vec<u8> {

@@ -1,12 +1,13 @@
 //! The tasks. Each does its own set-up so it works on a fresh clone.
 
-use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-
 use std::process::Command;
 
 use crate::run::{cargo, output, root, status, target_dir};
 
-/// Builds the example plugin library and runs the example host on it.
+/// The whole flow on the example: `cargo fidius package` builds the
+/// plugin for the host and writes a package signed with a fresh key from
+/// `cargo fidius keygen`; `cargo fidius verify` checks it; the example host
+/// opens it under a trust policy holding that key and calls every plugin.
 pub(crate) fn demo() -> Result<(), String> {
     print!("{}", demo_output()?);
     Ok(())
@@ -14,15 +15,46 @@ pub(crate) fn demo() -> Result<(), String> {
 
 /// Runs the demo and returns what the host printed.
 fn demo_output() -> Result<String, String> {
-    let mut build = cargo();
-    build.args(["build", "--package", "image-filter-plugin"]);
-    status(build)?;
-    let library = target_dir()
-        .join("debug")
-        .join(format!("{DLL_PREFIX}image_filter_plugin{DLL_SUFFIX}"));
+    let dir = target_dir().join("fidius").join("demo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("failed to create `{}`: {e}", dir.display()))?;
+    let key = dir.join("demo");
+    let fidius = |args: &[&str]| {
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "--quiet",
+            "--package",
+            "cargo-fidius",
+            "--",
+            "fidius",
+        ])
+        .args(args);
+        cmd
+    };
+    let key_arg = key.display().to_string();
+    status(fidius(&["keygen", "--out", &key_arg]))?;
+    let secret = format!("{key_arg}.key");
+    let public = format!("{key_arg}.pub");
+    let out = dir.display().to_string();
+    status(fidius(&[
+        "package",
+        "--package",
+        "image-filter-plugin",
+        "--key",
+        &secret,
+        "--out",
+        &out,
+    ]))?;
+    let package = dir
+        .join("image-filter-plugin-0.1.0.fidpkg")
+        .display()
+        .to_string();
+    status(fidius(&["verify", "--key", &public, &package]))?;
     let mut host = cargo();
     host.args(["run", "--quiet", "--package", "image-filter-host", "--"])
-        .arg(&library);
+        .args([&package, "--key", &public]);
     let out = output(host)?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -92,6 +124,8 @@ pub(crate) fn test() -> Result<(), String> {
     let stdout = demo_output()?;
     print!("{stdout}");
     for expected in [
+        "package image-filter-plugin v0.1.0, signed by key",
+        "verified and cached",
         "plugin Invert: ImageFilter v1",
         "Invert: changed 8 of 8 pixels",
         "Threshold: changed",

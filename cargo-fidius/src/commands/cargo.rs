@@ -122,7 +122,12 @@ fn check_target_installed(target: &str) -> anyhow::Result<()> {
         .output()
         .context("failed to run `rustc --print sysroot`")?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if !sysroot.join("lib/rustlib").join(target).join("lib").is_dir() {
+    if !sysroot
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir()
+    {
         bail!(
             "the `{target}` target is not installed for this toolchain; run `rustup target add {target}`"
         );
@@ -176,7 +181,9 @@ impl CargoArgs {
                 }
                 continue;
             };
-            if !self.packages.is_empty() && !self.packages.iter().any(|p| *p == package.name.as_str()) {
+            if !self.packages.is_empty()
+                && !self.packages.iter().any(|p| *p == package.name.as_str())
+            {
                 continue;
             }
             let extra_targets = match fidius.get("targets") {
@@ -191,7 +198,11 @@ impl CargoArgs {
                         )
                     })?,
             };
-            if !package.targets.iter().any(|t| t.kind.contains(&TargetKind::CDyLib)) {
+            if !package
+                .targets
+                .iter()
+                .any(|t| t.kind.contains(&TargetKind::CDyLib))
+            {
                 bail!(
                     "plugin package `{}` has no cdylib target: set `crate-type = [\"cdylib\"]` under `[lib]`",
                     package.name
@@ -307,7 +318,8 @@ impl Plan {
                     .join("fidius")
                     .join(&plugin.name)
                     .join(&target);
-                std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{dir}`"))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("failed to create `{dir}`"))?;
                 let name = file.file_name().unwrap_or("artifact");
                 let dest = dir.join(name);
                 std::fs::copy(&file, &dest)

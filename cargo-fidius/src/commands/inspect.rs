@@ -34,7 +34,8 @@ impl Inspect {
         let what = || format!("failed to inspect `{}`", self.file.display());
         if is_package(&self.file) {
             let policy = policy(&self.keys)?;
-            let (package, status) = VerifiedPackage::inspect(&self.file, &policy).with_context(what)?;
+            let (package, status) =
+                VerifiedPackage::inspect(&self.file, &policy).with_context(what)?;
             // Only the host's native artifact can be read with this host's
             // loader; it is written to the cache, never loaded.
             let host = package
@@ -44,8 +45,12 @@ impl Inspect {
                 .find(|a| a.kind == ArtifactKind::Native && a.target == HOST_TARGET);
             let library = match host {
                 Some(a) => Some(
-                    PluginLibrary::open(package.cache_artifact(&a.path, &policy).with_context(what)?)
-                        .with_context(what)?,
+                    PluginLibrary::open(
+                        package
+                            .cache_artifact(&a.path, &policy)
+                            .with_context(what)?,
+                    )
+                    .with_context(what)?,
                 ),
                 None => None,
             };
@@ -91,7 +96,11 @@ impl Inspect {
                                 let _ = writeln!(
                                     out,
                                     "    {}/{}: {} v{} (hash {})",
-                                    p.interface, p.name, p.interface, p.interface_version, p.interface_hash
+                                    p.interface,
+                                    p.name,
+                                    p.interface,
+                                    p.interface_version,
+                                    p.interface_hash
                                 );
                             }
                         }
@@ -124,7 +133,9 @@ fn signature_json(status: &SignatureStatus) -> Value {
     match status {
         SignatureStatus::Verified { key_id } => json!({ "status": "verified", "key_id": key_id }),
         SignatureStatus::Unsigned => json!({ "status": "unsigned" }),
-        SignatureStatus::UnknownKey { key_id } => json!({ "status": "unknown-key", "key_id": key_id }),
+        SignatureStatus::UnknownKey { key_id } => {
+            json!({ "status": "unknown-key", "key_id": key_id })
+        }
         SignatureStatus::Bad { key_id } => json!({ "status": "bad", "key_id": key_id }),
         _ => json!({ "status": "unknown" }),
     }

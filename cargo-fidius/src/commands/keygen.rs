@@ -28,7 +28,11 @@ impl Keygen {
         }
         let key = SecretKey::generate()?;
         write_new(&secret_path, key.to_file_text().as_bytes(), 0o600)?;
-        write_new(&public_path, key.public_key().to_file_text().as_bytes(), 0o644)?;
+        write_new(
+            &public_path,
+            key.public_key().to_file_text().as_bytes(),
+            0o644,
+        )?;
         shell::status(
             "Generated",
             format!(

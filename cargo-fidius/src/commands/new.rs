@@ -53,7 +53,12 @@ enum Kind {
 #[derive(Debug, clap::Args)]
 struct Source {
     /// The fidius source tree to depend on by path.
-    #[arg(long, value_name = "PATH", global = true, conflicts_with = "fidius_git")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        global = true,
+        conflicts_with = "fidius_git"
+    )]
     fidius_path: Option<PathBuf>,
     /// A git URL of fidius to depend on instead (with `--fidius-rev`).
     #[arg(long, value_name = "URL", global = true)]
@@ -71,7 +76,11 @@ impl Source {
         } else {
             format!(
                 ", features = [{}]",
-                features.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
+                features
+                    .iter()
+                    .map(|f| format!("\"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         if let Some(url) = &self.fidius_git {
@@ -86,7 +95,8 @@ impl Source {
             Some(p) => p.clone(),
             None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
         };
-        let root = std::path::absolute(&root)?;
+        let root = std::fs::canonicalize(&root)
+            .with_context(|| format!("fidius source tree `{}` not found", root.display()))?;
         let facade = root.join("fidius");
         if !facade.join("Cargo.toml").is_file() {
             bail!(
@@ -120,7 +130,9 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
         bail!("the crate name `{name}` cannot start with a digit");
     }
     let ident = name.replace('-', "_");
-    if syn::parse_str::<syn::Ident>(&ident).is_err() || ["test", "core", "std", "alloc", "proc_macro"].contains(&ident.as_str()) {
+    if syn::parse_str::<syn::Ident>(&ident).is_err()
+        || ["test", "core", "std", "alloc", "proc_macro"].contains(&ident.as_str())
+    {
         bail!("`{name}` cannot be used as a crate name: it is a Rust keyword or a built-in crate");
     }
     if ident == "fidius" || ident.starts_with("fidius_") {
@@ -132,7 +144,10 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 /// `my-image-filter` → `MyImageFilter` (a trailing `-api`/`-interface` is
 /// dropped).
 fn trait_name(crate_name: &str) -> String {
-    let mut words: Vec<&str> = crate_name.split(['-', '_']).filter(|w| !w.is_empty()).collect();
+    let mut words: Vec<&str> = crate_name
+        .split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .collect();
     if words.len() > 1 && matches!(words.last(), Some(&"api" | &"interface")) {
         words.pop();
     }
@@ -140,7 +155,9 @@ fn trait_name(crate_name: &str) -> String {
         .iter()
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -148,7 +165,10 @@ fn trait_name(crate_name: &str) -> String {
 /// Writes `files` under a new directory `dir`, refusing to overwrite.
 fn create(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
     if dir.exists() {
-        bail!("destination `{}` already exists; not overwriting it", dir.display());
+        bail!(
+            "destination `{}` already exists; not overwriting it",
+            dir.display()
+        );
     }
     for (path, text) in files {
         let path = dir.join(path);
@@ -202,14 +222,18 @@ fn read_interface(path: &Path) -> anyhow::Result<(String, syn::ItemTrait)> {
     let lib = path.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib)
         .with_context(|| format!("failed to read `{}`", lib.display()))?;
-    let file = syn::parse_file(&source).with_context(|| format!("failed to parse `{}`", lib.display()))?;
+    let file =
+        syn::parse_file(&source).with_context(|| format!("failed to parse `{}`", lib.display()))?;
     let item = file
         .items
         .into_iter()
         .find_map(|i| match i {
             syn::Item::Trait(t)
                 if t.attrs.iter().any(|a| {
-                    a.path().segments.last().is_some_and(|s| s.ident == "plugin_interface")
+                    a.path()
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.ident == "plugin_interface")
                 }) =>
             {
                 Some(t)
@@ -221,14 +245,21 @@ fn read_interface(path: &Path) -> anyhow::Result<(String, syn::ItemTrait)> {
 }
 
 fn interface_dep(name: &str, path: &Path) -> anyhow::Result<String> {
-    let path = std::path::absolute(path)?;
-    Ok(format!("{name} = {{ path = {} }}", toml_string(&path.display().to_string())))
+    let path = std::fs::canonicalize(path)
+        .with_context(|| format!("interface crate `{}` not found", path.display()))?;
+    Ok(format!(
+        "{name} = {{ path = {} }}",
+        toml_string(&path.display().to_string())
+    ))
 }
 
 impl New {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
         let (name, kind, files) = match &self.kind {
-            Kind::Interface { name, trait_name: t } => {
+            Kind::Interface {
+                name,
+                trait_name: t,
+            } => {
                 validate_name(name)?;
                 let t = t.clone().unwrap_or_else(|| trait_name(name));
                 syn::parse_str::<syn::Ident>(&t)
@@ -246,9 +277,15 @@ impl New {
             Kind::Plugin { name, interface } => {
                 validate_name(name)?;
                 let (api, item) = read_interface(interface)?;
-                let deps = [self.source.dependency(&[])?, interface_dep(&api, interface)?];
+                let deps = [
+                    self.source.dependency(&[])?,
+                    interface_dep(&api, interface)?,
+                ];
                 let files = vec![
-                    ("Cargo.toml", manifest(name, Some("[\"cdylib\"]"), &deps, true)),
+                    (
+                        "Cargo.toml",
+                        manifest(name, Some("[\"cdylib\"]"), &deps, true),
+                    ),
                     ("src/lib.rs", plugin_source(&api, &item)),
                 ];
                 (name, "plugin", files)
@@ -358,7 +395,10 @@ fn plugin_source(api: &str, item: &syn::ItemTrait) -> String {
     });
     let doc = format!(" A `{t}` plugin.");
     let body = pretty(quote! {
-        use #api::{plugin_impl, #t};
+        // The interface crate's trait, `plugin_impl` and the types its
+        // methods use.
+        #[allow(unused_imports)]
+        use #api::*;
 
         /// The plugin. Fill in the methods; each returns a default value
         /// until then.

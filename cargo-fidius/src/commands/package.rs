@@ -36,10 +36,12 @@ impl Package {
         let key = super::secret_key(self.key.as_deref())?;
         let plan = self.cargo.plan()?;
         let built = plan.build()?;
-        let out = self
-            .out
-            .clone()
-            .unwrap_or_else(|| plan.target_dir.join("fidius").join("packages").into_std_path_buf());
+        let out = self.out.clone().unwrap_or_else(|| {
+            plan.target_dir
+                .join("fidius")
+                .join("packages")
+                .into_std_path_buf()
+        });
         std::fs::create_dir_all(&out)
             .with_context(|| format!("failed to create `{}`", out.display()))?;
         if key.is_none() {
@@ -55,8 +57,9 @@ impl Package {
             let mut bytes = BTreeMap::new();
             for b in &mine {
                 if b.kind == "native" && b.target == plan.host {
-                    let library = PluginLibrary::open(&b.path)
-                        .with_context(|| format!("failed to read the plugins of `{}`", b.path.display()))?;
+                    let library = PluginLibrary::open(&b.path).with_context(|| {
+                        format!("failed to read the plugins of `{}`", b.path.display())
+                    })?;
                     plugins = library
                         .plugins()
                         .iter()
@@ -68,7 +71,11 @@ impl Package {
                         })
                         .collect();
                 }
-                let file = b.path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact");
+                let file = b
+                    .path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("artifact");
                 let path = format!("artifacts/{}/{file}", b.target);
                 artifacts.push(Artifact {
                     kind: if b.kind == "wasm" {
@@ -106,9 +113,10 @@ impl Package {
             let path = out.join(format!("{}-{}.fidpkg", plugin.name, plugin.version));
             std::fs::write(&path, &package)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
-            let signed = key
-                .as_ref()
-                .map_or_else(|| "unsigned".to_owned(), |k| format!("signed by key {}", k.id()));
+            let signed = key.as_ref().map_or_else(
+                || "unsigned".to_owned(),
+                |k| format!("signed by key {}", k.id()),
+            );
             match self.cargo.message_format {
                 MessageFormat::Json => println!(
                     "{}",

@@ -30,14 +30,19 @@ impl Sign {
             );
         };
         for file in &self.files {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("failed to read `{}`", file.display()))?;
+            let bytes = std::fs::read(file)
+                .with_context(|| format!("failed to read `{}`", file.display()))?;
             let sig = signature_path(file);
             std::fs::write(&sig, key.sign(&bytes).to_file_text())
                 .with_context(|| format!("failed to write `{}`", sig.display()))?;
             shell::status(
                 "Signed",
-                format!("`{}` with key {} (`{}`)", file.display(), key.id(), sig.display()),
+                format!(
+                    "`{}` with key {} (`{}`)",
+                    file.display(),
+                    key.id(),
+                    sig.display()
+                ),
             );
         }
         Ok(())

@@ -70,7 +70,10 @@ impl Verify {
                 .with_context(|| format!("failed to verify `{what}`"))?;
             shell::status(
                 "Verified",
-                format!("`{what}`: signed by key {}", signer.as_deref().unwrap_or("none")),
+                format!(
+                    "`{what}`: signed by key {}",
+                    signer.as_deref().unwrap_or("none")
+                ),
             );
         }
         Ok(())

@@ -346,7 +346,11 @@ impl VerifiedPackage {
     ///
     /// # Errors
     /// [`PackageError::MissingEntry`] or [`PackageError::Io`].
-    pub fn cache_artifact(&self, path: &str, policy: &TrustPolicy) -> Result<PathBuf, PackageError> {
+    pub fn cache_artifact(
+        &self,
+        path: &str,
+        policy: &TrustPolicy,
+    ) -> Result<PathBuf, PackageError> {
         let artifact = self
             .manifest
             .artifacts

@@ -1,7 +1,9 @@
-//! The example host: opens a plugin library, lists what it contains, and
-//! runs every `ImageFilter` in it on a small generated image.
+//! The example host: opens a plugin library, or a signed `.fidpkg`
+//! package under a trust policy, lists what it contains, and runs every
+//! `ImageFilter` in it on a small generated image.
 //!
-//! Usage: `image-filter-host PATH/TO/libimage_filter_plugin.so`
+//! Usage: `image-filter-host PATH/TO/libimage_filter_plugin.so`, or
+//! `image-filter-host PACKAGE.fidpkg --key TRUSTED.pub`
 
 use std::process::ExitCode;
 
@@ -14,6 +16,38 @@ fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     // running any plugin code.
     let library = PluginLibrary::open(path)?;
     println!("{path}:");
+    run_library(&library)
+}
+// ANCHOR_END: host
+
+// ANCHOR: package
+use fidius::package::{Package, PublicKey, TrustPolicy};
+
+fn run_package(path: &str, key: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // Trust exactly this key; unsigned packages are refused.
+    let policy = TrustPolicy::new().trust(PublicKey::from_file(key)?);
+    // Verifies the signature and every artifact's SHA-256, writes this
+    // host's artifact into a private cache from the verified bytes, and
+    // validates it there.
+    let package = Package::open(path, &policy)?;
+    let manifest = package.manifest();
+    println!(
+        "{path}: package {} v{}, signed by key {}",
+        manifest.package.name,
+        manifest.package.version,
+        package.signer().unwrap_or("none")
+    );
+    println!(
+        "  artifact {} for {} (sha256 {}…), verified and cached",
+        package.artifact().path,
+        package.artifact().target,
+        &package.artifact().sha256[..16]
+    );
+    run_library(package.library())
+}
+// ANCHOR_END: package
+
+fn run_library(library: &PluginLibrary) -> Result<(), Box<dyn std::error::Error>> {
     for PluginInfo {
         plugin_name,
         interface_name,
@@ -56,14 +90,20 @@ fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
-// ANCHOR_END: host
 
 fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: image-filter-host PATH/TO/PLUGIN_LIBRARY");
-        return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.as_slice() {
+        [path] => run(path),
+        [path, flag, key] if flag == "--key" => run_package(path, key),
+        _ => {
+            eprintln!(
+                "usage: image-filter-host PATH/TO/PLUGIN_LIBRARY\n       image-filter-host PACKAGE.fidpkg --key TRUSTED.pub"
+            );
+            return ExitCode::from(2);
+        }
     };
-    match run(&path) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

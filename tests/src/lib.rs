@@ -83,10 +83,9 @@ pub fn scratch(test: &str) -> PathBuf {
 
 /// Wraps an uncompressed tar stream in the `.fidpkg` gzip framing (see
 /// `docs/src/fidpkg.md`): the fixed header with an `FD` extra field holding
-/// the SHA-256 of the deflate data and trailer. For tests that build
+/// the CRC-32 of the deflate data and trailer. For tests that build
 /// packages byte by byte.
 pub fn fidpkg_frame(tar: &[u8]) -> Vec<u8> {
-    use sha2::Digest as _;
     use std::io::Write as _;
     let mut encoder =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
@@ -96,10 +95,17 @@ pub fn fidpkg_frame(tar: &[u8]) -> Vec<u8> {
     crc.update(tar);
     body.extend_from_slice(&crc.sum().to_le_bytes());
     body.extend_from_slice(&(tar.len() as u32).to_le_bytes());
-    let mut framed = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\x24\0FD\x20\0".to_vec();
-    framed.extend_from_slice(&sha2::Sha256::digest(&body));
+    let mut framed = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\x08\0FD\x04\0".to_vec();
+    framed.extend_from_slice(&fidpkg_check(&body));
     framed.extend_from_slice(&body);
     framed
+}
+
+/// The `FD` check value of the bytes after a package's header.
+pub fn fidpkg_check(rest: &[u8]) -> [u8; 4] {
+    let mut crc = flate2::Crc::new();
+    crc.update(rest);
+    crc.sum().to_le_bytes()
 }
 
 /// The uncompressed tar stream of a `.fidpkg`.

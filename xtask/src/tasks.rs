@@ -142,7 +142,15 @@ pub(crate) fn test() -> Result<(), String> {
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let mut bench = cargo();
     bench
-        .args(["bench", "--package", "fidius-tests", "--benches", "--"])
+        .args([
+            "bench",
+            "--package",
+            "fidius-tests",
+            "--package",
+            "cargo-fidius",
+            "--benches",
+            "--",
+        ])
         .args(args);
     status(bench)
 }

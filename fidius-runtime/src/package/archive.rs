@@ -12,8 +12,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::{Limits, PackageError};
 
 /// The manifest's name in the archive.
@@ -23,18 +21,25 @@ pub const SIGNATURE: &str = "fidius.toml.sig";
 
 /// The fixed start of every package: the gzip header (deflate, flag
 /// FEXTRA, mtime 0, no extra flags, OS "unknown"), then the extra field's
-/// length (36) and its one subfield `FD` of 32 bytes, which holds the
-/// SHA-256 of everything after it (deflate data and gzip trailer).
+/// length (8) and its one subfield `FD` of 4 bytes, which holds the CRC-32
+/// of everything after it (deflate data and gzip trailer).
 ///
 /// Deflate has bits that do not change the decompressed data (block
-/// padding); the digest makes a change to any byte of the file detectable.
-/// It is not a security feature (anyone can recompute it): the signature
-/// over the manifest, and the manifest's artifact digests, are.
+/// padding); the check makes a change to any byte of the file detectable
+/// (CRC-32 catches every error burst of up to 32 bits). It is not a
+/// security feature (anyone can recompute it): the signature over the
+/// manifest, and the manifest's artifact digests, are.
 const GZIP_PREFIX: [u8; 16] = [
-    0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 36, 0, b'F', b'D', 32, 0,
+    0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 8, 0, b'F', b'D', 4, 0,
 ];
-/// Length of the prefix plus the digest.
-const GZIP_HEADER_LEN: usize = GZIP_PREFIX.len() + 32;
+/// Length of the prefix plus the CRC.
+const GZIP_HEADER_LEN: usize = GZIP_PREFIX.len() + 4;
+
+fn crc32(bytes: &[u8]) -> [u8; 4] {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum().to_le_bytes()
+}
 
 /// The files of an archive, by path.
 #[derive(Debug, Default)]
@@ -66,7 +71,7 @@ pub(crate) fn write(
     body.extend_from_slice(&(tar.len() as u32).to_le_bytes());
     let mut gz = Vec::with_capacity(GZIP_HEADER_LEN + body.len());
     gz.extend_from_slice(&GZIP_PREFIX);
-    gz.extend_from_slice(&Sha256::digest(&body));
+    gz.extend_from_slice(&crc32(&body));
     gz.extend_from_slice(&body);
     Ok(gz)
 }
@@ -76,7 +81,18 @@ fn tar_bytes(
     signature: Option<&[u8]>,
     artifacts: &BTreeMap<String, Vec<u8>>,
 ) -> Result<Vec<u8>, String> {
-    let mut builder = tar::Builder::new(Vec::new());
+    let entries = artifacts.iter().map(|(p, d)| (p.as_str(), d.as_slice()));
+    write_tar(Vec::new(), manifest, signature, entries)
+}
+
+/// Writes the canonical tar stream into `out`.
+fn write_tar<'a, W: std::io::Write>(
+    out: W,
+    manifest: &[u8],
+    signature: Option<&[u8]>,
+    artifacts: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Result<W, String> {
+    let mut builder = tar::Builder::new(out);
     let mut append = |path: &str, data: &[u8]| -> Result<(), String> {
         if path.len() > 100 {
             return Err(format!("archive path `{path}` is longer than 100 bytes"));
@@ -104,6 +120,26 @@ fn tar_bytes(
         append(path, data)?;
     }
     builder.into_inner().map_err(|e| e.to_string())
+}
+
+/// A writer that compares what is written with `expected` instead of
+/// storing it.
+struct Compare<'a> {
+    expected: &'a [u8],
+    at: usize,
+    equal: bool,
+}
+
+impl std::io::Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = self.at + buf.len();
+        self.equal &= self.expected.get(self.at..end) == Some(buf);
+        self.at = end;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Why an entry path is unsafe, if it is.
@@ -143,9 +179,9 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                 .into(),
         ));
     }
-    if bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] != Sha256::digest(&bytes[GZIP_HEADER_LEN..])[..] {
+    if bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] != crc32(&bytes[GZIP_HEADER_LEN..]) {
         return Err(archive_err(
-            "the compressed data does not match the digest in the gzip header (corrupt or truncated)"
+            "the compressed data does not match the check value in the gzip header (corrupt or truncated)"
                 .into(),
         ));
     }
@@ -238,17 +274,25 @@ impl Contents {
     /// of its contents (call after the contents are verified, so a changed
     /// manifest or artifact is reported as such first).
     pub(crate) fn check_canonical(&self, path: &Path) -> Result<(), PackageError> {
-        let mut artifacts = self.files.clone();
-        let manifest = artifacts.remove(MANIFEST).unwrap_or_default();
-        let signature = artifacts.remove(SIGNATURE);
-        let expected =
-            tar_bytes(&manifest, signature.as_deref(), &artifacts).map_err(|detail| {
-                PackageError::Archive {
-                    path: path.to_owned(),
-                    detail,
-                }
-            })?;
-        if expected != self.canonical {
+        let artifacts = self
+            .files
+            .iter()
+            .filter(|(p, _)| *p != MANIFEST && *p != SIGNATURE)
+            .map(|(p, d)| (p.as_str(), d.as_slice()));
+        let compare = Compare {
+            expected: &self.canonical,
+            at: 0,
+            equal: true,
+        };
+        let manifest = self.files.get(MANIFEST).map_or(&[][..], Vec::as_slice);
+        let signature = self.files.get(SIGNATURE).map(Vec::as_slice);
+        let compare = write_tar(compare, manifest, signature, artifacts).map_err(|detail| {
+            PackageError::Archive {
+                path: path.to_owned(),
+                detail,
+            }
+        })?;
+        if !compare.equal || compare.at != self.canonical.len() {
             return Err(PackageError::Archive {
                 path: path.to_owned(),
                 detail: "the archive is not in canonical form (a header, padding or order \

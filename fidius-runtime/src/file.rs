@@ -2,17 +2,26 @@
 //! target checks, and the static metadata records. No `unsafe` and no plugin
 //! code runs here.
 //!
-//! Only the bytes needed are read (headers, the dynamic symbol table, and the
-//! records themselves) through `object`'s `ReadCache`, so validating a large
-//! library costs a handful of small reads.
+//! Only the bytes needed are read, with positional reads into buffers kept
+//! per thread. An ELF library usually costs five syscalls: `open`, three
+//! reads (its first [`HEAD_LEN`] bytes: file header, program headers,
+//! `.dynsym` and `.dynstr`; its section headers; one read spanning every
+//! metadata record, sized by the symbols' sizes) and `close`. There is no
+//! `stat` on that path: a directory fails its first read, and any error is
+//! checked against the file's type before it is returned, so anything that
+//! is not a regular file is still [`LoadError::NotAFile`]. Mach-O and PE go
+//! through `object`'s generic reader.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fidius_guest::abi::{
     ABI_VERSION, DESCRIPTOR_SYMBOL_PREFIX, LIBRARY_SYMBOL, META_SYMBOL_PREFIX, WIRE_VERSION,
 };
 use fidius_guest::meta::{self, HEADER_LEN, PluginMeta};
+use object::pod::bytes_of_slice_mut;
 use object::read::ReadCache;
 use object::{Architecture, BinaryFormat, Object, ObjectKind, ObjectSection, ReadRef};
 
@@ -71,40 +80,122 @@ fn describe(format: BinaryFormat, arch: Architecture, is_64: bool) -> String {
 
 /// Reads and checks `path`.
 pub(crate) fn read(path: &Path) -> Result<LibraryFile, LoadError> {
-    let io = |source| LoadError::Io {
+    let file = File::open(path).map_err(|source| LoadError::Io {
         path: path.to_owned(),
         source,
-    };
-    let file = File::open(path).map_err(io)?;
-    let metadata = file.metadata().map_err(io)?;
-    if !metadata.is_file() {
-        return Err(LoadError::NotAFile {
-            path: path.to_owned(),
-        });
+    })?;
+    let reader = Reader { path, file: &file };
+    // The buffers are kept per thread: zeroing (or allocating) them afresh
+    // costs about 3% of a validation. A nested or late (thread exit) call
+    // just gets new ones.
+    thread_local! {
+        static BUFFERS: Cell<Buffers> = Cell::default();
     }
-    let data = FileData::new(file, metadata.len()).map_err(io)?;
-    let reader = Reader {
-        path: path.to_owned(),
-        data: &data,
-    };
-    reader.read()
+    let mut buffers = BUFFERS.try_with(Cell::take).unwrap_or_default();
+    let result = reader.read(&mut buffers);
+    buffers.trim();
+    let _ = BUFFERS.try_with(|cell| cell.set(buffers));
+    result.map_err(|error| {
+        // Only now is the file's type worth a syscall: reading a directory
+        // fails (`EISDIR`), and a device or pipe does not hold a library.
+        match file.metadata() {
+            Ok(metadata) if !metadata.is_file() => LoadError::NotAFile {
+                path: path.to_owned(),
+            },
+            _ => error,
+        }
+    })
 }
 
-struct Reader<'a> {
-    path: PathBuf,
-    data: &'a FileData,
+/// How much of the start of the file is read in one go: the ELF header,
+/// program headers, `.dynsym` and `.dynstr` of a typical plugin library.
+const HEAD_LEN: usize = 8 * 1024;
+
+/// Reads larger than this first check the file's length, so that a corrupt
+/// size cannot make us allocate gigabytes.
+const CHECKED_READ_LEN: u64 = 1 << 20;
+
+/// Buffers larger than this are not kept for the next validation.
+const KEEP_LEN: usize = 16 * 1024;
+
+/// Where the reads go. Whole `u64`s, so the ELF structures read into them
+/// are aligned.
+#[derive(Debug, Default)]
+struct Buffers {
+    head: Vec<u64>,
+    sections: Vec<u64>,
+    symbols: Vec<u64>,
+    strings: Vec<u64>,
+    records: Vec<u64>,
+    record: Vec<u64>,
 }
 
-/// A file read with positional reads (`pread`): one syscall per read
-/// instead of a seek plus a read, which halves the cost of validation.
+impl Buffers {
+    fn trim(&mut self) {
+        for buffer in [
+            &mut self.head,
+            &mut self.sections,
+            &mut self.symbols,
+            &mut self.strings,
+            &mut self.records,
+            &mut self.record,
+        ] {
+            if buffer.len() * 8 > KEEP_LEN {
+                *buffer = Vec::new();
+            }
+        }
+    }
+}
+
+/// The first `len` bytes of `buffer`, grown (with zeros) when shorter.
+fn prefix(buffer: &mut Vec<u64>, len: usize) -> &mut [u8] {
+    let words = len.div_ceil(8);
+    if buffer.len() < words {
+        buffer.resize(words, 0);
+    }
+    &mut bytes_of_slice_mut(buffer)[..len]
+}
+
+/// Why a read did not return the bytes asked for.
 #[derive(Debug)]
-pub(crate) struct PositionalFile {
-    file: File,
+enum ReadFailure {
+    Io(std::io::Error),
+    /// The file ends first.
+    Truncated,
+}
+
+/// Fills `buf` from `offset` with positional reads (one syscall when the
+/// bytes are there); returns how many bytes the file had.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(at) = offset.checked_add(filled as u64) else {
+            break;
+        };
+        #[cfg(unix)]
+        let read = std::os::unix::fs::FileExt::read_at(file, &mut buf[filled..], at);
+        #[cfg(windows)]
+        let read = std::os::windows::fs::FileExt::seek_read(file, &mut buf[filled..], at);
+        match read {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A file read with positional reads (`pread`), for `object`'s `ReadCache`
+/// on the generic (Mach-O, PE) path.
+#[derive(Debug)]
+struct PositionalFile<'f> {
+    file: &'f File,
     pos: u64,
     len: u64,
 }
 
-impl object::read::ReadCacheOps for PositionalFile {
+impl object::read::ReadCacheOps for PositionalFile<'_> {
     fn len(&mut self) -> Result<u64, ()> {
         Ok(self.len)
     }
@@ -115,71 +206,35 @@ impl object::read::ReadCacheOps for PositionalFile {
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
-        #[cfg(unix)]
-        let read = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.pos);
-        #[cfg(windows)]
-        let read = std::os::windows::fs::FileExt::seek_read(&self.file, buf, self.pos);
-        let read = read.map_err(|_| ())?;
+        let read = read_at(self.file, buf, self.pos).map_err(|_| ())?;
         self.pos += read as u64;
         Ok(read)
     }
 
-    fn read_exact(&mut self, mut buf: &mut [u8]) -> Result<(), ()> {
-        while !buf.is_empty() {
-            match self.read(buf)? {
-                0 => return Err(()),
-                n => buf = &mut buf[n..],
-            }
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), ()> {
+        match self.read(buf)? {
+            n if n == buf.len() => Ok(()),
+            _ => Err(()),
         }
-        Ok(())
     }
 }
 
-/// How much of the start of the file is read in one go: the ELF header,
-/// program headers, `.dynsym` and `.dynstr` of a typical plugin library.
-const HEAD_LEN: u64 = 8 * 1024;
-
-/// The file: its first [`HEAD_LEN`] bytes read up front, anything else read
-/// on demand (and cached) with positional reads. Validating a typical
-/// library takes about six reads.
+/// The generic path's view of the file: the head already read, anything
+/// else read on demand (and cached).
 #[derive(Debug)]
-pub(crate) struct FileData {
-    head: Vec<u8>,
-    rest: ReadCache<PositionalFile>,
+struct FileData<'f> {
+    head: &'f [u8],
+    rest: ReadCache<PositionalFile<'f>>,
 }
 
-impl FileData {
-    fn new(file: File, len: u64) -> std::io::Result<Self> {
-        let mut head = vec![0u8; len.min(HEAD_LEN) as usize];
-        let mut filled = 0;
-        while filled < head.len() {
-            #[cfg(unix)]
-            let n = std::os::unix::fs::FileExt::read_at(&file, &mut head[filled..], filled as u64)?;
-            #[cfg(windows)]
-            let n = std::os::windows::fs::FileExt::seek_read(
-                &file,
-                &mut head[filled..],
-                filled as u64,
-            )?;
-            if n == 0 {
-                head.truncate(filled);
-                break;
-            }
-            filled += n;
-        }
-        Ok(Self {
-            head,
-            rest: ReadCache::new(PositionalFile { file, pos: 0, len }),
-        })
-    }
-
+impl FileData<'_> {
     fn in_head(&self, offset: u64, size: u64) -> Option<&[u8]> {
         let end = usize::try_from(offset.checked_add(size)?).ok()?;
         self.head.get(usize::try_from(offset).ok()?..end)
     }
 }
 
-impl<'a> ReadRef<'a> for &'a FileData {
+impl<'a> ReadRef<'a> for &'a FileData<'_> {
     fn len(self) -> Result<u64, ()> {
         (&self.rest).len()
     }
@@ -212,22 +267,26 @@ struct Location {
     offset: u64,
     /// Bytes from `offset` to the end of the symbol's section.
     available: u64,
+    /// The symbol's size when the format records one (ELF), else 0. Only a
+    /// hint for how much to read; the record's own length field decides.
+    size: u64,
 }
 
-/// The fidius symbols of a library.
+/// The fidius symbols of a library; names borrow from the string table.
 #[derive(Debug, Default)]
-struct Symbols {
-    library: Option<Location>,
+struct Symbols<'s> {
+    library: bool,
     /// `(symbol name, location)` of every metadata record.
-    records: Vec<(String, Location)>,
+    records: Vec<(Cow<'s, str>, Location)>,
 }
 
-impl Symbols {
-    fn add(&mut self, name: &str, location: Location) {
+impl<'s> Symbols<'s> {
+    fn add(&mut self, name: impl Into<Cow<'s, str>>, location: Location) {
+        let name = name.into();
         if name == LIBRARY_SYMBOL {
-            self.library = Some(location);
+            self.library = true;
         } else if name.starts_with(META_SYMBOL_PREFIX) {
-            self.records.push((name.to_owned(), location));
+            self.records.push((name, location));
         }
     }
 }
@@ -238,12 +297,14 @@ fn locate(
     section_address: u64,
     section_offset: u64,
     section_size: u64,
+    size: u64,
 ) -> Option<Location> {
     let rel = address.checked_sub(section_address)?;
     let available = section_size.checked_sub(rel)?;
     Some(Location {
         offset: section_offset.checked_add(rel)?,
         available,
+        size,
     })
 }
 
@@ -281,17 +342,22 @@ fn elf_machine_name(machine: object::elf::Machine) -> String {
     name.to_owned()
 }
 
-impl<'a> Reader<'a> {
+struct Reader<'a> {
+    path: &'a Path,
+    file: &'a File,
+}
+
+impl Reader<'_> {
     fn not_shared(&self, detail: impl Into<String>) -> LoadError {
         LoadError::NotASharedLibrary {
-            path: self.path.clone(),
+            path: self.path.to_owned(),
             detail: detail.into(),
         }
     }
 
     fn malformed(&self, symbol: &str, source: meta::MetaError) -> LoadError {
         LoadError::MalformedMetadata {
-            path: self.path.clone(),
+            path: self.path.to_owned(),
             symbol: symbol.to_owned(),
             source,
         }
@@ -300,77 +366,106 @@ impl<'a> Reader<'a> {
     fn wrong_target(&self, found: String) -> LoadError {
         let (format, arch) = host_target();
         LoadError::WrongTarget {
-            path: self.path.clone(),
+            path: self.path.to_owned(),
             expected: describe(format, arch, cfg!(target_pointer_width = "64")),
             found,
         }
     }
 
-    fn read(&self) -> Result<LibraryFile, LoadError> {
-        let kind = object::FileKind::parse(self.data)
-            .map_err(|e| self.not_shared(format!("not a recognised object file ({e})")))?;
-        let symbols = match kind {
-            object::FileKind::Elf64 => {
-                self.elf_symbols::<object::elf::FileHeader64<object::Endianness>>()?
-            }
-            object::FileKind::Elf32 => {
-                self.elf_symbols::<object::elf::FileHeader32<object::Endianness>>()?
-            }
-            _ => self.generic_symbols()?,
-        };
-        // The header's presence marks a fidius library; its contents hold
-        // pointers and are checked after loading (`native::open`). The ABI
-        // and wire versions are checked here, per record.
-        if symbols.library.is_none() {
-            return Err(LoadError::NotAFidiusPlugin {
-                path: self.path.clone(),
-            });
+    fn io(&self, source: std::io::Error) -> LoadError {
+        LoadError::Io {
+            path: self.path.to_owned(),
+            source,
         }
-
-        let mut records = symbols.records;
-        records.sort_by(|a, b| a.0.cmp(&b.0));
-        // The records usually sit next to each other in `.rodata`: fetch
-        // them with one read where possible.
-        let span = self.record_span(&records);
-        let fetch = |location: Location, len: usize| -> Option<&'a [u8]> {
-            if len as u64 > location.available {
-                return None;
-            }
-            span.and_then(|(start, bytes)| {
-                let from = usize::try_from(location.offset.checked_sub(start)?).ok()?;
-                bytes.get(from..from.checked_add(len)?)
-            })
-            .or_else(|| self.bytes_at(location, len as u64))
-        };
-        let mut plugins = Vec::with_capacity(records.len());
-        for (symbol, location) in records {
-            let head = fetch(location, HEADER_LEN)
-                .ok_or_else(|| self.malformed(&symbol, truncated(HEADER_LEN)))?;
-            let len = meta::record_len(head).map_err(|e| self.malformed(&symbol, e))?;
-            let bytes =
-                fetch(location, len).ok_or_else(|| self.malformed(&symbol, truncated(len)))?;
-            let meta = meta::decode(bytes).map_err(|e| self.malformed(&symbol, e))?;
-            self.check_version("ABI", ABI_VERSION, meta.abi_version)?;
-            self.check_version("wire", WIRE_VERSION, meta.wire_version)?;
-            let suffix = &symbol[META_SYMBOL_PREFIX.len()..];
-            plugins.push(FoundPlugin {
-                meta,
-                descriptor_symbol: format!("{DESCRIPTOR_SYMBOL_PREFIX}{suffix}"),
-            });
-        }
-        Ok(LibraryFile { plugins })
     }
 
-    /// ELF fast path: reads only the file header, section headers and the
-    /// dynamic symbol table (never the much larger `.symtab`).
-    fn elf_symbols<Elf>(&self) -> Result<Symbols, LoadError>
+    fn read(&self, buffers: &mut Buffers) -> Result<LibraryFile, LoadError> {
+        let Buffers {
+            head,
+            sections,
+            symbols,
+            strings,
+            records,
+            record,
+        } = buffers;
+        let head = prefix(head, HEAD_LEN);
+        let len = read_at(self.file, head, 0).map_err(|e| self.io(e))?;
+        let head = &head[..len];
+        let found = match object::FileKind::parse(head) {
+            Ok(object::FileKind::Elf64) => self
+                .elf::<object::elf::FileHeader64<object::Endianness>>(
+                    head, sections, symbols, strings,
+                )?,
+            Ok(object::FileKind::Elf32) => self
+                .elf::<object::elf::FileHeader32<object::Endianness>>(
+                    head, sections, symbols, strings,
+                )?,
+            _ => return self.generic(head, records, record),
+        };
+        self.finish(head, found, records, record)
+    }
+
+    /// `len` bytes at `offset`: a window of `head` when they are in it (and
+    /// aligned to `align`), else read into `buffer`.
+    fn fetch<'b>(
+        &self,
+        head: &'b [u8],
+        (offset, len): (u64, u64),
+        align: usize,
+        buffer: &'b mut Vec<u64>,
+    ) -> Result<&'b [u8], ReadFailure> {
+        // No file is longer than `i64::MAX` (`pread` refuses such offsets).
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= i64::MAX as u64)
+            .ok_or(ReadFailure::Truncated)?;
+        if let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end))
+            && let Some(bytes) = head.get(start..end)
+            && bytes.as_ptr().addr() % align == 0
+        {
+            return Ok(bytes);
+        }
+        if len > CHECKED_READ_LEN {
+            let file_len = self.file.metadata().map_err(ReadFailure::Io)?.len();
+            if end > file_len {
+                return Err(ReadFailure::Truncated);
+            }
+        }
+        let len = usize::try_from(len).map_err(|_| ReadFailure::Truncated)?;
+        let buf = prefix(buffer, len);
+        match read_at(self.file, buf, offset) {
+            Ok(n) if n == len => Ok(buf),
+            Ok(_) => Err(ReadFailure::Truncated),
+            Err(e) => Err(ReadFailure::Io(e)),
+        }
+    }
+
+    /// ELF fast path: reads only the file header, section headers, the
+    /// dynamic symbol table (never the much larger `.symtab`) and the
+    /// records.
+    fn elf<'b, Elf>(
+        &self,
+        head: &'b [u8],
+        section_buffer: &'b mut Vec<u64>,
+        symbol_buffer: &'b mut Vec<u64>,
+        string_buffer: &'b mut Vec<u64>,
+    ) -> Result<Symbols<'b>, LoadError>
     where
         Elf: object::read::elf::FileHeader<Endian = object::Endianness>,
     {
         use object::elf;
-        let bad = |e: object::read::Error| self.not_shared(format!("malformed ELF file ({e})"));
-        let header = Elf::parse(self.data).map_err(bad)?;
-        let endian = header.endian().map_err(bad)?;
+        use object::read::elf::SectionHeader as _;
+        let bad = |detail: &dyn std::fmt::Display| {
+            self.not_shared(format!("malformed ELF file ({detail})"))
+        };
+        let failed = |what: &str, e: ReadFailure| match e {
+            ReadFailure::Io(e) => self.io(e),
+            ReadFailure::Truncated => self.not_shared(format!(
+                "malformed ELF file ({what} past the end of the file)"
+            )),
+        };
+        let header = Elf::parse(head).map_err(|e| bad(&e))?;
+        let endian = header.endian().map_err(|e| bad(&e))?;
         let machine = header.e_machine(endian);
         let host_64 = cfg!(target_pointer_width = "64");
         let host_little = cfg!(target_endian = "little");
@@ -397,38 +492,121 @@ impl<'a> Reader<'a> {
             elf::ET_CORE => return Err(self.not_shared("it is a core dump")),
             other => return Err(self.not_shared(format!("unknown ELF type {other}"))),
         }
-        let sections = header.sections(endian, self.data).map_err(bad)?;
-        let dynsym = sections
-            .symbols(endian, self.data, elf::SHT_DYNSYM)
-            .map_err(bad)?;
+
+        // Section headers.
+        let entry = std::mem::size_of::<Elf::SectionHeader>();
+        let shoff: u64 = header.e_shoff(endian).into();
+        let mut shnum = u64::from(header.e_shnum(endian));
+        if shoff != 0 && shnum == 0 {
+            // More than 0xff00 sections: the count is in section 0's size.
+            let zero = self
+                .fetch(head, (shoff, entry as u64), 8, section_buffer)
+                .map_err(|e| failed("section headers", e))?;
+            let (zero, _) = object::pod::from_bytes::<Elf::SectionHeader>(zero)
+                .map_err(|()| bad(&"Invalid ELF section header"))?;
+            shnum = zero.sh_size(endian).into();
+        }
+        if shoff == 0 || shnum == 0 {
+            return Err(bad(&"no section headers"));
+        }
+        if usize::from(header.e_shentsize(endian)) != entry {
+            return Err(bad(&"Invalid ELF section header entry size"));
+        }
+        let size = shnum
+            .checked_mul(entry as u64)
+            .ok_or_else(|| failed("section headers", ReadFailure::Truncated))?;
+        let bytes = self
+            .fetch(head, (shoff, size), 8, section_buffer)
+            .map_err(|e| failed("section headers", e))?;
+        let sections = object::pod::slice_from_all_bytes::<Elf::SectionHeader>(bytes)
+            .map_err(|()| bad(&"Invalid ELF section headers"))?;
+        // Checked as `object` checks it, though nothing here needs the
+        // section names.
+        let e_shstrndx = header.e_shstrndx(endian);
+        let shstrndx = if let Some(index) = e_shstrndx.index() {
+            usize::from(index)
+        } else if e_shstrndx == elf::SHN_XINDEX {
+            sections.first().map_or(0, |s| s.sh_link(endian) as usize)
+        } else if e_shstrndx == elf::SHN_UNDEF {
+            return Err(bad(&"Missing ELF e_shstrndx"));
+        } else {
+            return Err(bad(&"Invalid ELF e_shstrndx"));
+        };
+        let shstrtab = sections
+            .get(shstrndx)
+            .ok_or_else(|| bad(&"Invalid ELF e_shstrndx"))?;
+        if let Some((offset, size)) = shstrtab.file_range(endian)
+            && offset.checked_add(size).is_none()
+        {
+            return Err(bad(&"Invalid ELF shstrtab size"));
+        }
+
+        // `.dynsym` and its string table, usually both in the head.
+        let Some(dynsym) = sections
+            .iter()
+            .find(|s| s.sh_type(endian) == elf::SHT_DYNSYM)
+        else {
+            return Err(bad(&"no dynamic symbol table"));
+        };
+        let range = |s: &Elf::SectionHeader| s.file_range(endian).unwrap_or((0, 0));
+        let bytes = self
+            .fetch(head, range(dynsym), 8, symbol_buffer)
+            .map_err(|e| failed("`.dynsym`", e))?;
+        let symbols = object::pod::slice_from_all_bytes::<Elf::Sym>(bytes)
+            .map_err(|()| bad(&"Invalid ELF symbol table data"))?;
+        let strings = match dynsym.sh_link(endian) as usize {
+            0 => &[][..],
+            link => {
+                let section = sections
+                    .get(link)
+                    .ok_or_else(|| bad(&"Invalid ELF section index"))?;
+                if section.sh_type(endian) != elf::SHT_STRTAB {
+                    return Err(bad(&"Invalid ELF string section type"));
+                }
+                self.fetch(head, range(section), 1, string_buffer)
+                    .map_err(|e| failed("`.dynstr`", e))?
+            }
+        };
+        self.elf_symbols::<Elf>(endian, sections, symbols, strings)
+    }
+
+    /// The fidius symbols among `symbols`.
+    fn elf_symbols<'s, Elf>(
+        &self,
+        endian: object::Endianness,
+        sections: &[Elf::SectionHeader],
+        symbols: &[Elf::Sym],
+        strings: &'s [u8],
+    ) -> Result<Symbols<'s>, LoadError>
+    where
+        Elf: object::read::elf::FileHeader<Endian = object::Endianness>,
+    {
+        use object::elf;
         use object::read::elf::{SectionHeader as _, Sym as _};
-        // One read for all names: looking each one up through the cache
-        // would cost two syscalls per symbol.
-        let strings = sections
-            .section(dynsym.string_section())
-            .and_then(|s| s.data(endian, self.data))
-            .map_err(bad)?;
-        let mut symbols = Symbols::default();
-        for sym in dynsym.iter() {
+        let mut found = Symbols::default();
+        for sym in symbols {
             let Some(index) = sym.st_shndx(endian).index() else {
                 continue;
             };
             if !matches!(sym.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK) {
                 continue;
             }
-            let Some(name) = strings
-                .get(sym.st_name(endian) as usize..)
-                .and_then(|tail| tail.split(|&b| b == 0).next())
-                .and_then(|name| std::str::from_utf8(name).ok())
-            else {
+            let Some(tail) = strings.get(sym.st_name(endian) as usize..) else {
                 continue;
             };
-            if name != LIBRARY_SYMBOL && !name.starts_with(META_SYMBOL_PREFIX) {
+            // Most symbols are not ours: compare bytes before anything else.
+            if !tail.starts_with(LIBRARY_SYMBOL.as_bytes())
+                && !tail.starts_with(META_SYMBOL_PREFIX.as_bytes())
+            {
                 continue;
             }
+            let name = tail.split(|&b| b == 0).next().unwrap_or_default();
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
             let section = sections
-                .section(object::SectionIndex(usize::from(index)))
-                .map_err(bad)?;
+                .get(usize::from(index))
+                .ok_or_else(|| self.not_shared("malformed ELF file (Invalid ELF section index)"))?;
             if section.sh_type(endian) == elf::SHT_NOBITS {
                 continue;
             }
@@ -437,17 +615,33 @@ impl<'a> Reader<'a> {
                 section.sh_addr(endian).into(),
                 section.sh_offset(endian).into(),
                 section.sh_size(endian).into(),
+                sym.st_size(endian).into(),
             );
             if let Some(location) = location {
-                symbols.add(name, location);
+                found.add(name, location);
             }
         }
-        Ok(symbols)
+        Ok(found)
     }
 
-    /// Mach-O and PE: `object`'s generic exports.
-    fn generic_symbols(&self) -> Result<Symbols, LoadError> {
-        let file = object::File::parse(self.data)
+    /// Mach-O and PE: `object`'s generic exports. Not a fast path: it asks
+    /// for the file's length and reads through `object`'s `ReadCache`.
+    fn generic(
+        &self,
+        head: &[u8],
+        records: &mut Vec<u64>,
+        record: &mut Vec<u64>,
+    ) -> Result<LibraryFile, LoadError> {
+        let len = self.file.metadata().map_err(|e| self.io(e))?.len();
+        let data = FileData {
+            head,
+            rest: ReadCache::new(PositionalFile {
+                file: self.file,
+                pos: 0,
+                len,
+            }),
+        };
+        let file = object::File::parse(&data)
             .map_err(|e| self.not_shared(format!("not a recognised object file ({e})")))?;
         let (format, arch) = host_target();
         let host_64 = cfg!(target_pointer_width = "64");
@@ -467,7 +661,7 @@ impl<'a> Reader<'a> {
         let exports = file
             .exports()
             .map_err(|e| self.not_shared(format!("unreadable symbol table ({e})")))?;
-        let mut symbols = Symbols::default();
+        let mut found = Symbols::default();
         for export in exports {
             let export = export.map_err(|e| self.not_shared(format!("unreadable export ({e})")))?;
             let object::read::NameOrOrdinal::Name(raw) = export.name() else {
@@ -487,13 +681,93 @@ impl<'a> Reader<'a> {
             };
             let location = file.sections().find_map(|s| {
                 let (offset, size) = s.file_range()?;
-                locate(address, s.address(), offset, size.min(s.size()))
+                locate(address, s.address(), offset, size.min(s.size()), 0)
             });
             if let Some(location) = location {
-                symbols.add(name, location);
+                found.add(name.to_owned(), location);
             }
         }
-        Ok(symbols)
+        self.finish(head, found, records, record)
+    }
+
+    fn not_fidius(&self) -> LoadError {
+        LoadError::NotAFidiusPlugin {
+            path: self.path.to_owned(),
+        }
+    }
+
+    /// Checks the library symbol is there, then reads and decodes every
+    /// record (in symbol name order).
+    fn finish(
+        &self,
+        head: &[u8],
+        found: Symbols<'_>,
+        span_buffer: &mut Vec<u64>,
+        own: &mut Vec<u64>,
+    ) -> Result<LibraryFile, LoadError> {
+        // The header's presence marks a fidius library; its contents hold
+        // pointers and are checked after loading (`native::open`). The ABI
+        // and wire versions are checked here, per record.
+        if !found.library {
+            return Err(self.not_fidius());
+        }
+        let mut records = found.records;
+        records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+        // The records usually sit next to each other in `.rodata`: fetch
+        // them with one read where possible.
+        let span = record_span(&records).and_then(|range| {
+            let bytes = self.fetch(head, range, 1, span_buffer).ok()?;
+            Some((range.0, bytes))
+        });
+        let mut plugins = Vec::with_capacity(records.len());
+        for (symbol, location) in &records {
+            let (symbol, location) = (&**symbol, *location);
+            let prefix = self.record_bytes(symbol, location, HEADER_LEN, head, span, own)?;
+            let len = meta::record_len(prefix).map_err(|e| self.malformed(symbol, e))?;
+            let bytes = self.record_bytes(symbol, location, len, head, span, own)?;
+            let meta = meta::decode(bytes).map_err(|e| self.malformed(symbol, e))?;
+            self.check_version("ABI", ABI_VERSION, meta.abi_version)?;
+            self.check_version("wire", WIRE_VERSION, meta.wire_version)?;
+            let suffix = &symbol[META_SYMBOL_PREFIX.len()..];
+            let mut descriptor_symbol =
+                String::with_capacity(DESCRIPTOR_SYMBOL_PREFIX.len() + suffix.len());
+            descriptor_symbol.push_str(DESCRIPTOR_SYMBOL_PREFIX);
+            descriptor_symbol.push_str(suffix);
+            plugins.push(FoundPlugin {
+                meta,
+                descriptor_symbol,
+            });
+        }
+        Ok(LibraryFile { plugins })
+    }
+
+    /// `len` bytes of the record at `location`: from `span` when it holds
+    /// them, else read on their own.
+    fn record_bytes<'b>(
+        &self,
+        symbol: &str,
+        location: Location,
+        len: usize,
+        head: &'b [u8],
+        span: Option<(u64, &'b [u8])>,
+        own: &'b mut Vec<u64>,
+    ) -> Result<&'b [u8], LoadError> {
+        if len as u64 > location.available {
+            return Err(self.malformed(symbol, truncated(len)));
+        }
+        if let Some((start, bytes)) = span
+            && let Some(from) = location.offset.checked_sub(start)
+            && let Ok(from) = usize::try_from(from)
+            && let Some(bytes) = bytes.get(from..from.saturating_add(len))
+        {
+            return Ok(bytes);
+        }
+        match self.fetch(head, (location.offset, len as u64), 1, own) {
+            Ok(bytes) => Ok(bytes),
+            Err(ReadFailure::Io(e)) => Err(self.io(e)),
+            Err(ReadFailure::Truncated) => Err(self.malformed(symbol, truncated(len))),
+        }
     }
 
     fn check_version(
@@ -506,39 +780,33 @@ impl<'a> Reader<'a> {
             return Ok(());
         }
         Err(LoadError::AbiVersionMismatch {
-            path: self.path.clone(),
+            path: self.path.to_owned(),
             what,
             expected,
             found,
         })
     }
+}
 
-    /// One read covering every record plus room for the last one, when they
-    /// lie within 64 KiB of each other in one section.
-    fn record_span(&self, records: &[(String, Location)]) -> Option<(u64, &'a [u8])> {
-        const SLACK: u64 = 4096;
-        let first = records.iter().map(|r| r.1).min_by_key(|l| l.offset)?;
-        let last = records.iter().map(|r| r.1.offset).max()?;
-        let end = last
-            .checked_add(SLACK)?
-            .min(first.offset.checked_add(first.available)?);
-        let len = end.checked_sub(first.offset)?;
-        if len > 64 * 1024 {
-            return None;
-        }
-        Some((
-            first.offset,
-            self.data.read_bytes_at(first.offset, len).ok()?,
-        ))
+/// The file range of one read covering every record, when they lie within
+/// 64 KiB of each other: from the first to the end of the last, by the
+/// symbols' sizes where known (else with some slack). Only a hint: a record
+/// it does not hold is read on its own.
+fn record_span(records: &[(Cow<'_, str>, Location)]) -> Option<(u64, u64)> {
+    const SLACK: u64 = 1024;
+    let start = records.iter().map(|r| r.1.offset).min()?;
+    let mut end = start;
+    for (_, location) in records {
+        let len = if location.size >= HEADER_LEN as u64 {
+            location.size
+        } else {
+            SLACK
+        };
+        let len = len.min(location.available);
+        end = end.max(location.offset.checked_add(len)?);
     }
-
-    /// `len` bytes at `location`, if its section holds that many.
-    fn bytes_at(&self, location: Location, len: u64) -> Option<&'a [u8]> {
-        if len > location.available {
-            return None;
-        }
-        self.data.read_bytes_at(location.offset, len).ok()
-    }
+    let len = end - start;
+    (len <= 64 * 1024).then_some((start, len))
 }
 
 fn truncated(needed: usize) -> meta::MetaError {

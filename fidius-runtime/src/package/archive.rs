@@ -186,8 +186,15 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         ));
     }
     let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+    // Size the buffer from the gzip trailer's length (mod 2^32), within the
+    // limit; a wrong value only costs a reallocation.
+    let declared = bytes
+        .get(bytes.len().saturating_sub(4)..)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u64::from(u32::from_le_bytes(b)));
+    let capacity = declared.min(limits.max_total_bytes).min(1 << 30);
     // One byte more than the limit tells "at the limit" from "over it".
-    let mut tar = Vec::new();
+    let mut tar = Vec::with_capacity(capacity as usize + 1);
     (&mut decoder)
         .take(limits.max_total_bytes.saturating_add(1))
         .read_to_end(&mut tar)

@@ -34,6 +34,27 @@ fn create_private_dir(dir: &Path) -> Result<(), PackageError> {
     builder.create(dir).map_err(|e| PackageError::io(dir, e))
 }
 
+/// Whether the file at `path` holds exactly `bytes` (compared in chunks,
+/// without reading it whole).
+fn same_contents(path: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read as _;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.metadata().map(|m| m.len()).ok() != Some(bytes.len() as u64) {
+        return false;
+    }
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut rest = bytes;
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return rest.is_empty(),
+            Ok(n) if n <= rest.len() && chunk[..n] == rest[..n] => rest = &rest[n..],
+            _ => return false,
+        }
+    }
+}
+
 /// Makes `<root>/<digest>/<name>` hold exactly `bytes` and returns its
 /// path.
 pub(crate) fn store(
@@ -44,9 +65,7 @@ pub(crate) fn store(
 ) -> Result<PathBuf, PackageError> {
     let dir = root.join(digest);
     let path = dir.join(name);
-    if let Ok(existing) = std::fs::read(&path)
-        && existing == bytes
-    {
+    if same_contents(&path, bytes) {
         return Ok(path);
     }
     create_private_dir(&dir)?;

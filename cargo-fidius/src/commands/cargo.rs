@@ -101,17 +101,10 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-/// The host triple, from `rustc -vV`.
-fn host_triple() -> anyhow::Result<String> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = Command::new(&rustc)
-        .arg("-vV")
-        .output()
-        .context("failed to run `rustc -vV`")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .context("`rustc -vV` printed no host triple")
+/// The host triple: the one this binary (and its runtime) was built for,
+/// so `package` puts the host artifact where hosts look for it.
+fn host_triple() -> String {
+    fidius_runtime::package::HOST_TARGET.to_owned()
 }
 
 /// Checks that the standard library for `target` is installed.
@@ -229,7 +222,7 @@ impl CargoArgs {
         Ok(Plan {
             cargo: cargo(),
             target_dir,
-            host: host_triple()?,
+            host: host_triple(),
             plugins,
             args: self.clone(),
         })

@@ -44,7 +44,8 @@ fn crc32(bytes: &[u8]) -> [u8; 4] {
 /// The files of an archive, by path.
 #[derive(Debug, Default)]
 pub(crate) struct Contents {
-    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    /// Where each file's bytes are in `canonical`.
+    pub(crate) files: BTreeMap<String, std::ops::Range<usize>>,
     /// The decompressed tar stream, for [`Contents::check_canonical`].
     canonical: Vec<u8>,
 }
@@ -216,7 +217,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         .entries()
         .map_err(|e| archive_err(format!("tar: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| archive_err(format!("tar: {e}")))?;
+        let entry = entry.map_err(|e| archive_err(format!("tar: {e}")))?;
         let name = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| archive_err("an entry name is not UTF-8".into()))?;
         let hostile = |reason| PackageError::HostileEntry {
@@ -266,17 +267,26 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                 limit,
             });
         }
-        let mut data = Vec::with_capacity(size as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| archive_err(format!("tar entry `{name}`: {e}")))?;
-        contents.files.insert(name, data);
+        // The data stays in the decompressed buffer; only its range is kept.
+        let start = usize::try_from(entry.raw_file_position()).unwrap_or(usize::MAX);
+        let range = start..start.saturating_add(size as usize);
+        if range.end > tar.len() {
+            return Err(archive_err(format!(
+                "tar entry `{name}` runs past the end of the archive"
+            )));
+        }
+        contents.files.insert(name, range);
     }
     contents.canonical = tar;
     Ok(contents)
 }
 
 impl Contents {
+    /// The bytes of file `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(|r| &self.canonical[r.clone()])
+    }
+
     /// Checks that the decompressed archive is exactly the canonical layout
     /// of its contents (call after the contents are verified, so a changed
     /// manifest or artifact is reported as such first).
@@ -285,14 +295,14 @@ impl Contents {
             .files
             .iter()
             .filter(|(p, _)| *p != MANIFEST && *p != SIGNATURE)
-            .map(|(p, d)| (p.as_str(), d.as_slice()));
+            .map(|(p, r)| (p.as_str(), &self.canonical[r.clone()]));
         let compare = Compare {
             expected: &self.canonical,
             at: 0,
             equal: true,
         };
-        let manifest = self.files.get(MANIFEST).map_or(&[][..], Vec::as_slice);
-        let signature = self.files.get(SIGNATURE).map(Vec::as_slice);
+        let manifest = self.get(MANIFEST).unwrap_or_default();
+        let signature = self.get(SIGNATURE);
         let compare = write_tar(compare, manifest, signature, artifacts).map_err(|detail| {
             PackageError::Archive {
                 path: path.to_owned(),

@@ -205,7 +205,8 @@ pub struct VerifiedPackage {
     path: PathBuf,
     manifest: Manifest,
     signer: Option<String>,
-    artifacts: BTreeMap<String, Vec<u8>>,
+    /// The decompressed archive; artifacts are read from it in place.
+    contents: archive::Contents,
 }
 
 impl VerifiedPackage {
@@ -257,19 +258,14 @@ impl VerifiedPackage {
         policy: &TrustPolicy,
         lenient: bool,
     ) -> Result<(Self, SignatureStatus), PackageError> {
-        let mut contents = archive::read(path, bytes, &policy.limits)?;
+        let contents = archive::read(path, bytes, &policy.limits)?;
         let manifest_bytes = contents
-            .files
             .get(archive::MANIFEST)
-            .cloned()
+            .map(<[u8]>::to_vec)
             .ok_or_else(|| PackageError::MissingManifest {
                 path: path.to_owned(),
             })?;
-        let checked = policy.check(
-            path,
-            &manifest_bytes,
-            contents.files.get(archive::SIGNATURE).map(Vec::as_slice),
-        );
+        let checked = policy.check(path, &manifest_bytes, contents.get(archive::SIGNATURE));
         let (signer, status) = match checked {
             Ok(Some(key)) => (Some(key.clone()), SignatureStatus::Verified { key_id: key }),
             Ok(None) => (None, SignatureStatus::Unsigned),
@@ -321,7 +317,7 @@ impl VerifiedPackage {
             }
         }
         for artifact in &manifest.artifacts {
-            let Some(data) = contents.files.get(&artifact.path) else {
+            let Some(data) = contents.get(&artifact.path) else {
                 return Err(PackageError::MissingEntry {
                     path: path.to_owned(),
                     entry: artifact.path.clone(),
@@ -330,13 +326,11 @@ impl VerifiedPackage {
             check_artifact(path, artifact, data)?;
         }
         contents.check_canonical(path)?;
-        contents.files.remove(archive::MANIFEST);
-        contents.files.remove(archive::SIGNATURE);
         let package = Self {
             path: path.to_owned(),
             manifest,
             signer,
-            artifacts: contents.files,
+            contents,
         };
         Ok((package, status))
     }
@@ -382,7 +376,10 @@ impl VerifiedPackage {
 
     /// The verified bytes of the artifact at `path` in the archive.
     pub fn artifact_bytes(&self, path: &str) -> Option<&[u8]> {
-        self.artifacts.get(path).map(Vec::as_slice)
+        if path == archive::MANIFEST || path == archive::SIGNATURE {
+            return None;
+        }
+        self.contents.get(path)
     }
 
     /// The artifact of `kind` for `target`.

@@ -14,7 +14,7 @@ use clap::Parser;
 #[command(name = "cargo", bin_name = "cargo", version, styles = clap::builder::Styles::styled())]
 enum Cli {
     /// Work with fidius plugins.
-    #[command(subcommand)]
+    #[command(subcommand, version)]
     Fidius(commands::Command),
 }
 

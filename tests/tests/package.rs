@@ -640,3 +640,62 @@ fn key_files_round_trip_and_check_their_id() {
         Err(PackageError::MalformedKey { .. })
     ));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_cache_others_can_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = scratch("package_open_cache");
+    let path = write(&dir, "demo.fidpkg", &real_package(Some(&key())));
+    let cache = dir.join("shared-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let policy = TrustPolicy::new()
+        .trust(key().public_key())
+        .cache_dir(&cache);
+    match Package::open(&path, &policy) {
+        Err(PackageError::Io { path, source }) => {
+            assert_eq!(path, cache);
+            assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+            assert!(
+                source.to_string().contains("writable by group or others"),
+                "{source}"
+            );
+        }
+        other => panic!("expected a refused cache, got {other:?}"),
+    }
+}
+
+#[test]
+fn manifests_that_name_artifacts_ambiguously_are_refused() {
+    let two_for_one_target = manifest(&[
+        (
+            "x86_64-unknown-linux-gnu",
+            "artifacts/x86_64-unknown-linux-gnu/a.so",
+        ),
+        (
+            "x86_64-unknown-linux-gnu",
+            "artifacts/x86_64-unknown-linux-gnu/b.so",
+        ),
+    ]);
+    let misplaced = manifest(&[("x86_64-unknown-linux-gnu", "artifacts/elsewhere/a.so")]);
+    for (m, expected) in [
+        (two_for_one_target, "two native artifacts"),
+        (
+            misplaced,
+            "must be `artifacts/x86_64-unknown-linux-gnu/FILE`",
+        ),
+    ] {
+        let artifacts: BTreeMap<String, Vec<u8>> = m
+            .artifacts
+            .iter()
+            .map(|a| (a.path.clone(), vec![1, 2, 3]))
+            .collect();
+        match package::write_package(&m, &artifacts, Some(&key())) {
+            Err(PackageError::BadManifest { detail, .. }) => {
+                assert!(detail.contains(expected), "{detail}")
+            }
+            other => panic!("expected a bad manifest, got {other:?}"),
+        }
+    }
+}

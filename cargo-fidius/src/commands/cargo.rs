@@ -41,7 +41,8 @@ pub(crate) struct CargoArgs {
     /// workspace).
     #[arg(short = 'p', long = "package", value_name = "SPEC")]
     pub(crate) packages: Vec<String>,
-    /// Every plugin package in the workspace (the default).
+    /// Every plugin package in the workspace (the default when no `-p` is
+    /// given).
     #[arg(long)]
     pub(crate) workspace: bool,
     /// Path to Cargo.toml.
@@ -62,7 +63,8 @@ pub(crate) struct CargoArgs {
     /// Use verbose output (-vv very verbose).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// Output format: `human` status lines, or `json` lines on stdout.
+    /// Output format: `human` status lines on stderr, or one JSON object per
+    /// line on stdout.
     #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
     pub(crate) message_format: MessageFormat,
 }
@@ -101,10 +103,27 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-/// The host triple: the one this binary (and its runtime) was built for,
-/// so `package` puts the host artifact where hosts look for it.
-fn host_triple() -> String {
-    fidius_runtime::package::HOST_TARGET.to_owned()
+/// Starts `rustc -vV`, whose `host:` line is the toolchain's host triple
+/// (the target a build without `--target` produces); read it with
+/// [`host_triple`]. It runs while `cargo metadata` does.
+fn start_rustc_version() -> anyhow::Result<std::process::Child> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Command::new(&rustc)
+        .arg("-vV")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("failed to run `rustc -vV`")
+}
+
+fn host_triple(child: std::process::Child) -> anyhow::Result<String> {
+    let out = child
+        .wait_with_output()
+        .context("failed to run `rustc -vV`")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("`rustc -vV` printed no host triple")
 }
 
 /// Checks that the standard library for `target` is installed.
@@ -144,6 +163,7 @@ impl CargoArgs {
     /// Resolves the flags with `cargo metadata`.
     pub(crate) fn plan(&self) -> anyhow::Result<Plan> {
         shell::set_quiet(self.quiet);
+        let rustc = start_rustc_version()?;
         let mut metadata = MetadataCommand::new();
         metadata.cargo_path(cargo()).no_deps();
         if let Some(path) = &self.manifest_path {
@@ -164,9 +184,17 @@ impl CargoArgs {
             None => metadata.target_directory.clone(),
         };
         let mut plugins = Vec::new();
+        // `-p NAME` or `-p NAME@VERSION`.
+        let wanted = |name: &str, version: &str| {
+            self.packages.iter().any(|spec| match spec.split_once('@') {
+                Some((n, v)) => n == name && v == version,
+                None => spec == name,
+            })
+        };
         for package in metadata.workspace_packages() {
+            let version = package.version.to_string();
             let Some(fidius) = package.metadata.get("fidius") else {
-                if self.packages.iter().any(|p| *p == package.name.as_str()) {
+                if wanted(&package.name, &version) {
                     bail!(
                         "package `{}` is not a fidius plugin: add a `[package.metadata.fidius]` table to its Cargo.toml",
                         package.name
@@ -174,9 +202,7 @@ impl CargoArgs {
                 }
                 continue;
             };
-            if !self.packages.is_empty()
-                && !self.packages.iter().any(|p| *p == package.name.as_str())
-            {
+            if !self.packages.is_empty() && !wanted(&package.name, &version) {
                 continue;
             }
             let extra_targets = match fidius.get("targets") {
@@ -208,9 +234,10 @@ impl CargoArgs {
                 extra_targets,
             });
         }
-        for wanted in &self.packages {
-            if !plugins.iter().any(|p| &p.name == wanted) {
-                bail!("package `{wanted}` not found in the workspace");
+        for spec in &self.packages {
+            let name = spec.split_once('@').map_or(spec.as_str(), |(n, _)| n);
+            if !plugins.iter().any(|p| p.name == name) {
+                bail!("package `{spec}` not found in the workspace");
             }
         }
         if plugins.is_empty() {
@@ -222,7 +249,7 @@ impl CargoArgs {
         Ok(Plan {
             cargo: cargo(),
             target_dir,
-            host: host_triple(),
+            host: host_triple(rustc)?,
             plugins,
             args: self.clone(),
         })
@@ -255,10 +282,14 @@ impl Plan {
     /// Builds everything and collects the artifacts.
     pub(crate) fn build(&self) -> anyhow::Result<Vec<Built>> {
         let mut built = Vec::new();
-        for (target, plugins) in self.targets() {
-            if target != self.host {
-                check_target_installed(&target)?;
+        let targets = self.targets();
+        // Every target is checked before anything is built.
+        for (target, _) in &targets {
+            if *target != self.host {
+                check_target_installed(target)?;
             }
+        }
+        for (target, plugins) in targets {
             let mut cmd = Command::new(&self.cargo);
             cmd.args(["build", "--lib", "--message-format=json-render-diagnostics"]);
             for p in &plugins {

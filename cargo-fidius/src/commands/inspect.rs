@@ -24,7 +24,8 @@ pub(crate) struct Inspect {
     /// Public keys to check a package's signature with (repeatable).
     #[arg(long = "key", value_name = "PUBLIC")]
     keys: Vec<PathBuf>,
-    /// Output format: `human`, or one `json` document on stdout.
+    /// Output format: `human` (a report on stdout), or `json` (one
+    /// pretty-printed JSON document on stdout).
     #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
     message_format: MessageFormat,
 }

@@ -19,8 +19,12 @@ pub(crate) struct Keygen {
 
 impl Keygen {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
-        let secret_path = self.out.with_extension("key");
-        let public_path = self.out.with_extension("pub");
+        let with = |ext: &str| {
+            let mut name = self.out.clone().into_os_string();
+            name.push(ext);
+            PathBuf::from(name)
+        };
+        let (secret_path, public_path) = (with(".key"), with(".pub"));
         for path in [&secret_path, &public_path] {
             if path.exists() {
                 bail!("`{}` already exists; not overwriting a key", path.display());
@@ -28,11 +32,15 @@ impl Keygen {
         }
         let key = SecretKey::generate()?;
         write_new(&secret_path, key.to_file_text().as_bytes(), 0o600)?;
-        write_new(
+        if let Err(e) = write_new(
             &public_path,
             key.public_key().to_file_text().as_bytes(),
             0o644,
-        )?;
+        ) {
+            // Do not leave half a key pair behind.
+            let _ = std::fs::remove_file(&secret_path);
+            return Err(e);
+        }
         shell::status(
             "Generated",
             format!(

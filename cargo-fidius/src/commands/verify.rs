@@ -62,7 +62,7 @@ impl Verify {
                     m.package.name,
                     m.package.version,
                     m.artifacts.len(),
-                    package.signer().unwrap_or("none")
+                    package.signer().unwrap_or_default()
                 ),
             );
         } else {
@@ -70,10 +70,7 @@ impl Verify {
                 .with_context(|| format!("failed to verify `{what}`"))?;
             shell::status(
                 "Verified",
-                format!(
-                    "`{what}`: signed by key {}",
-                    signer.as_deref().unwrap_or("none")
-                ),
+                format!("`{what}`: signed by key {}", signer.unwrap_or_default()),
             );
         }
         Ok(())

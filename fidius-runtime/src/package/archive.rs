@@ -193,9 +193,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         .get(bytes.len().saturating_sub(4)..)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| u64::from(u32::from_le_bytes(b)));
-    let capacity = declared.min(limits.max_total_bytes).min(1 << 30);
-    // One byte more than the limit tells "at the limit" from "over it".
-    let mut tar = Vec::with_capacity(capacity as usize + 1);
+    // Deflate expands at most about 1032:1, which bounds what an attacker's
+    // trailer can make us reserve; a failed reservation just grows later.
+    let capacity = declared
+        .min(limits.max_total_bytes)
+        .min((bytes.len() as u64).saturating_mul(1032));
+    let mut tar = Vec::new();
+    let _ = tar.try_reserve_exact(capacity as usize + 1);
     (&mut decoder)
         .take(limits.max_total_bytes.saturating_add(1))
         .read_to_end(&mut tar)
@@ -220,6 +224,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         let entry = entry.map_err(|e| archive_err(format!("tar: {e}")))?;
         let name = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| archive_err("an entry name is not UTF-8".into()))?;
+        if name.chars().any(char::is_control) {
+            return Err(PackageError::HostileEntry {
+                path: path.to_owned(),
+                entry: name.escape_debug().to_string(),
+                reason: "control characters in the path",
+            });
+        }
         let hostile = |reason| PackageError::HostileEntry {
             path: path.to_owned(),
             entry: name.clone(),

@@ -31,7 +31,35 @@ fn create_private_dir(dir: &Path) -> Result<(), PackageError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| PackageError::io(dir, e))
+    builder.create(dir).map_err(|e| PackageError::io(dir, e))?;
+    check_private(dir)
+}
+
+/// Refuses a cache directory that is a symlink or that others can write
+/// to: whoever can write into it could swap a verified file before it is
+/// loaded.
+fn check_private(dir: &Path) -> Result<(), PackageError> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| PackageError::io(dir, e))?;
+    let refuse = |why: &str| {
+        PackageError::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("refusing to use it as the package cache: {why}"),
+            ),
+        )
+    };
+    if !meta.is_dir() {
+        return Err(refuse("it is not a directory (or is a symbolic link)"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if meta.mode() & 0o022 != 0 {
+            return Err(refuse("it is writable by group or others (use mode 0700)"));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the file at `path` holds exactly `bytes` (compared in chunks,
@@ -63,16 +91,20 @@ pub(crate) fn store(
     name: &str,
     bytes: &[u8],
 ) -> Result<PathBuf, PackageError> {
+    create_private_dir(root)?;
     let dir = root.join(digest);
     let path = dir.join(name);
-    if same_contents(&path, bytes) {
+    create_private_dir(&dir)?;
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && same_contents(&path, bytes) {
         return Ok(path);
     }
-    create_private_dir(&dir)?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        // A new file, never one that exists (or a symlink planted there).
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp)?;

@@ -105,7 +105,9 @@ fn bad_key(what: &str, detail: impl Into<String>) -> PackageError {
 }
 
 fn parse_key_file(what: &str, text: &str) -> Result<KeyFile, PackageError> {
-    let file: KeyFile = toml::from_str(text).map_err(|e| bad_key(what, e.to_string()))?;
+    // `message()` only: the full error quotes the offending line, which
+    // could be the secret key.
+    let file: KeyFile = toml::from_str(text).map_err(|e| bad_key(what, e.message()))?;
     if file.algorithm != ALGORITHM {
         return Err(bad_key(
             what,
@@ -278,7 +280,10 @@ impl Signature {
     /// [`PackageError::MalformedSignature`].
     pub fn parse(text: &str) -> Result<Self, PackageError> {
         let bad = |detail: String| PackageError::MalformedSignature { detail };
-        let file: SignatureFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let file: SignatureFile = toml::from_str(text).map_err(|e| bad(e.message().to_owned()))?;
+        if file.key_id.len() != 16 || !file.key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("`key_id` must be 16 hex digits".into()));
+        }
         if file.algorithm != ALGORITHM {
             return Err(bad(format!(
                 "algorithm: expected `{ALGORITHM}`, found `{}`",

@@ -97,9 +97,28 @@ impl Manifest {
     /// Checks the fields a parser cannot: names, the semver version,
     /// artifact paths and digests.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.package.name.is_empty() {
-            return Err("`package.name` is empty".into());
+        if !is_name(&self.package.name) {
+            return Err(format!(
+                "`package.name` {:?} must be non-empty ASCII letters, digits, `-`, `_` or `.`",
+                self.package.name
+            ));
         }
+        for p in &self.plugins {
+            if !is_name(&p.name) || !is_name(&p.interface) {
+                return Err(format!(
+                    "plugin {:?} / interface {:?}: names must be ASCII letters, digits, `-`, `_` or `.`",
+                    p.name, p.interface
+                ));
+            }
+            let hex = p.interface_hash.strip_prefix("0x").unwrap_or("");
+            if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "plugin `{}`: `interface_hash` must be `0x` and 16 hex digits",
+                    p.name
+                ));
+            }
+        }
+        let mut kinds = std::collections::BTreeSet::new();
         if !is_semver(&self.package.version) {
             return Err(format!(
                 "`package.version` `{}` is not a semver version",
@@ -114,15 +133,54 @@ impl Manifest {
             if a.path == super::archive::MANIFEST || a.path == super::archive::SIGNATURE {
                 return Err(format!("artifact path `{}` is reserved", a.path));
             }
-            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if a.sha256.len() != 64
+                || !a
+                    .sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
                 return Err(format!(
-                    "artifact `{}`: `sha256` must be 64 hex digits",
+                    "artifact `{}`: `sha256` must be 64 lowercase hex digits",
                     a.path
+                ));
+            }
+            if !is_name(&a.target) {
+                return Err(format!(
+                    "artifact {:?}: `target` {:?} is not a target triple",
+                    a.path, a.target
+                ));
+            }
+            let file = a
+                .path
+                .strip_prefix("artifacts/")
+                .and_then(|rest| rest.strip_prefix(a.target.as_str()))
+                .and_then(|rest| rest.strip_prefix('/'));
+            if !file.is_some_and(is_name) {
+                return Err(format!(
+                    "artifact path {:?} must be `artifacts/{}/FILE`",
+                    a.path, a.target
+                ));
+            }
+            if !kinds.insert((a.kind, a.target.as_str())) {
+                return Err(format!(
+                    "two {} artifacts for `{}`",
+                    a.kind.as_str(),
+                    a.target
                 ));
             }
         }
         Ok(())
     }
+}
+
+/// Names, targets and file names: non-empty, ASCII letters, digits, `-`,
+/// `_`, `.`, and not `.` or `..`.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 fn is_semver(v: &str) -> bool {

@@ -193,6 +193,24 @@ impl std::fmt::Display for SignatureStatus {
     }
 }
 
+/// Reads `path` whole if it is at most `limit` bytes.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackageError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| PackageError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| PackageError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(PackageError::LimitExceeded {
+            path: path.to_owned(),
+            what: "the file".into(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 /// SHA-256 in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     keys::hex(&Sha256::digest(bytes))
@@ -219,7 +237,7 @@ impl VerifiedPackage {
     /// manifest.
     pub fn read(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| PackageError::io(path, e))?;
+        let bytes = read_limited(path, policy.limits.max_total_bytes)?;
         Self::from_bytes(path, &bytes, policy)
     }
 
@@ -248,7 +266,7 @@ impl VerifiedPackage {
         policy: &TrustPolicy,
     ) -> Result<(Self, SignatureStatus), PackageError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| PackageError::io(path, e))?;
+        let bytes = read_limited(path, policy.limits.max_total_bytes)?;
         Self::parse(path, &bytes, policy, true)
     }
 
@@ -517,12 +535,14 @@ pub fn verify_artifact(
     policy: &TrustPolicy,
 ) -> Result<(Vec<u8>, Option<String>), PackageError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| PackageError::io(path, e))?;
+    let bytes = read_limited(path, policy.limits.max_entry_bytes)?;
     let sig_path = signature_path(path);
-    let signature = match std::fs::read(&sig_path) {
+    let signature = match read_limited(&sig_path, policy.limits.max_manifest_bytes) {
         Ok(sig) => Some(sig),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(PackageError::io(&sig_path, e)),
+        Err(PackageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            None
+        }
+        Err(e) => return Err(e),
     };
     let signer = policy.check(path, &bytes, signature.as_deref())?;
     Ok((bytes, signer))

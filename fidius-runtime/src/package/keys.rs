@@ -120,6 +120,40 @@ fn parse_key_file(what: &str, text: &str) -> Result<KeyFile, PackageError> {
     Ok(file)
 }
 
+/// The 32 key bytes of field `name` (the other kind of key file has
+/// `other_kind` instead).
+fn key_field(
+    what: &str,
+    value: Option<String>,
+    name: &str,
+    other_kind: &str,
+) -> Result<[u8; 32], PackageError> {
+    let hex = value.ok_or_else(|| {
+        bad_key(
+            what,
+            format!("missing `{name}` (is this a {other_kind} key file?)"),
+        )
+    })?;
+    unhex::<32>(&hex).ok_or_else(|| bad_key(what, format!("`{name}` must be 64 hex digits")))
+}
+
+/// The key's id, checked against the file's `key_id`.
+fn checked_id(what: &str, stated: &str, key: &VerifyingKey) -> Result<String, PackageError> {
+    let id = key_id(key);
+    if stated != id {
+        return Err(bad_key(
+            what,
+            format!("`key_id` is {stated} but the key's id is {id}"),
+        ));
+    }
+    Ok(id)
+}
+
+/// Reads a key file's text.
+fn read_key_text(path: &Path) -> Result<String, PackageError> {
+    std::fs::read_to_string(path).map_err(|e| PackageError::io(path, e))
+}
+
 impl PublicKey {
     /// Parses a public key file's text; `what` names it in errors.
     ///
@@ -127,20 +161,10 @@ impl PublicKey {
     /// [`PackageError::MalformedKey`].
     pub fn parse(what: &str, text: &str) -> Result<Self, PackageError> {
         let file = parse_key_file(what, text)?;
-        let hex = file
-            .public_key
-            .ok_or_else(|| bad_key(what, "missing `public_key` (is this a secret key file?)"))?;
-        let bytes =
-            unhex::<32>(&hex).ok_or_else(|| bad_key(what, "`public_key` must be 64 hex digits"))?;
+        let bytes = key_field(what, file.public_key, "public_key", "secret")?;
         let key = VerifyingKey::from_bytes(&bytes)
             .map_err(|_| bad_key(what, "`public_key` is not a valid Ed25519 key"))?;
-        let id = key_id(&key);
-        if file.key_id != id {
-            return Err(bad_key(
-                what,
-                format!("`key_id` is {} but the key's id is {id}", file.key_id),
-            ));
-        }
+        let id = checked_id(what, &file.key_id, &key)?;
         Ok(Self { key, id })
     }
 
@@ -150,8 +174,7 @@ impl PublicKey {
     /// [`PackageError::Io`] or [`PackageError::MalformedKey`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PackageError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| PackageError::io(path, e))?;
-        Self::parse(&path.display().to_string(), &text)
+        Self::parse(&path.display().to_string(), &read_key_text(path)?)
     }
 
     /// The key id (16 hex digits).
@@ -211,19 +234,9 @@ impl SecretKey {
     /// [`PackageError::MalformedKey`].
     pub fn parse(what: &str, text: &str) -> Result<Self, PackageError> {
         let file = parse_key_file(what, text)?;
-        let hex = file
-            .secret_key
-            .ok_or_else(|| bad_key(what, "missing `secret_key` (is this a public key file?)"))?;
-        let bytes =
-            unhex::<32>(&hex).ok_or_else(|| bad_key(what, "`secret_key` must be 64 hex digits"))?;
+        let bytes = key_field(what, file.secret_key, "secret_key", "public")?;
         let key = SigningKey::from_bytes(&bytes);
-        let id = key_id(&key.verifying_key());
-        if file.key_id != id {
-            return Err(bad_key(
-                what,
-                format!("`key_id` is {} but the key's id is {id}", file.key_id),
-            ));
-        }
+        let id = checked_id(what, &file.key_id, &key.verifying_key())?;
         Ok(Self { key, id })
     }
 
@@ -233,8 +246,7 @@ impl SecretKey {
     /// [`PackageError::Io`] or [`PackageError::MalformedKey`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PackageError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| PackageError::io(path, e))?;
-        Self::parse(&path.display().to_string(), &text)
+        Self::parse(&path.display().to_string(), &read_key_text(path)?)
     }
 
     /// The key id (16 hex digits).

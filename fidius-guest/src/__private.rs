@@ -978,16 +978,16 @@ unsafe extern "C" fn producer_next<T: Serialize + 'static>(
     if producer.finished {
         return status::STREAM_END;
     }
-    let mut buf = Vec::new();
-    let mut count = 0u32;
     let max_items = max_items.max(1);
+    // Room for a batch of small items up front.
+    let mut buf = Vec::with_capacity((max_items as usize).min(1024) * 8);
+    let mut count = 0u32;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         while count < max_items && buf.len() < BATCH_BYTES {
             let Some(item) = producer.iter.next() else {
                 return Ok::<bool, String>(true);
             };
-            buf = crate::stream::encode_item(&item, core::mem::take(&mut buf))
-                .map_err(|e| format!("stream item: {e}"))?;
+            crate::stream::encode_item(&item, &mut buf).map_err(|e| format!("stream item: {e}"))?;
             count += 1;
         }
         Ok(false)

@@ -177,44 +177,60 @@ impl<T> RemoteStream<T> {
 impl<T: DeserializeOwned + 'static> Iterator for RemoteStream<T> {
     type Item = Result<T, CallError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some((bytes, at)) = &mut self.batch {
-                let rest = &bytes.as_slice()[*at..];
-                if !rest.is_empty() {
-                    return match decode_item::<T>(rest) {
+                let all = bytes.as_slice();
+                if *at < all.len() {
+                    return match decode_item::<T>(&all[*at..]) {
                         Ok((item, tail)) => {
-                            *at = bytes.as_slice().len() - tail.len();
+                            *at = all.len() - tail.len();
                             Some(Ok(item))
                         }
-                        Err(e) => {
-                            let error = CallError::ResultDecode {
-                                method: self.method,
-                                what: "stream item",
-                                expected: core::any::type_name::<T>(),
-                                source: e,
-                            };
-                            self.fail(error)
-                        }
+                        Err(e) => self.decode_failed(e),
                     };
                 }
-                self.batch = None;
             }
-            if self.done {
-                return None;
-            }
-            match crate::__private::pull(&self.raw, self.next_batch, self.method) {
-                Ok(Some(bytes)) => {
-                    self.next_batch = self.next_batch.saturating_mul(2).min(self.limit);
-                    self.batch = Some((bytes, 0));
-                }
-                Ok(None) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => return self.fail(e),
+            if let Some(end) = self.refill() {
+                return end;
             }
         }
+    }
+}
+
+impl<T> RemoteStream<T> {
+    /// Pulls the next batch; `Some(item)` when the stream ended or failed
+    /// instead.
+    #[cold]
+    fn refill(&mut self) -> Option<Option<Result<T, CallError>>> {
+        self.batch = None;
+        if self.done {
+            return Some(None);
+        }
+        match crate::__private::pull(&self.raw, self.next_batch, self.method) {
+            Ok(Some(bytes)) => {
+                self.next_batch = self.next_batch.saturating_mul(2).min(self.limit);
+                self.batch = Some((bytes, 0));
+                None
+            }
+            Ok(None) => {
+                self.done = true;
+                Some(None)
+            }
+            Err(e) => Some(self.fail(e)),
+        }
+    }
+
+    #[cold]
+    fn decode_failed(&mut self, e: crate::wire::WireError) -> Option<Result<T, CallError>> {
+        let error = CallError::ResultDecode {
+            method: self.method,
+            what: "stream item",
+            expected: core::any::type_name::<T>(),
+            source: e,
+        };
+        self.fail(error)
     }
 }
 
@@ -285,34 +301,47 @@ impl<T: DeserializeOwned + 'static> Iterator for Forward<T> {
 /// Appends one item in the wire format. `Vec<u8>` items (serialized by serde
 /// one byte at a time) take a fast path that writes the identical bytes: a
 /// varint length, then the bytes.
+#[inline]
 pub(crate) fn encode_item<T: Serialize + 'static>(
     item: &T,
-    mut buf: Vec<u8>,
-) -> Result<Vec<u8>, crate::wire::WireError> {
+    buf: &mut Vec<u8>,
+) -> Result<(), crate::wire::WireError> {
     let any = item as &dyn Any;
     if let Some(bytes) = any.downcast_ref::<Vec<u8>>() {
-        put_varint(&mut buf, bytes.len() as u64);
+        put_varint(buf, bytes.len() as u64);
         buf.extend_from_slice(bytes);
-        return Ok(buf);
+        return Ok(());
     }
     if let Some(&n) = any.downcast_ref::<u64>() {
-        put_varint(&mut buf, n);
-        return Ok(buf);
+        put_varint(buf, n);
+        return Ok(());
     }
-    Ok(postcard::to_extend(item, buf)?)
+    *buf = postcard::to_extend(item, core::mem::take(buf))?;
+    Ok(())
 }
 
 /// postcard's unsigned varint (LEB128).
+#[inline]
 fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
     while n >= 0x80 {
-        buf.push((n as u8) | 0x80);
+        bytes[len] = (n as u8) | 0x80;
         n >>= 7;
+        len += 1;
     }
-    buf.push(n as u8);
+    bytes[len] = n as u8;
+    buf.extend_from_slice(&bytes[..=len]);
 }
 
 /// Reads postcard's unsigned varint for a `u64` (at most 10 bytes).
+#[inline]
 fn take_varint(bytes: &[u8]) -> Result<(u64, &[u8]), crate::wire::WireError> {
+    if let Some((&first, rest)) = bytes.split_first()
+        && first < 0x80
+    {
+        return Ok((u64::from(first), rest));
+    }
     let mut n = 0u64;
     let mut at = 0;
     loop {
@@ -340,6 +369,7 @@ fn cast<V: 'static, T: 'static>(value: V) -> Option<T> {
 
 /// Reads one item from the front of `bytes`, returning it and the rest;
 /// the counterpart of [`encode_item`].
+#[inline]
 pub(crate) fn decode_item<T: DeserializeOwned + 'static>(
     bytes: &[u8],
 ) -> Result<(T, &[u8]), crate::wire::WireError> {
@@ -376,7 +406,8 @@ mod tests {
     fn the_byte_vector_fast_path_writes_postcards_bytes() {
         for len in [0usize, 1, 127, 128, 300, 70_000] {
             let item: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let fast = encode_item(&item, Vec::new()).unwrap();
+            let mut fast = Vec::new();
+            encode_item(&item, &mut fast).unwrap();
             assert_eq!(fast, postcard::to_allocvec(&item).unwrap(), "len {len}");
             let (back, rest) = decode_item::<Vec<u8>>(&fast).unwrap();
             assert_eq!((back, rest.len()), (item, 0));
@@ -390,7 +421,8 @@ mod tests {
             "overlong varint"
         );
         for n in [0u64, 1, 127, 128, 300, u64::MAX] {
-            let encoded = encode_item(&n, Vec::new()).unwrap();
+            let mut encoded = Vec::new();
+            encode_item(&n, &mut encoded).unwrap();
             assert_eq!(encoded, postcard::to_allocvec(&n).unwrap());
             let (back, rest) = decode_item::<u64>(&encoded).unwrap();
             assert_eq!((back, rest.len()), (n, 0));

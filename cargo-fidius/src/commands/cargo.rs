@@ -97,6 +97,70 @@ pub(crate) struct Plan {
     pub(crate) host: String,
     pub(crate) plugins: Vec<PluginPackage>,
     args: CargoArgs,
+    /// The host build, started before `cargo metadata` when `-p` names the
+    /// packages (so the two overlap).
+    early: std::cell::RefCell<Option<RunningBuild>>,
+}
+
+/// A `cargo build` whose JSON messages are read on a thread.
+#[derive(Debug)]
+struct RunningBuild {
+    child: Option<std::process::Child>,
+    reader: Option<std::thread::JoinHandle<anyhow::Result<Vec<cargo_metadata::Artifact>>>>,
+}
+
+impl RunningBuild {
+    fn start(mut cmd: Command) -> anyhow::Result<Self> {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().context("failed to run `cargo build`")?;
+        let stdout = child.stdout.take().context("no stdout from cargo")?;
+        let reader = std::thread::spawn(move || {
+            let mut artifacts = Vec::new();
+            for message in Message::parse_stream(BufReader::new(stdout)) {
+                if let Message::CompilerArtifact(artifact) =
+                    message.context("failed to read cargo's output")?
+                    && artifact.target.kind.contains(&TargetKind::CDyLib)
+                {
+                    artifacts.push(artifact);
+                }
+            }
+            Ok(artifacts)
+        });
+        Ok(Self {
+            child: Some(child),
+            reader: Some(reader),
+        })
+    }
+
+    /// Waits for the build; cargo's exit code on failure.
+    fn finish(mut self) -> anyhow::Result<Vec<cargo_metadata::Artifact>> {
+        let status = self
+            .child
+            .take()
+            .context("build already finished")?
+            .wait()
+            .context("failed to wait for `cargo build`")?;
+        let artifacts = self
+            .reader
+            .take()
+            .context("build already finished")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading cargo's output panicked"))??;
+        if !status.success() {
+            return Err(CargoFailed(status.code().unwrap_or(101).clamp(1, 255) as u8).into());
+        }
+        Ok(artifacts)
+    }
+}
+
+impl Drop for RunningBuild {
+    fn drop(&mut self) {
+        // An early build that is no longer wanted (the plan failed).
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn cargo() -> OsString {
@@ -148,6 +212,43 @@ fn check_target_installed(target: &str) -> anyhow::Result<()> {
 }
 
 impl CargoArgs {
+    /// `cargo build --lib` for package `specs`, for `target` (`None`: the
+    /// host, without `--target`, so it shares cargo's cache with a plain
+    /// `cargo build`).
+    fn build_command(
+        &self,
+        cargo: &OsString,
+        specs: impl IntoIterator<Item = String>,
+        target: Option<&str>,
+        target_dir: Option<&std::path::Path>,
+    ) -> Command {
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--lib", "--message-format=json-render-diagnostics"]);
+        for spec in specs {
+            cmd.arg("-p").arg(spec);
+        }
+        if let Some(target) = target {
+            cmd.arg("--target").arg(target);
+        }
+        if self.release {
+            cmd.arg("--release");
+        }
+        if let Some(profile) = &self.profile {
+            cmd.arg("--profile").arg(profile);
+        }
+        if let Some(dir) = target_dir {
+            cmd.arg("--target-dir").arg(dir);
+        }
+        self.common(&mut cmd);
+        if self.quiet {
+            cmd.arg("--quiet");
+        }
+        for _ in 0..self.verbose {
+            cmd.arg("-v");
+        }
+        cmd
+    }
+
     fn common(&self, cmd: &mut Command) {
         if let Some(path) = &self.manifest_path {
             cmd.arg("--manifest-path").arg(path);
@@ -164,6 +265,19 @@ impl CargoArgs {
     pub(crate) fn plan(&self) -> anyhow::Result<Plan> {
         shell::set_quiet(self.quiet);
         let rustc = start_rustc_version()?;
+        // With `-p` and no `--target`, the host build's command is known
+        // already: run it while `cargo metadata` runs.
+        let early = if !self.packages.is_empty() && self.targets.is_empty() {
+            let cmd = self.build_command(
+                &cargo(),
+                self.packages.iter().cloned(),
+                None,
+                self.target_dir.as_deref(),
+            );
+            Some(RunningBuild::start(cmd)?)
+        } else {
+            None
+        };
         let mut metadata = MetadataCommand::new();
         metadata.cargo_path(cargo()).no_deps();
         if let Some(path) = &self.manifest_path {
@@ -252,6 +366,7 @@ impl CargoArgs {
             host: host_triple(rustc)?,
             plugins,
             args: self.clone(),
+            early: std::cell::RefCell::new(early),
         })
     }
 }
@@ -290,51 +405,32 @@ impl Plan {
             }
         }
         for (target, plugins) in targets {
-            let mut cmd = Command::new(&self.cargo);
-            cmd.args(["build", "--lib", "--message-format=json-render-diagnostics"]);
-            for p in &plugins {
-                cmd.arg("-p").arg(format!("{}@{}", p.name, p.version));
-            }
-            // The host build goes to the usual place, so it shares cargo's
-            // cache with a plain `cargo build`.
-            if target != self.host {
-                cmd.arg("--target").arg(&target);
-            }
-            if self.args.release {
-                cmd.arg("--release");
-            }
-            if let Some(profile) = &self.args.profile {
-                cmd.arg("--profile").arg(profile);
-            }
-            cmd.arg("--target-dir").arg(&self.target_dir);
-            self.args.common(&mut cmd);
-            if self.args.quiet {
-                cmd.arg("--quiet");
-            }
-            for _ in 0..self.args.verbose {
-                cmd.arg("-v");
-            }
-            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-            let mut child = cmd.spawn().context("failed to run `cargo build`")?;
-            let stdout = child.stdout.take().context("no stdout from cargo")?;
+            let host = target == self.host;
+            let early = if host {
+                self.early.borrow_mut().take()
+            } else {
+                None
+            };
+            let running = match early {
+                Some(running) => running,
+                None => RunningBuild::start(self.args.build_command(
+                    &self.cargo,
+                    plugins.iter().map(|p| format!("{}@{}", p.name, p.version)),
+                    (!host).then_some(target.as_str()),
+                    Some(self.target_dir.as_std_path()),
+                ))?,
+            };
             let mut found = Vec::new();
-            for message in Message::parse_stream(BufReader::new(stdout)) {
-                let message = message.context("failed to read cargo's output")?;
-                if let Message::CompilerArtifact(artifact) = message
-                    && artifact.target.kind.contains(&TargetKind::CDyLib)
-                    && let Some(plugin) = plugins.iter().find(|p| p.id == artifact.package_id)
-                {
-                    for file in artifact.filenames {
-                        let ext = file.extension().unwrap_or("");
-                        if matches!(ext, "so" | "dylib" | "dll" | "wasm") {
-                            found.push((*plugin, file));
-                        }
+            for artifact in running.finish()? {
+                let Some(plugin) = plugins.iter().find(|p| p.id == artifact.package_id) else {
+                    continue;
+                };
+                for file in artifact.filenames {
+                    let ext = file.extension().unwrap_or("");
+                    if matches!(ext, "so" | "dylib" | "dll" | "wasm") {
+                        found.push((*plugin, file));
                     }
                 }
-            }
-            let status = child.wait().context("failed to wait for `cargo build`")?;
-            if !status.success() {
-                return Err(CargoFailed(status.code().unwrap_or(101).clamp(1, 255) as u8).into());
             }
             for (plugin, file) in found {
                 let dir = self

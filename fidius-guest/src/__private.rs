@@ -931,20 +931,20 @@ pub fn not_implemented(method: &'static str) -> CallError {
 const BATCH_BYTES: usize = 256 * 1024;
 
 struct Producer<T> {
-    iter: Box<dyn Iterator<Item = T> + Send>,
+    source: Box<dyn crate::stream::Source<T>>,
     finished: bool,
     /// An error met after some items of a batch were already encoded:
     /// reported on the next pull, after those items.
     pending: Option<(u32, Vec<u8>)>,
 }
 
-/// Exports an iterator as a [`RawStream`] whose functions live in this
-/// binary.
-pub(crate) fn export_iter<T: Serialize + 'static>(
-    iter: Box<dyn Iterator<Item = T> + Send>,
+/// Exports a local producer as a [`RawStream`] whose functions live in
+/// this binary.
+pub(crate) fn export_source<T: Serialize + 'static>(
+    source: Box<dyn crate::stream::Source<T>>,
 ) -> RawStream {
     let producer = Box::new(Producer {
-        iter,
+        source,
         finished: false,
         pending: None,
     });
@@ -968,7 +968,7 @@ unsafe extern "C" fn producer_next<T: Serialize + 'static>(
     out: *mut RBuf,
     err: *mut RBuf,
 ) -> u32 {
-    // SAFETY: `state` is the `Producer<T>` made by `export_iter::<T>`; the
+    // SAFETY: `state` is the `Producer<T>` made by `export_source::<T>`; the
     // consumer owns the stream and pulls through `&mut`, one call at a time.
     let producer = unsafe { &mut *state.cast::<Producer<T>>() };
     if let Some((code, bytes)) = producer.pending.take() {
@@ -983,14 +983,10 @@ unsafe extern "C" fn producer_next<T: Serialize + 'static>(
     let mut buf = Vec::with_capacity((max_items as usize).min(1024) * 8);
     let mut count = 0u32;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        while count < max_items && buf.len() < BATCH_BYTES {
-            let Some(item) = producer.iter.next() else {
-                return Ok::<bool, String>(true);
-            };
-            crate::stream::encode_item(&item, &mut buf).map_err(|e| format!("stream item: {e}"))?;
-            count += 1;
-        }
-        Ok(false)
+        producer
+            .source
+            .fill(&mut buf, &mut count, max_items, BATCH_BYTES)
+            .map_err(|e| format!("stream item: {e}"))
     }));
     let failure = match outcome {
         Ok(Ok(ended)) => {
@@ -1003,8 +999,11 @@ unsafe extern "C" fn producer_next<T: Serialize + 'static>(
     if let Some(failure) = failure {
         producer.finished = true;
         // The iterator may be in any state after a panic: drop it now.
-        let iter = core::mem::replace(&mut producer.iter, Box::new(core::iter::empty()));
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(iter)));
+        let source = core::mem::replace(
+            &mut producer.source,
+            Box::new(crate::stream::IterSource(core::iter::empty())),
+        );
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(source)));
         if count == 0 {
             write_err(err, failure.1);
             return failure.0;
@@ -1020,7 +1019,7 @@ unsafe extern "C" fn producer_next<T: Serialize + 'static>(
 }
 
 unsafe extern "C" fn producer_drop<T: 'static>(state: *mut c_void) {
-    // SAFETY: `state` is the `Producer<T>` made by `export_iter::<T>`,
+    // SAFETY: `state` is the `Producer<T>` made by `export_source::<T>`,
     // dropped once by the stream's owner.
     let producer = unsafe { Box::from_raw(state.cast::<Producer<T>>()) };
     let _ = catch_unwind(AssertUnwindSafe(move || drop(producer)));

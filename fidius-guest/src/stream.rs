@@ -50,7 +50,7 @@ pub struct Stream<T> {
 }
 
 enum Inner<T> {
-    Local(Box<dyn Iterator<Item = T> + Send>),
+    Local(Box<dyn Source<T>>),
     Remote(RemoteStream<T>),
 }
 
@@ -63,7 +63,7 @@ impl<T> core::fmt::Debug for Stream<T> {
     }
 }
 
-impl<T: Send + 'static> Stream<T> {
+impl<T: Serialize + Send + 'static> Stream<T> {
     /// A stream that yields `items` lazily.
     pub fn new<I>(items: I) -> Self
     where
@@ -71,7 +71,7 @@ impl<T: Send + 'static> Stream<T> {
         I::IntoIter: Send + 'static,
     {
         Self {
-            inner: Inner::Local(Box::new(items.into_iter())),
+            inner: Inner::Local(Box::new(IterSource(items.into_iter()))),
         }
     }
 
@@ -89,7 +89,7 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
     /// or an item could not be encoded or decoded).
     pub fn try_next(&mut self) -> Option<Result<T, CallError>> {
         match &mut self.inner {
-            Inner::Local(iter) => iter.next().map(Ok),
+            Inner::Local(source) => source.next_item().map(Ok),
             Inner::Remote(remote) => remote.next(),
         }
     }
@@ -261,7 +261,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
     /// receiver owns it.
     pub(crate) fn into_raw(self) -> crate::abi::RawStream {
         match self.inner {
-            Inner::Local(iter) => crate::__private::export_iter::<T>(iter),
+            Inner::Local(source) => crate::__private::export_source::<T>(source),
             // A stream received from the other side with nothing buffered
             // here and nothing to keep alive passes straight on.
             Inner::Remote(remote)
@@ -271,7 +271,9 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
                 // drops the raw stream.
                 core::mem::ManuallyDrop::new(remote).raw
             }
-            Inner::Remote(remote) => crate::__private::export_iter::<T>(Box::new(Forward(remote))),
+            Inner::Remote(remote) => {
+                crate::__private::export_source::<T>(Box::new(IterSource(Forward(remote))))
+            }
         }
     }
 }
@@ -281,6 +283,56 @@ impl<T> Stream<T> {
         Self {
             inner: Inner::Remote(remote),
         }
+    }
+}
+
+/// A local producer of `T`: an iterator, plus a batch encoder
+/// monomorphized for it, so a pull costs one dynamic call per batch rather
+/// than one per item.
+pub(crate) trait Source<T>: Send {
+    /// The next item, for iterating locally.
+    fn next_item(&mut self) -> Option<T>;
+
+    /// Encodes items into `buf` until `max` items (counted in `count` as
+    /// they are added) or `max_bytes` bytes; `Ok(true)` when the iterator
+    /// ended.
+    fn fill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        count: &mut u32,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<bool, crate::wire::WireError>;
+}
+
+/// [`Source`] for any iterator.
+pub(crate) struct IterSource<I>(pub(crate) I);
+
+impl<T, I> Source<T> for IterSource<I>
+where
+    T: Serialize + 'static,
+    I: Iterator<Item = T> + Send,
+{
+    #[inline]
+    fn next_item(&mut self) -> Option<T> {
+        self.0.next()
+    }
+
+    fn fill(
+        &mut self,
+        buf: &mut Vec<u8>,
+        count: &mut u32,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<bool, crate::wire::WireError> {
+        while *count < max && buf.len() < max_bytes {
+            let Some(item) = self.0.next() else {
+                return Ok(true);
+            };
+            encode_item(&item, buf)?;
+            *count += 1;
+        }
+        Ok(false)
     }
 }
 
@@ -323,15 +375,14 @@ pub(crate) fn encode_item<T: Serialize + 'static>(
 /// postcard's unsigned varint (LEB128).
 #[inline]
 fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
-    let mut bytes = [0u8; 10];
-    let mut len = 0;
+    // One capacity check, then byte pushes (a variable-length copy would
+    // be a `memmove` call per item).
+    buf.reserve(10);
     while n >= 0x80 {
-        bytes[len] = (n as u8) | 0x80;
+        buf.push((n as u8) | 0x80);
         n >>= 7;
-        len += 1;
     }
-    bytes[len] = n as u8;
-    buf.extend_from_slice(&bytes[..=len]);
+    buf.push(n as u8);
 }
 
 /// Reads postcard's unsigned varint for a `u64` (at most 10 bytes).

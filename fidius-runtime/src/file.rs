@@ -39,6 +39,8 @@ pub(crate) struct FoundPlugin {
 #[derive(Debug)]
 pub(crate) struct LibraryFile {
     pub(crate) plugins: Vec<FoundPlugin>,
+    /// The file's format and architecture, e.g. `elf x86_64 (64-bit)`.
+    pub(crate) target: String,
 }
 
 /// This host's binary format and architecture.
@@ -80,11 +82,25 @@ fn describe(format: BinaryFormat, arch: Architecture, is_64: bool) -> String {
 
 /// Reads and checks `path`.
 pub(crate) fn read(path: &Path) -> Result<LibraryFile, LoadError> {
+    read_with(path, true)
+}
+
+/// Reads `path`'s metadata whatever its target (for tools: the result is
+/// never loaded).
+pub(crate) fn read_any_target(path: &Path) -> Result<LibraryFile, LoadError> {
+    read_with(path, false)
+}
+
+fn read_with(path: &Path, check_target: bool) -> Result<LibraryFile, LoadError> {
     let file = File::open(path).map_err(|source| LoadError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let reader = Reader { path, file: &file };
+    let reader = Reader {
+        path,
+        file: &file,
+        check_target,
+    };
     // The buffers are kept per thread: zeroing (or allocating) them afresh
     // costs about 3% of a validation. A nested or late (thread exit) call
     // just gets new ones.
@@ -275,6 +291,8 @@ struct Location {
 /// The fidius symbols of a library; names borrow from the string table.
 #[derive(Debug, Default)]
 struct Symbols<'s> {
+    /// The file's format and architecture, e.g. `elf x86_64 (64-bit)`.
+    target: String,
     library: bool,
     /// `(symbol name, location)` of every metadata record.
     records: Vec<(Cow<'s, str>, Location)>,
@@ -345,6 +363,8 @@ fn elf_machine_name(machine: object::elf::Machine) -> String {
 struct Reader<'a> {
     path: &'a Path,
     file: &'a File,
+    /// Refuse files for another target (off for tools that only read).
+    check_target: bool,
 }
 
 impl Reader<'_> {
@@ -469,21 +489,23 @@ impl Reader<'_> {
         let machine = header.e_machine(endian);
         let host_64 = cfg!(target_pointer_width = "64");
         let host_little = cfg!(target_endian = "little");
-        if host_target().0 != BinaryFormat::Elf
-            || machine != host_elf_machine()
-            || header.is_type_64() != host_64
-            || header.is_little_endian() != host_little
+        let target = format!(
+            "elf {} ({}-bit{})",
+            elf_machine_name(machine),
+            if header.is_type_64() { 64 } else { 32 },
+            if header.is_little_endian() == host_little {
+                ""
+            } else {
+                ", other endianness"
+            }
+        );
+        if self.check_target
+            && (host_target().0 != BinaryFormat::Elf
+                || machine != host_elf_machine()
+                || header.is_type_64() != host_64
+                || header.is_little_endian() != host_little)
         {
-            return Err(self.wrong_target(format!(
-                "elf {} ({}-bit{})",
-                elf_machine_name(machine),
-                if header.is_type_64() { 64 } else { 32 },
-                if header.is_little_endian() == host_little {
-                    ""
-                } else {
-                    ", other endianness"
-                }
-            )));
+            return Err(self.wrong_target(target));
         }
         match header.e_type(endian) {
             elf::ET_DYN => {}
@@ -567,7 +589,9 @@ impl Reader<'_> {
                     .map_err(|e| failed("`.dynstr`", e))?
             }
         };
-        self.elf_symbols::<Elf>(endian, sections, symbols, strings)
+        let mut found = self.elf_symbols::<Elf>(endian, sections, symbols, strings)?;
+        found.target = target;
+        Ok(found)
     }
 
     /// The fidius symbols among `symbols`.
@@ -645,12 +669,11 @@ impl Reader<'_> {
             .map_err(|e| self.not_shared(format!("not a recognised object file ({e})")))?;
         let (format, arch) = host_target();
         let host_64 = cfg!(target_pointer_width = "64");
-        if file.format() != format || file.architecture() != arch || file.is_64() != host_64 {
-            return Err(self.wrong_target(describe(
-                file.format(),
-                file.architecture(),
-                file.is_64(),
-            )));
+        let target = describe(file.format(), file.architecture(), file.is_64());
+        if self.check_target
+            && (file.format() != format || file.architecture() != arch || file.is_64() != host_64)
+        {
+            return Err(self.wrong_target(target));
         }
         if file.kind() != ObjectKind::Dynamic {
             return Err(self.not_shared(format!(
@@ -661,7 +684,10 @@ impl Reader<'_> {
         let exports = file
             .exports()
             .map_err(|e| self.not_shared(format!("unreadable symbol table ({e})")))?;
-        let mut found = Symbols::default();
+        let mut found = Symbols {
+            target,
+            ..Symbols::default()
+        };
         for export in exports {
             let export = export.map_err(|e| self.not_shared(format!("unreadable export ({e})")))?;
             let object::read::NameOrOrdinal::Name(raw) = export.name() else {
@@ -711,6 +737,7 @@ impl Reader<'_> {
         if !found.library {
             return Err(self.not_fidius());
         }
+        let found_target = found.target.clone();
         let mut records = found.records;
         records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
@@ -739,7 +766,10 @@ impl Reader<'_> {
                 descriptor_symbol,
             });
         }
-        Ok(LibraryFile { plugins })
+        Ok(LibraryFile {
+            plugins,
+            target: found_target,
+        })
     }
 
     /// `len` bytes of the record at `location`: from `span` when it holds

@@ -37,4 +37,4 @@ pub use error::{InterfaceField, LoadError};
 pub use fidius_guest::meta::PluginMeta as PluginInfo;
 pub use fidius_guest::{CallError, PluginClient, PluginError};
 #[cfg(feature = "native")]
-pub use library::{InstanceBuilder, PluginLibrary};
+pub use library::{InstanceBuilder, LibraryContents, PluginLibrary, inspect_library};

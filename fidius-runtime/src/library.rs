@@ -31,6 +31,7 @@ use crate::{InterfaceField, LoadError, PluginInfo};
 #[derive(Debug)]
 pub struct PluginLibrary {
     path: PathBuf,
+    target: String,
     plugins: Vec<PluginInfo>,
     /// Descriptor symbol of each plugin, parallel to `plugins`.
     descriptor_symbols: Vec<String>,
@@ -153,6 +154,7 @@ impl PluginLibrary {
         let file = file::read(path)?;
         Ok(Self {
             path: path.to_owned(),
+            target: file.target.clone(),
             descriptor_symbols: file
                 .plugins
                 .iter()
@@ -166,6 +168,11 @@ impl PluginLibrary {
     /// The library's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's format and architecture, e.g. `elf x86_64 (64-bit)`.
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// Every plugin in the library, as read from its static metadata.
@@ -367,4 +374,29 @@ impl PluginLibrary {
         *slot = Some(loaded.clone());
         Ok(loaded)
     }
+}
+
+/// What a library file contains, whatever target it was built for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LibraryContents {
+    /// The file's format and architecture, e.g. `elf aarch64 (64-bit)`.
+    pub target: String,
+    /// Its plugins, from the static metadata.
+    pub plugins: Vec<PluginInfo>,
+}
+
+/// Reads a plugin library's static metadata without loading it, for any
+/// target (tools that package or inspect libraries built for other
+/// platforms). Use [`PluginLibrary::open`] to load: it refuses other
+/// targets.
+///
+/// # Errors
+/// As [`PluginLibrary::open`], except [`LoadError::WrongTarget`].
+pub fn inspect_library(path: impl AsRef<Path>) -> Result<LibraryContents, LoadError> {
+    let file = file::read_any_target(path.as_ref())?;
+    Ok(LibraryContents {
+        target: file.target,
+        plugins: file.plugins.into_iter().map(|p| p.meta).collect(),
+    })
 }

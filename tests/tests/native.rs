@@ -315,6 +315,11 @@ fn a_library_for_another_architecture_is_refused() {
         }
         other => panic!("expected WrongTarget, got {other:?}"),
     }
+    // Tools can still read what it contains, without loading it.
+    let contents = fidius::runtime::inspect_library(&path).unwrap();
+    assert_eq!(contents.target, "elf aarch64 (64-bit)");
+    assert_eq!(contents.plugins.len(), 3);
+    assert_eq!(plugins().target(), "elf x86_64 (64-bit)");
 }
 
 /// Copies `lib` to `dir` with the bytes of every metadata record edited by

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use fidius_runtime::package::{ArtifactKind, HOST_TARGET, SignatureStatus, VerifiedPackage};
-use fidius_runtime::{PluginInfo, PluginLibrary};
+use fidius_runtime::{PluginInfo, inspect_library};
 use serde_json::{Value, json};
 
 use super::cargo::MessageFormat;
@@ -44,9 +44,18 @@ impl Inspect {
                 .artifacts
                 .iter()
                 .find(|a| a.kind == ArtifactKind::Native && a.target == HOST_TARGET);
-            let library = match host {
+            // The host's native artifact, else any native one: written to the
+            // cache and read there, never loaded.
+            let native = host.or_else(|| {
+                package
+                    .manifest()
+                    .artifacts
+                    .iter()
+                    .find(|a| a.kind == ArtifactKind::Native)
+            });
+            let library = match native {
                 Some(a) => Some(
-                    PluginLibrary::open(
+                    inspect_library(
                         package
                             .cache_artifact(&a.path, &policy)
                             .with_context(what)?,
@@ -62,7 +71,7 @@ impl Inspect {
                         "manifest": package.manifest(),
                         "signature": signature_json(&status),
                         "host_target": HOST_TARGET,
-                        "plugins": library.as_ref().map(|l| plugins_json(l.plugins())),
+                        "plugins": library.as_ref().map(|l| plugins_json(&l.plugins)),
                     });
                     println!("{}", serde_json::to_string_pretty(&doc)?);
                 }
@@ -87,12 +96,10 @@ impl Inspect {
                         );
                     }
                     match &library {
-                        Some(l) => out.push_str(&report_plugins(l.plugins())),
+                        Some(l) => out.push_str(&report_plugins(&l.plugins)),
                         None => {
-                            let _ = writeln!(
-                                out,
-                                "  (no native artifact for {HOST_TARGET}; plugins from the manifest:)"
-                            );
+                            let _ =
+                                writeln!(out, "  (no native artifact; plugins from the manifest:)");
                             for p in &m.plugins {
                                 let _ = writeln!(
                                     out,
@@ -111,18 +118,24 @@ impl Inspect {
             }
             return Ok(());
         }
-        let library = PluginLibrary::open(&self.file).with_context(what)?;
+        // Any target: inspecting never loads.
+        let library = inspect_library(&self.file).with_context(what)?;
         match self.message_format {
             MessageFormat::Json => {
-                let doc = json!({ "path": self.file, "plugins": plugins_json(library.plugins()) });
+                let doc = json!({
+                    "path": self.file,
+                    "target": library.target,
+                    "plugins": plugins_json(&library.plugins),
+                });
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             }
             MessageFormat::Human => {
                 print!(
-                    "{}: {} plugin(s)\n{}",
-                    library.path().display(),
-                    library.plugins().len(),
-                    report_plugins(library.plugins())
+                    "{}: {} plugin(s), {}\n{}",
+                    self.file.display(),
+                    library.plugins.len(),
+                    library.target,
+                    report_plugins(&library.plugins)
                 );
             }
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use fidius_runtime::PluginLibrary;
+use fidius_runtime::inspect_library;
 use fidius_runtime::package::{
     Artifact, ArtifactKind, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry, write_package,
 };
@@ -55,22 +55,28 @@ impl Package {
             let mut plugins = Vec::new();
             let mut artifacts = Vec::new();
             let mut bytes = BTreeMap::new();
+            // The plugin list comes from the host's artifact, or else from
+            // any native one (read without loading, whatever its target).
+            let source = mine
+                .iter()
+                .find(|b| b.kind == "native" && b.target == plan.host)
+                .or_else(|| mine.iter().find(|b| b.kind == "native"));
+            if let Some(b) = source {
+                let contents = inspect_library(&b.path).with_context(|| {
+                    format!("failed to read the plugins of `{}`", b.path.display())
+                })?;
+                plugins = contents
+                    .plugins
+                    .iter()
+                    .map(|p| PluginEntry {
+                        name: p.plugin_name.clone(),
+                        interface: p.interface_name.clone(),
+                        interface_version: p.interface_version,
+                        interface_hash: format!("{:#018x}", p.interface_hash),
+                    })
+                    .collect();
+            }
             for b in &mine {
-                if b.kind == "native" && b.target == plan.host {
-                    let library = PluginLibrary::open(&b.path).with_context(|| {
-                        format!("failed to read the plugins of `{}`", b.path.display())
-                    })?;
-                    plugins = library
-                        .plugins()
-                        .iter()
-                        .map(|p| PluginEntry {
-                            name: p.plugin_name.clone(),
-                            interface: p.interface_name.clone(),
-                            interface_version: p.interface_version,
-                            interface_hash: format!("{:#018x}", p.interface_hash),
-                        })
-                        .collect();
-                }
                 let file = b
                     .path
                     .file_name()
@@ -95,8 +101,8 @@ impl Package {
             }
             if plugins.is_empty() {
                 shell::warn(format!(
-                    "`{}`: no artifact for the host ({}) to read the plugin list from; the manifest lists no plugins",
-                    plugin.name, plan.host
+                    "`{}`: no native artifact to read the plugin list from; the manifest lists no plugins",
+                    plugin.name
                 ));
             }
             let manifest = Manifest {

@@ -201,9 +201,6 @@ fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
     emit_side(item, iface, quote!(), |p, init| {
         quote! {
             impl #p::HostInterface for dyn #trait_ident {
-                const HOST_INFO: ::core::option::Option<&'static #p::InterfaceInfo> =
-                    ::core::option::Option::Some(&<dyn #trait_ident as #p::Interface>::INFO);
-
                 fn export(host: ::std::sync::Arc<Self>) -> #p::HostExport {
                     static VTABLE: #vtable = #init;
                     // The shims expect `this` to be the `Arc<dyn Trait>`

@@ -152,16 +152,12 @@ pub trait Interface: 'static {
 /// Implemented by `#[host_interface]` for `dyn Trait` (and by `()`, "no
 /// host interface").
 pub trait HostInterface: 'static {
-    /// The host interface's description, `None` for `()`.
-    const HOST_INFO: Option<&'static InterfaceInfo>;
-
     /// Packs the host's implementation into a callback table for plugins.
     #[doc(hidden)]
     fn export(host: std::sync::Arc<Self>) -> crate::__private::HostExport;
 }
 
 impl HostInterface for () {
-    const HOST_INFO: Option<&'static InterfaceInfo> = None;
     fn export(_: std::sync::Arc<Self>) -> crate::__private::HostExport {
         crate::__private::HostExport::none()
     }

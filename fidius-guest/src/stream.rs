@@ -271,9 +271,9 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
                 // drops the raw stream.
                 core::mem::ManuallyDrop::new(remote).raw
             }
-            Inner::Remote(remote) => {
-                crate::__private::export_source::<T>(Box::new(IterSource(Forward(remote))))
-            }
+            Inner::Remote(remote) => crate::__private::export_source::<T>(Box::new(IterSource(
+                Self::from_remote(remote),
+            ))),
         }
     }
 }
@@ -333,20 +333,6 @@ where
             *count += 1;
         }
         Ok(false)
-    }
-}
-
-/// Re-exports a remote stream, turning its errors into [`StreamFailure`]
-/// panics that the exporter reports as error statuses.
-struct Forward<T>(RemoteStream<T>);
-
-impl<T: DeserializeOwned + 'static> Iterator for Forward<T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        match self.0.next()? {
-            Ok(item) => Some(item),
-            Err(e) => std::panic::resume_unwind(Box::new(StreamFailure(e))),
-        }
     }
 }
 

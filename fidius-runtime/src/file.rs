@@ -737,7 +737,7 @@ impl Reader<'_> {
         if !found.library {
             return Err(self.not_fidius());
         }
-        let found_target = found.target.clone();
+
         let mut records = found.records;
         records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
@@ -768,7 +768,7 @@ impl Reader<'_> {
         }
         Ok(LibraryFile {
             plugins,
-            target: found_target,
+            target: found.target,
         })
     }
 

@@ -253,12 +253,16 @@ impl CargoArgs {
         if let Some(path) = &self.manifest_path {
             cmd.arg("--manifest-path").arg(path);
         }
-        if self.locked {
-            cmd.arg("--locked");
-        }
-        if self.offline {
-            cmd.arg("--offline");
-        }
+        cmd.args(self.lock_flags());
+    }
+
+    /// `--locked` / `--offline`, for both `cargo metadata` and `cargo build`.
+    fn lock_flags(&self) -> Vec<String> {
+        [(self.locked, "--locked"), (self.offline, "--offline")]
+            .into_iter()
+            .filter(|&(on, _)| on)
+            .map(|(_, flag)| flag.to_owned())
+            .collect()
     }
 
     /// Resolves the flags with `cargo metadata`.
@@ -283,14 +287,7 @@ impl CargoArgs {
         if let Some(path) = &self.manifest_path {
             metadata.manifest_path(path);
         }
-        let mut other = Vec::new();
-        if self.locked {
-            other.push("--locked".to_owned());
-        }
-        if self.offline {
-            other.push("--offline".to_owned());
-        }
-        metadata.other_options(other);
+        metadata.other_options(self.lock_flags());
         let metadata = metadata.exec().context("`cargo metadata` failed")?;
         let target_dir = match &self.target_dir {
             Some(dir) => Utf8PathBuf::from_path_buf(std::path::absolute(dir)?)

@@ -172,11 +172,6 @@ const _: () = {
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
     impl ::fidius::__private::HostInterface for dyn Services {
-        const HOST_INFO: ::core::option::Option<
-            &'static ::fidius::__private::InterfaceInfo,
-        > = ::core::option::Option::Some(
-            &<dyn Services as ::fidius::__private::Interface>::INFO,
-        );
         fn export(host: ::std::sync::Arc<Self>) -> ::fidius::__private::HostExport {
             static VTABLE: __FidiusServicesVTable = __FidiusServicesVTable {
                 log: __fidius_shim_Services_log,

@@ -214,9 +214,7 @@ impl SecretKey {
         getrandom::fill(&mut seed).map_err(|e| PackageError::Random {
             detail: e.to_string(),
         })?;
-        let key = SigningKey::from_bytes(&seed);
-        let id = key_id(&key.verifying_key());
-        Ok(Self { key, id })
+        Ok(Self::from_bytes(&seed))
     }
 
     /// The key for a 32-byte Ed25519 seed (for keys kept elsewhere, and

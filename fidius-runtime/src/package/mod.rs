@@ -434,7 +434,7 @@ fn check_artifact(path: &Path, artifact: &Artifact, data: &[u8]) -> Result<(), P
         });
     }
     let digest = sha256_hex(data);
-    if !digest.eq_ignore_ascii_case(&artifact.sha256) {
+    if digest != artifact.sha256 {
         return Err(PackageError::DigestMismatch {
             path: path.to_owned(),
             entry: artifact.path.clone(),

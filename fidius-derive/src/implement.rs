@@ -168,13 +168,25 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             }
         }
     };
+    let wasm = crate::wasm_glue::emit(&crate::wasm_glue::Glue {
+        krate,
+        iface,
+        iface_name: &iface_name,
+        plugin_name: &plugin_name,
+        item,
+        config: args.config.as_ref(),
+        host: args.host,
+    });
     Ok(quote! {
         #item
+
+        #wasm
 
         impl #p::Implemented for #self_ty {
             const METHODS: &'static [&'static str] = &[#(#implemented),*];
         }
 
+        #[cfg(not(target_family = "wasm"))]
         #[allow(non_upper_case_globals, clippy::undocumented_unsafe_blocks, unused_unsafe)]
         const _: () = {
             static __FIDIUS_VTABLE: <dyn #iface as #p::Implement<#self_ty>>::VTable =
@@ -213,6 +225,24 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             };
             const __FIDIUS_META_LEN: usize = #p::meta_len(&__FIDIUS_RECORD);
             #[unsafe(export_name = #meta_symbol)]
+            static __FIDIUS_META: [u8; __FIDIUS_META_LEN] =
+                #p::meta_encode::<__FIDIUS_META_LEN>(&__FIDIUS_RECORD);
+        };
+
+        // On WASM the same record goes into the `fidius-meta` custom
+        // section, which the runtime and `cargo fidius inspect` read without
+        // instantiating the component.
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            const __FIDIUS_RECORD: #p::MetaRecord = #p::MetaRecord {
+                interface: &<dyn #iface as #p::Interface>::INFO,
+                plugin_name: #plugin_name,
+                implemented: <#self_ty as #p::Implemented>::METHODS,
+                config_type: #config_type,
+            };
+            const __FIDIUS_META_LEN: usize = #p::meta_len(&__FIDIUS_RECORD);
+            #[unsafe(link_section = "fidius-meta")]
+            #[used]
             static __FIDIUS_META: [u8; __FIDIUS_META_LEN] =
                 #p::meta_encode::<__FIDIUS_META_LEN>(&__FIDIUS_RECORD);
         };

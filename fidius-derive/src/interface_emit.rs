@@ -223,7 +223,10 @@ fn emit_plugin(item: &ItemTrait, iface: &Interface) -> TokenStream {
     let trait_ident = &iface.ident;
     let vtable = vtable_ident(trait_ident);
     emit_side(item, iface, quote!(::<__T>), |p, init| {
+        let wit = crate::wit_emit::wit_impl(iface, p);
         quote! {
+            #wit
+
             impl<__T: #trait_ident + #p::Implemented + 'static> #p::Implement<__T> for dyn #trait_ident {
                 type VTable = #vtable;
                 const VTABLE: #vtable = #init;

@@ -18,6 +18,9 @@ mod interface;
 mod interface_emit;
 mod registry;
 mod types;
+mod wasm_glue;
+mod wit_emit;
+mod wit_parse;
 
 #[cfg(test)]
 mod snapshot_tests;
@@ -89,4 +92,12 @@ pub fn plugin_impl(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn fidius_plugin_registry(input: TokenStream) -> TokenStream {
     registry::expand(input.into()).into()
+}
+
+/// Serde impls for the types `wit-bindgen` generates in a WASM plugin's
+/// glue (internal: `#[plugin_impl]` asks for it).
+#[doc(hidden)]
+#[proc_macro_derive(WitWire)]
+pub fn wit_wire(input: TokenStream) -> TokenStream {
+    wasm_glue::wit_wire(input.into()).into()
 }

@@ -25,6 +25,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     }
     let krate = krate.unwrap_or_else(default_crate);
     quote! {
+        #[cfg(not(target_family = "wasm"))]
         const _: () = {
             #[unsafe(export_name = "fidius_library")]
             static __FIDIUS_LIBRARY: #krate::__private::LibraryHeader =

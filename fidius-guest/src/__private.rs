@@ -29,8 +29,17 @@ pub use crate::meta::{
 };
 pub use crate::stream::{RemoteStream, Stream, StreamFailure};
 pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
-use crate::{PluginError, wire};
+use crate::wire;
 pub use serde;
+
+pub use crate::PluginError;
+pub use crate::wasm_guest::{
+    transcode, wasm_config, wasm_install_panic_hook, wasm_not_created, wasm_not_implemented,
+    wit_hash_matches,
+};
+pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
+#[cfg(target_family = "wasm")]
+pub use {fidius_derive::WitWire, wit_bindgen};
 
 /// Implemented by `#[plugin_impl]` for the plugin type: the names of the
 /// methods its impl block defines, which decide the optional methods'

@@ -17,7 +17,9 @@ mod error;
 mod interface;
 pub mod meta;
 mod stream;
+mod wasm_guest;
 pub mod wire;
+pub mod wit;
 
 #[doc(hidden)]
 #[expect(

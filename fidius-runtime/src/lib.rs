@@ -38,3 +38,9 @@ pub use fidius_guest::meta::PluginMeta as PluginInfo;
 pub use fidius_guest::{CallError, PluginClient, PluginError};
 #[cfg(feature = "native")]
 pub use library::{InstanceBuilder, LibraryContents, PluginLibrary, inspect_library};
+
+/// The WIT name of a Rust name (`ImageFilter` → `image-filter`): how an
+/// interface's WIT file, package and functions are named.
+pub fn wit_name(rust_name: &str) -> String {
+    fidius_guest::wit::kebab(rust_name)
+}

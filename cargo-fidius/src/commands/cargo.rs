@@ -72,6 +72,8 @@ pub(crate) struct CargoArgs {
 /// A plugin package: one with a `[package.metadata.fidius]` table.
 #[derive(Debug, Clone)]
 pub(crate) struct PluginPackage {
+    /// `wit/` directories of the interfaces it may implement.
+    pub(crate) wit_dirs: Vec<PathBuf>,
     pub(crate) id: PackageId,
     pub(crate) name: String,
     pub(crate) version: String,
@@ -338,7 +340,23 @@ impl CargoArgs {
                     package.name
                 );
             }
+            // The interfaces' WIT, for WASM builds: `wit/` next to the
+            // plugin's path dependencies and the workspace's packages.
+            let wit_dirs = package
+                .dependencies
+                .iter()
+                .filter_map(|d| d.path.as_ref().map(|p| p.join("wit")))
+                .chain(
+                    metadata
+                        .workspace_packages()
+                        .iter()
+                        .filter_map(|p| p.manifest_path.parent().map(|d| d.join("wit"))),
+                )
+                .filter(|d| d.is_dir())
+                .map(|d| d.into_std_path_buf())
+                .collect();
             plugins.push(PluginPackage {
+                wit_dirs,
                 id: package.id.clone(),
                 name: package.name.to_string(),
                 version: package.version.to_string(),
@@ -410,12 +428,20 @@ impl Plan {
             };
             let running = match early {
                 Some(running) => running,
-                None => RunningBuild::start(self.args.build_command(
-                    &self.cargo,
-                    plugins.iter().map(|p| format!("{}@{}", p.name, p.version)),
-                    (!host).then_some(target.as_str()),
-                    Some(self.target_dir.as_std_path()),
-                ))?,
+                None => {
+                    let mut cmd = self.args.build_command(
+                        &self.cargo,
+                        plugins.iter().map(|p| format!("{}@{}", p.name, p.version)),
+                        (!host).then_some(target.as_str()),
+                        Some(self.target_dir.as_std_path()),
+                    );
+                    if target.starts_with("wasm32") {
+                        // `#[plugin_impl]` reads the interfaces' WIT from here.
+                        let dirs = plugins.iter().flat_map(|p| p.wit_dirs.iter());
+                        cmd.env("FIDIUS_WIT_PATH", std::env::join_paths(dirs)?);
+                    }
+                    RunningBuild::start(cmd)?
+                }
             };
             let mut found = Vec::new();
             for artifact in running.finish()? {

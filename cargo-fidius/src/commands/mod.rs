@@ -9,6 +9,7 @@ mod new;
 mod package;
 mod sign;
 mod verify;
+mod wit;
 
 use fidius_runtime::package::{ErrorKind, PackageError};
 
@@ -50,6 +51,7 @@ pub(crate) enum Command {
     Verify(verify::Verify),
     Inspect(inspect::Inspect),
     Package(package::Package),
+    Wit(wit::Wit),
 }
 
 impl Command {
@@ -62,6 +64,7 @@ impl Command {
             Self::Verify(cmd) => cmd.exec(),
             Self::Inspect(cmd) => cmd.exec(),
             Self::Package(cmd) => cmd.exec(),
+            Self::Wit(cmd) => cmd.exec(),
         }
     }
 }

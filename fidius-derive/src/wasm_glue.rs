@@ -1,0 +1,311 @@
+//! The WebAssembly component glue `#[plugin_impl]` emits (under
+//! `#[cfg(target_family = "wasm")]`), so one plugin crate builds for native
+//! and WASM unchanged.
+//!
+//! It reads the interface's WIT (written by `cargo fidius wit`, found through
+//! `FIDIUS_WIT_PATH`, which `cargo fidius build` sets), runs `wit-bindgen` on
+//! it, and implements the generated `Guest` traits by calling the plugin's
+//! trait methods. Values cross between the bindings' types and the
+//! interface's serde types through the wire format (identical shapes by
+//! construction); identical types are moved as they are.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, ItemImpl, Path, Type};
+
+use crate::wit_parse::{self, kebab};
+
+pub(crate) struct Glue<'a> {
+    pub(crate) krate: &'a Path,
+    pub(crate) iface: &'a Path,
+    pub(crate) iface_name: &'a str,
+    pub(crate) plugin_name: &'a str,
+    pub(crate) item: &'a ItemImpl,
+    pub(crate) config: Option<&'a Type>,
+    pub(crate) host: bool,
+}
+
+fn error(msg: String) -> TokenStream {
+    quote!(#[cfg(target_family = "wasm")] ::core::compile_error!(#msg);)
+}
+
+/// Where the WIT of `iface` is: the first `<dir>/<iface>.wit` among
+/// `FIDIUS_WIT_PATH`'s directories.
+fn find_wit(file: &str) -> Option<std::path::PathBuf> {
+    let dirs = std::env::var_os("FIDIUS_WIT_PATH")?;
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(file))
+        .find(|p| p.is_file())
+}
+
+fn snake(kebab: &str) -> String {
+    let s = kebab.replace('-', "_");
+    const KEYWORDS: &[&str] = &[
+        "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn",
+        "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
+        "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+        "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final",
+        "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+    ];
+    if KEYWORDS.contains(&s.as_str()) {
+        format!("{s}_")
+    } else {
+        s
+    }
+}
+
+pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
+    let krate = g.krate;
+    let p = quote!(#krate::__private);
+    let iface = g.iface;
+    let iface_kebab = kebab(g.iface_name);
+    let file = format!("{iface_kebab}.wit");
+    if g.host {
+        return error(
+            "host callbacks (`#[plugin_impl(…, host)]`) are not supported by WASM plugins yet"
+                .to_owned(),
+        );
+    }
+    let Some(path) = find_wit(&file) else {
+        return error(format!(
+            "no WIT found for interface `{}`: build WASM plugins with `cargo fidius build \
+             --target wasm32-wasip2`, which finds `wit/{file}` in the interface crate (write it \
+             with `cargo fidius wit -p <interface crate>`), or list the directory holding it in \
+             FIDIUS_WIT_PATH",
+            g.iface_name
+        ));
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return error(format!("cannot read {}: {e}", path.display())),
+    };
+    let funcs = match wit_parse::funcs(&text, &iface_kebab) {
+        Ok(f) => f,
+        Err(e) => return error(format!("{}: {e}", path.display())),
+    };
+    let path_str = path.display().to_string();
+    let world = format!("fidius:{iface_kebab}/{iface_kebab}-plugin");
+    let runtime_path = format!(
+        "{}::__private::wit_bindgen::rt",
+        quote!(#krate).to_string().replace(' ', "")
+    );
+    let pkg = format_ident!("{}", snake(&iface_kebab));
+    let exports = quote!(__b::exports::fidius::#pkg::#pkg);
+    let lifecycle = quote!(__b::exports::fidius::#pkg::plugin);
+    let self_ty = &g.item.self_ty;
+    let plugin_name = g.plugin_name;
+    let stale = format!(
+        "{path_str} is stale: it does not describe this version of `{}`; regenerate it with \
+         `cargo fidius wit`",
+        g.iface_name
+    );
+
+    let user_methods: Vec<&syn::ImplItemFn> = g
+        .item
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+
+    let mut methods = Vec::new();
+    for f in &funcs {
+        let rust_name = format_ident!("{}", snake(&f.name));
+        let params: Vec<(proc_macro2::Ident, TokenStream)> = f
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t))| (format_ident!("__p{}", i), t.rust(&quote!(#exports))))
+            .collect();
+        let decl = params.iter().map(|(n, t)| quote!(#n: #t));
+        let ret = f.result.as_ref().map(|t| t.rust(&quote!(#exports)));
+        let ret_decl = ret.as_ref().map(|r| quote!(-> #r));
+        let Some(user) = user_methods.iter().find(|m| kebab(&m.sig.ident.to_string()) == f.name)
+        else {
+            // An optional method this plugin leaves out: its capability
+            // bit is clear, so the runtime never calls it.
+            let name = &f.name;
+            let unused = params.iter().map(|(n, _)| n);
+            methods.push(quote! {
+                fn #rust_name(#(#decl),*) #ret_decl {
+                    let _ = (#(#unused,)*);
+                    #p::wasm_not_implemented(#name)
+                }
+            });
+            continue;
+        };
+        let method = &user.sig.ident;
+        let inputs: Vec<&syn::PatType> = user
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|a| match a {
+                FnArg::Typed(t) => Some(t),
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
+        if inputs.len() != params.len() {
+            return error(stale.clone());
+        }
+        let mut args = Vec::new();
+        for ((name, wit_ty), input) in params.iter().zip(&inputs) {
+            let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
+            let span = input.ty.span();
+            let arg = match &*input.ty {
+                Type::Reference(r) => {
+                    let target = match &*r.elem {
+                        Type::Path(tp) if tp.path.is_ident("str") => quote!(::std::string::String),
+                        Type::Slice(s) => {
+                            let e = &s.elem;
+                            quote!(::std::vec::Vec<#e>)
+                        }
+                        other => quote!(#other),
+                    };
+                    quote_spanned!(span=> &#p::transcode::<#wit_ty, #target>(#name, #what))
+                }
+                _ => quote_spanned!(span=> #p::transcode::<#wit_ty, _>(#name, #what)),
+            };
+            args.push(arg);
+        }
+        let call = quote!(<#self_ty as #iface>::#method(__this(), #(#args),*));
+        let what = format!("result of `{method}`");
+        let body = match &ret {
+            Some(r) => quote!(#p::transcode::<_, #r>(#call, #what)),
+            None => quote!(#call;),
+        };
+        methods.push(quote! {
+            fn #rust_name(#(#decl),*) #ret_decl { #body }
+        });
+    }
+
+    let ctor = match g.config {
+        None => quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default())),
+        Some(config) => quote_spanned! {config.span()=>
+            let __config: #config = match #p::wasm_config::<#config>(&__config) {
+                ::core::result::Result::Ok(__c) => __c,
+                ::core::result::Result::Err(__m) => return ::core::result::Result::Err(#lifecycle::CreateError::Config(__m)),
+            };
+            match <#self_ty>::configure(__config) {
+                ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
+                ::core::result::Result::Err(__e) => {
+                    #[allow(unused_imports)]
+                    use #p::{IntoPluginErrorDisplay as _, IntoPluginErrorExact as _};
+                    ::core::result::Result::Err((&&#p::ErrorWrap(__e)).fidius_plugin_error())
+                }
+            }
+        },
+    };
+    let module = format_ident!("__fidius_wasm_{}_{}", g.iface_name, plugin_name);
+
+    quote! {
+        #[cfg(target_family = "wasm")]
+        #[allow(non_snake_case, unused_imports, clippy::all)]
+        #[doc(hidden)]
+        mod #module {
+            use super::*;
+
+            mod __b {
+                #p::wit_bindgen::generate!({
+                    inline: #text,
+                    world: #world,
+                    runtime_path: #runtime_path,
+                    additional_derives: [#p::WitWire],
+                });
+            }
+
+            // Rebuild when the WIT changes; refuse one for another version
+            // of the interface.
+            const _: &[u8] = include_bytes!(#path_str);
+            const _: () = ::core::assert!(
+                #p::wit_hash_matches(#text, <dyn #iface as #p::Interface>::INFO.hash),
+                #stale
+            );
+
+            static __INSTANCE: ::std::sync::OnceLock<#self_ty> = ::std::sync::OnceLock::new();
+
+            fn __this() -> &'static #self_ty {
+                match __INSTANCE.get() {
+                    ::core::option::Option::Some(__v) => __v,
+                    ::core::option::Option::None => #p::wasm_not_created(#plugin_name),
+                }
+            }
+
+            struct __Glue;
+
+            impl #lifecycle::Guest for __Glue {
+                fn create(__config: ::std::vec::Vec<u8>) -> ::core::result::Result<(), #lifecycle::CreateError> {
+                    #p::wasm_install_panic_hook(__b::fidius::#pkg::host::panicked);
+                    let __made: ::core::result::Result<#self_ty, #p::PluginError> = { #ctor };
+                    match __made {
+                        ::core::result::Result::Ok(__v) => {
+                            let _ = __INSTANCE.set(__v);
+                            ::core::result::Result::Ok(())
+                        }
+                        ::core::result::Result::Err(__e) => ::core::result::Result::Err(
+                            #lifecycle::CreateError::Rejected(#p::transcode(__e, "the plugin's error")),
+                        ),
+                    }
+                }
+            }
+
+            impl #exports::Guest for __Glue {
+                #(#methods)*
+            }
+
+            __b::export!(__Glue with_types_in __b);
+        }
+    }
+}
+
+/// `#[derive(WitWire)]`, put on the types `wit-bindgen` generates: serde
+/// impls through a field-for-field shadow type (`#[serde(remote)]`), so the
+/// bindings' types and the interface's types share one wire encoding.
+pub(crate) fn wit_wire(input: TokenStream) -> TokenStream {
+    let item: syn::DeriveInput = match syn::parse2(input) {
+        Ok(i) => i,
+        Err(e) => return e.to_compile_error(),
+    };
+    let ident = &item.ident;
+    let remote = ident.to_string();
+    let mut shadow = item.clone();
+    shadow.attrs.clear();
+    shadow.ident = format_ident!("__FidiusShadow");
+    shadow.vis = syn::Visibility::Inherited;
+    match &mut shadow.data {
+        syn::Data::Struct(s) => s.fields.iter_mut().for_each(|f| f.attrs.clear()),
+        syn::Data::Enum(e) => e.variants.iter_mut().for_each(|v| {
+            v.attrs.clear();
+            v.discriminant = None;
+            v.fields.iter_mut().for_each(|f| f.attrs.clear());
+        }),
+        syn::Data::Union(_) => {
+            return syn::Error::new(ident.span(), "WitWire does not support unions")
+                .to_compile_error();
+        }
+    }
+    let serde = quote!(::fidius::__private::serde);
+    let serde_path = "::fidius::__private::serde";
+    quote! {
+        const _: () = {
+            #[derive(#serde::Serialize, #serde::Deserialize)]
+            #[serde(crate = #serde_path, remote = #remote)]
+            #[allow(dead_code, non_camel_case_types)]
+            #shadow
+
+            impl #serde::Serialize for #ident {
+                fn serialize<__S: #serde::Serializer>(&self, __s: __S) -> ::core::result::Result<__S::Ok, __S::Error> {
+                    __FidiusShadow::serialize(self, __s)
+                }
+            }
+
+            impl<'de> #serde::Deserialize<'de> for #ident {
+                fn deserialize<__D: #serde::Deserializer<'de>>(__d: __D) -> ::core::result::Result<Self, __D::Error> {
+                    __FidiusShadow::deserialize(__d)
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,78 @@
+//! `impl WitInterface for dyn Trait`: the code that derives an interface's
+//! WIT at run time (`cargo fidius wit` calls it), by tracing each argument
+//! and return type through serde.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::interface::{Interface, Ret, Value};
+use crate::types::{ArgKind, RetKind};
+
+pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
+    let trait_ident = &iface.ident;
+    let methods = iface.methods.iter().map(|m| {
+        let name = m.ident.to_string();
+        let params = m.args.iter().map(|arg| {
+            let arg_name = arg.name.to_string();
+            let what = format!("argument `{arg_name}` of `{name}`");
+            let ty = &arg.ty;
+            let traced = match &arg.kind {
+                ArgKind::Scalar | ArgKind::String | ArgKind::Vec => quote!(#ty),
+                ArgKind::Str => quote!(::std::string::String),
+                ArgKind::Bytes => quote!(::std::vec::Vec<u8>),
+                ArgKind::Wire { inner, .. } => quote!(#inner),
+                ArgKind::Stream { .. } => {
+                    let msg = format!("{what}: streams are not supported by WASM plugins yet");
+                    return quote!(return ::core::result::Result::Err(#p::WitError::unsupported(#msg)););
+                }
+            };
+            quote!(__params.push((#arg_name, __w.ty::<#traced>(#what)?));)
+        });
+        let value = |v: &Value, what: String| -> TokenStream {
+            let ty = &v.ty;
+            match &v.kind {
+                RetKind::Unit => quote!(#p::WitTy::Unit),
+                RetKind::Stream { .. } => {
+                    let msg = format!("{what}: streams are not supported by WASM plugins yet");
+                    quote!(return ::core::result::Result::Err(#p::WitError::unsupported(#msg)))
+                }
+                _ => quote!(__w.ty::<#ty>(#what)?),
+            }
+        };
+        let returns = match &m.ret {
+            Ret::Plain(v) => {
+                let v = value(v, format!("result of `{name}`"));
+                quote!(#p::WitReturns::Plain(#v))
+            }
+            Ret::Fallible { ok, err } => {
+                let ok = value(ok, format!("result of `{name}`"));
+                let what = format!("error of `{name}`");
+                quote!(#p::WitReturns::Fallible(#ok, __w.ty::<#err>(#what)?))
+            }
+        };
+        quote! {{
+            let mut __params = ::std::vec::Vec::new();
+            #(#params)*
+            let __returns = #returns;
+            __w.method(#name, __params, __returns)?;
+        }}
+    });
+    quote! {
+        impl dyn #trait_ident {
+            /// This interface's WIT (what `cargo fidius wit` writes).
+            #[doc(hidden)]
+            pub fn __fidius_wit() -> ::core::result::Result<::std::string::String, #p::WitError> {
+                <Self as #p::WitInterface>::wit()
+            }
+        }
+
+        impl #p::WitInterface for dyn #trait_ident {
+            #[allow(unreachable_code, clippy::diverging_sub_expression)]
+            fn wit() -> ::core::result::Result<::std::string::String, #p::WitError> {
+                let mut __w = #p::WitBuilder::new(&<dyn #trait_ident as #p::Interface>::INFO);
+                #(#methods)*
+                ::core::result::Result::Ok(__w.finish())
+            }
+        }
+    }
+}

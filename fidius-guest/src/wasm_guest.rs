@@ -1,0 +1,114 @@
+//! Run-time helpers for the WebAssembly component glue that `#[plugin_impl]`
+//! emits on `wasm32` targets (see `fidius-derive/src/wasm_glue.rs`).
+
+use std::any::Any;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Converts between an interface type and the `wit-bindgen` type generated
+/// from its WIT: identical types move as they are, others go through the
+/// wire format, where both have the same encoding by construction.
+///
+/// # Panics
+/// When the shapes differ, i.e. the WIT is stale: the guest traps with a
+/// message naming `what` and telling how to regenerate it.
+pub fn transcode<A: Serialize + 'static, B: DeserializeOwned + 'static>(value: A, what: &str) -> B {
+    let mut slot = Some(value);
+    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>() {
+        if let Some(v) = same.take() {
+            return v;
+        }
+    }
+    let result = slot
+        .as_ref()
+        .ok_or_else(|| "value already taken".to_owned())
+        .and_then(|v| crate::wire::encode(v).map_err(|e| e.to_string()))
+        .and_then(|bytes| crate::wire::decode::<B>(&bytes).map_err(|e| e.to_string()));
+    match result {
+        Ok(b) => b,
+        Err(e) => panic!(
+            "fidius: {what} does not match the interface's WIT ({e}); regenerate it with \
+             `cargo fidius wit`"
+        ),
+    }
+}
+
+/// Decodes a plugin's configuration; the message names the config type.
+///
+/// # Errors
+/// The decode error, prefixed with the type's name.
+pub fn wasm_config<C: DeserializeOwned>(bytes: &[u8]) -> Result<C, String> {
+    crate::wire::decode::<C>(bytes)
+        .map_err(|e| format!("`{}`: {}", core::any::type_name::<C>(), e.message()))
+}
+
+/// Makes panics report their message to the host before the guest traps.
+pub fn wasm_install_panic_hook(report: fn(&str)) {
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        report(message);
+    }));
+}
+
+/// An optional method the plugin does not implement was called anyway.
+pub fn wasm_not_implemented(method: &str) -> ! {
+    panic!("fidius: `{method}` is not implemented by this plugin (its capability bit is clear)")
+}
+
+/// A method was called before `create`.
+pub fn wasm_not_created(plugin: &str) -> ! {
+    panic!("fidius: plugin `{plugin}` was called before the runtime created it")
+}
+
+/// Whether a WIT text's `// fidius-interface:` header records `hash`.
+pub const fn wit_hash_matches(wit: &str, hash: u64) -> bool {
+    matches!(crate::wit::recorded_hash(wit), Some(h) if h == hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct A {
+        x: i64,
+        tags: Vec<String>,
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct B {
+        renamed: i64,
+        labels: Vec<String>,
+    }
+
+    #[test]
+    fn same_shapes_transcode_and_same_types_move() {
+        let b: B = transcode(
+            A {
+                x: -3,
+                tags: vec!["t".into()],
+            },
+            "x",
+        );
+        assert_eq!(
+            b,
+            B {
+                renamed: -3,
+                labels: vec!["t".into()]
+            }
+        );
+        let v: Vec<u8> = transcode(vec![1u8, 2, 3], "bytes");
+        assert_eq!(v, [1, 2, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match the interface's WIT")]
+    fn different_shapes_name_the_value() {
+        let _: B = transcode(7u8, "argument `a` of `f`");
+    }
+}

@@ -1,0 +1,417 @@
+//! An interface's WIT: the component-model description of a
+//! `#[plugin_interface]` trait that WebAssembly plugins implement.
+//!
+//! `#[plugin_interface]` emits [`WitInterface`] for the trait; its `wit()`
+//! traces every argument and return type through serde (see `trace`) and
+//! renders one WIT package. Serde types map to real WIT types — structs to
+//! records, enums to enums or variants, `Option` to `option`, sequences to
+//! `list`, maps to `list<tuple<k, v>>`, byte buffers to `list<u8>` — so guests
+//! in other languages see natural types. The mapping is specified in
+//! `docs/src/wit.md`.
+
+mod names;
+mod trace;
+
+use std::fmt::Write as _;
+
+pub use names::{ident, kebab};
+use serde::de::DeserializeOwned;
+
+use crate::InterfaceInfo;
+
+/// A WIT type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ty {
+    /// `bool`
+    Bool,
+    /// `s8`
+    S8,
+    /// `s16`
+    S16,
+    /// `s32`
+    S32,
+    /// `s64`
+    S64,
+    /// `u8`
+    U8,
+    /// `u16`
+    U16,
+    /// `u32`
+    U32,
+    /// `u64`
+    U64,
+    /// `f32`
+    F32,
+    /// `f64`
+    F64,
+    /// `char`
+    Char,
+    /// `string`
+    String,
+    /// `list<T>`
+    List(Box<Ty>),
+    /// `option<T>`
+    Option(Box<Ty>),
+    /// `tuple<…>`
+    Tuple(Vec<Ty>),
+    /// A record, variant or enum defined in the interface, by WIT name.
+    Named(String),
+    /// No value: `()` (a method without a result, `Ok(())`).
+    Unit,
+}
+
+impl Ty {
+    fn render(&self) -> String {
+        match self {
+            Ty::Bool => "bool".into(),
+            Ty::S8 => "s8".into(),
+            Ty::S16 => "s16".into(),
+            Ty::S32 => "s32".into(),
+            Ty::S64 => "s64".into(),
+            Ty::U8 => "u8".into(),
+            Ty::U16 => "u16".into(),
+            Ty::U32 => "u32".into(),
+            Ty::U64 => "u64".into(),
+            Ty::F32 => "f32".into(),
+            Ty::F64 => "f64".into(),
+            Ty::Char => "char".into(),
+            Ty::String => "string".into(),
+            Ty::List(t) => format!("list<{}>", t.render()),
+            Ty::Option(t) => format!("option<{}>", t.render()),
+            Ty::Tuple(ts) => {
+                let ts: Vec<String> = ts.iter().map(Ty::render).collect();
+                format!("tuple<{}>", ts.join(", "))
+            }
+            Ty::Named(n) => ident(n),
+            Ty::Unit => "_".into(),
+        }
+    }
+}
+
+/// A named type's definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Def {
+    /// `record { field: T, … }`
+    Record(Vec<(String, Ty)>),
+    /// `variant { case(T), case, … }`
+    Variant(Vec<(String, Option<Ty>)>),
+    /// `enum { case, … }`
+    Enum(Vec<String>),
+}
+
+/// An interface (or one of its types) has no WIT form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WitError {
+    message: String,
+}
+
+impl WitError {
+    /// A type or position fidius cannot map to WIT.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(message)
+    }
+
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// What a method returns, as the WIT builder sees it.
+#[derive(Debug, Clone)]
+pub enum Returns {
+    /// A plain value (`Ty::Unit` for none).
+    Plain(Ty),
+    /// `Result<ok, err>`.
+    Fallible(Ty, Ty),
+}
+
+/// Builds an interface's WIT; driven by the code `#[plugin_interface]`
+/// emits in [`WitInterface::wit`].
+#[derive(Debug)]
+pub struct WitBuilder {
+    info: &'static InterfaceInfo,
+    registry: trace::Registry,
+    funcs: Vec<String>,
+}
+
+impl WitBuilder {
+    /// Starts the WIT of `info`.
+    pub fn new(info: &'static InterfaceInfo) -> Self {
+        Self {
+            info,
+            registry: trace::Registry::default(),
+            funcs: Vec::new(),
+        }
+    }
+
+    /// The WIT type of `T`, registering the records, variants and enums it
+    /// uses.
+    ///
+    /// # Errors
+    /// [`WitError`] naming `what` (e.g. "argument `shape` of `describe`")
+    /// when `T` has no WIT form.
+    pub fn ty<T: DeserializeOwned>(&mut self, what: &str) -> Result<Ty, WitError> {
+        self.registry.trace::<T>(what)
+    }
+
+    /// Adds method `name`.
+    ///
+    /// # Errors
+    /// [`WitError`] when an argument is `()`.
+    pub fn method(&mut self, name: &str, params: Vec<(&str, Ty)>, returns: Returns) -> Result<(), WitError> {
+        let mut params_text = Vec::new();
+        for (param, ty) in params {
+            if ty == Ty::Unit {
+                return Err(WitError::new(format!(
+                    "argument `{param}` of `{name}`: `()` cannot be an argument in WIT"
+                )));
+            }
+            params_text.push(format!("{}: {}", ident(&kebab(param)), ty.render()));
+        }
+        let result = match returns {
+            Returns::Plain(Ty::Unit) => String::new(),
+            Returns::Plain(ty) => format!(" -> {}", ty.render()),
+            Returns::Fallible(Ty::Unit, Ty::Unit) => " -> result".into(),
+            Returns::Fallible(ok, Ty::Unit) => format!(" -> result<{}>", ok.render()),
+            Returns::Fallible(ok, err) => format!(" -> result<{}, {}>", ok.render(), err.render()),
+        };
+        self.funcs.push(format!(
+            "{}: func({}){};",
+            ident(&kebab(name)),
+            params_text.join(", "),
+            result
+        ));
+        Ok(())
+    }
+
+    /// The WIT text.
+    pub fn finish(self) -> String {
+        let info = self.info;
+        let iface = kebab(info.name);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "// Generated by `cargo fidius wit` from the #[plugin_interface] trait `{}`.\n\
+             // Do not edit: regenerate it when the interface changes.\n\
+             // fidius-interface: {} version {} hash {:#018x}\n",
+            info.name, info.name, info.version, info.hash
+        );
+        let _ = writeln!(out, "package fidius:{iface}@{}.0.0;\n", info.version);
+        let _ = writeln!(out, "/// The `{}` interface.", info.name);
+        let _ = writeln!(out, "interface {} {{", ident(&iface));
+        for (name, _, def) in &self.registry.defs {
+            match def {
+                Def::Record(fields) => {
+                    let _ = writeln!(out, "    record {} {{", ident(name));
+                    for (f, t) in fields {
+                        let _ = writeln!(out, "        {}: {},", ident(f), t.render());
+                    }
+                }
+                Def::Variant(cases) => {
+                    let _ = writeln!(out, "    variant {} {{", ident(name));
+                    for (c, t) in cases {
+                        match t {
+                            Some(t) => {
+                                let _ = writeln!(out, "        {}({}),", ident(c), t.render());
+                            }
+                            None => {
+                                let _ = writeln!(out, "        {},", ident(c));
+                            }
+                        }
+                    }
+                }
+                Def::Enum(cases) => {
+                    let _ = writeln!(out, "    enum {} {{", ident(name));
+                    for c in cases {
+                        let _ = writeln!(out, "        {},", ident(c));
+                    }
+                }
+            }
+            let _ = writeln!(out, "    }}\n");
+        }
+        for (func, method) in self.funcs.iter().zip(info.methods) {
+            if method.since.is_some() {
+                let _ = writeln!(out, "    /// Optional: added in version {}.", method.since.unwrap_or(0));
+            }
+            let _ = writeln!(out, "    {func}");
+        }
+        let _ = writeln!(out, "}}\n");
+        out.push_str(LIFECYCLE);
+        let _ = writeln!(out, "\nworld {}-plugin {{", iface);
+        let _ = writeln!(out, "    import host;");
+        let _ = writeln!(out, "    export plugin;");
+        let _ = writeln!(out, "    export {};", ident(&iface));
+        let _ = writeln!(out, "}}");
+        out
+    }
+}
+
+/// The two interfaces every fidius world has besides the trait's own.
+const LIFECYCLE: &str = "\
+/// How the fidius runtime sets a plugin up.
+interface plugin {
+    /// A plugin's own error, as fidius's `PluginError`.
+    record rejection {
+        code: string,
+        message: string,
+        details: list<tuple<string, string>>,
+    }
+
+    /// Why `create` failed.
+    variant create-error {
+        /// The configuration did not decode as the plugin's config type.
+        config(string),
+        /// The plugin's constructor returned an error.
+        rejected(rejection),
+    }
+
+    /// Creates this instance's plugin object, once, before any other call.
+    /// `config` is the plugin's configuration encoded in the fidius wire
+    /// format (empty for plugins without one).
+    create: func(config: list<u8>) -> result<_, create-error>;
+}
+
+/// What the fidius runtime offers every plugin.
+interface host {
+    /// Records the message of a panic about to abort the guest.
+    panicked: func(message: string);
+}
+";
+
+/// The hash recorded in a WIT file's `// fidius-interface:` header, if any.
+/// `const` so the wasm glue can refuse a stale file at compile time.
+pub const fn recorded_hash(wit: &str) -> Option<u64> {
+    const TAG: &[u8] = b" hash 0x";
+    let bytes = wit.as_bytes();
+    let mut i = 0;
+    while i + TAG.len() + 16 <= bytes.len() {
+        let mut j = 0;
+        while j < TAG.len() && bytes[i + j] == TAG[j] {
+            j += 1;
+        }
+        if j == TAG.len() {
+            let mut value: u64 = 0;
+            let mut k = 0;
+            while k < 16 {
+                let c = bytes[i + j + k];
+                let digit = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => return None,
+                };
+                value = (value << 4) | digit as u64;
+                k += 1;
+            }
+            return Some(value);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Implemented by `#[plugin_interface]` for `dyn Trait`.
+pub trait WitInterface {
+    /// The interface's WIT package.
+    ///
+    /// # Errors
+    /// [`WitError`] naming the method and type that has no WIT form (e.g. a
+    /// recursive type, `i128`, an untagged enum, a `Stream` argument).
+    fn wit() -> Result<String, WitError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Shape {
+        Circle { radius: f64 },
+        Rect(u32, u32),
+        Named(String),
+        Empty,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Mode {
+        Fast,
+        Slow,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Input {
+        shapes: Vec<Shape>,
+        mode: Option<Mode>,
+        data: Vec<u8>,
+        tags: BTreeMap<String, u64>,
+        pair: (i8, char),
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Tree {
+        children: Vec<Tree>,
+    }
+
+    #[test]
+    fn serde_types_become_wit_types() {
+        let mut reg = trace::Registry::default();
+        let ty = reg.trace::<Input>("input").unwrap();
+        assert_eq!(ty, Ty::Named("input".into()));
+        let defs: Vec<(String, Def)> = reg.defs.into_iter().map(|(n, _, d)| (n, d)).collect();
+        let find = |n: &str| defs.iter().find(|(k, _)| k == n).map(|(_, d)| d.clone()).unwrap();
+        assert_eq!(
+            find("input"),
+            Def::Record(vec![
+                ("shapes".into(), Ty::List(Box::new(Ty::Named("shape".into())))),
+                ("mode".into(), Ty::Option(Box::new(Ty::Named("mode".into())))),
+                ("data".into(), Ty::List(Box::new(Ty::U8))),
+                (
+                    "tags".into(),
+                    Ty::List(Box::new(Ty::Tuple(vec![Ty::String, Ty::U64])))
+                ),
+                ("pair".into(), Ty::Tuple(vec![Ty::S8, Ty::Char])),
+            ])
+        );
+        assert_eq!(
+            find("shape"),
+            Def::Variant(vec![
+                ("circle".into(), Some(Ty::Named("shape-circle".into()))),
+                ("rect".into(), Some(Ty::Tuple(vec![Ty::U32, Ty::U32]))),
+                ("named".into(), Some(Ty::String)),
+                ("empty".into(), None),
+            ])
+        );
+        assert_eq!(find("shape-circle"), Def::Record(vec![("radius".into(), Ty::F64)]));
+        assert_eq!(find("mode"), Def::Enum(vec!["fast".into(), "slow".into()]));
+    }
+
+    #[test]
+    fn types_without_a_wit_form_are_named_errors() {
+        let mut reg = trace::Registry::default();
+        let e = reg.trace::<Tree>("argument `t` of `f`").unwrap_err();
+        assert!(e.to_string().contains("`Tree` contains itself"), "{e}");
+        let e = reg.trace::<i128>("result of `g`").unwrap_err();
+        assert_eq!(e.to_string(), "result of `g`: i128 cannot be mapped to a WIT type");
+        let e = reg.trace::<Result<u8, u8>>("x").unwrap_err();
+        assert!(e.to_string().contains("only a method's return type"), "{e}");
+    }
+
+    #[test]
+    fn the_recorded_hash_is_read_back() {
+        let text = "// fidius-interface: Calc version 1 hash 0x00ab00cd00ef0012\n";
+        assert_eq!(recorded_hash(text), Some(0x00ab00cd00ef0012));
+        assert_eq!(recorded_hash("nothing"), None);
+    }
+}

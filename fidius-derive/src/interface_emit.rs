@@ -576,6 +576,7 @@ fn client_method(iface: &Interface, index: usize, m: &Method, p: &TokenStream) -
              optional method (added in version {since}); see `supports`."
         ));
     }
+    let dynamic = dynamic_call(m, index, p);
     quote! {
         #(#docs)*
         #[doc = #errors_doc]
@@ -583,6 +584,9 @@ fn client_method(iface: &Interface, index: usize, m: &Method, p: &TokenStream) -
         pub fn #ident(&self, #(#params),*) -> #ret_ty {
             const __METHOD: &str = #method_name;
             #slot
+            if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+                #dynamic
+            }
             #(#encode)*
             #out_decl
             let mut __err = #p::RBuf::EMPTY;
@@ -597,5 +601,51 @@ fn client_method(iface: &Interface, index: usize, m: &Method, p: &TokenStream) -
             let __outcome = unsafe { #p::finish(&self.instance, __METHOD, __code, __err) }?;
             #result
         }
+    }
+}
+
+/// The client's call through a `DynInstance` (a WASM plugin): every
+/// argument in the wire format, the result (the whole `Result` for fallible
+/// methods) back in the wire format.
+fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
+    let mut args = Vec::new();
+    for arg in &m.args {
+        let name = &arg.name;
+        let arg_name = name.to_string();
+        let value = match &arg.kind {
+            ArgKind::Str | ArgKind::Bytes | ArgKind::Wire { by_ref: true, .. } => quote!(#name),
+            ArgKind::Stream { .. } => {
+                return quote! {
+                    let _ = __dynamic;
+                    return ::core::result::Result::Err(#p::unsupported(__METHOD, "streams"));
+                };
+            }
+            _ => quote!(&#name),
+        };
+        args.push(quote!(#p::encode_arg(__METHOD, #arg_name, #value)?));
+    }
+    let value_ty = |v: &Value| -> Option<TokenStream> {
+        match &v.kind {
+            RetKind::Unit => Some(quote!(())),
+            RetKind::Stream { .. } => None,
+            _ => Some(v.ty.to_token_stream()),
+        }
+    };
+    let ty = match &m.ret {
+        Ret::Plain(v) => value_ty(v),
+        Ret::Fallible { ok, err } => {
+            value_ty(ok).map(|ok| quote!(::core::result::Result<#ok, #err>))
+        }
+    };
+    let Some(ty) = ty else {
+        return quote! {
+            let _ = __dynamic;
+            return ::core::result::Result::Err(#p::unsupported(__METHOD, "streams"));
+        };
+    };
+    quote! {
+        let __args = [#(#args),*];
+        let __bytes = __dynamic.call(#index, __METHOD, &__args)?;
+        return #p::decode_value::<#ty>(__METHOD, "result", &__bytes);
     }
 }

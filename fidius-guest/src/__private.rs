@@ -498,6 +498,31 @@ struct InstanceInner {
     // Keeps the library mapped while this instance lives. Dropped after
     // `destroy` runs (fields drop after `Drop::drop`).
     _library: Option<Arc<dyn Any + Send + Sync>>,
+    /// Set for instances behind another backend (WASM): calls go through
+    /// it instead of the vtable.
+    dynamic: Option<Arc<dyn DynInstance>>,
+}
+
+/// A plugin instance served by a backend other than a native vtable (a
+/// WASM component): the runtime implements it, the generated clients call
+/// it with every argument in the wire format and get the result (for
+/// `Result<T, E>` methods: the whole `Result`) back in the wire format.
+pub trait DynInstance: Send + Sync + 'static {
+    /// Calls method `index` (in the caller's interface order) named `name`.
+    ///
+    /// # Errors
+    /// The [`CallError`] the call ended with.
+    fn call(&self, index: usize, name: &'static str, args: &[Vec<u8>]) -> Result<Vec<u8>, CallError>;
+}
+
+unsafe extern "C" fn no_destroy(_: InstancePtr) {}
+
+unsafe extern "C" fn no_free(_: RBuf) {}
+
+/// A [`DynInstance`] method was given a stream, which that backend does
+/// not carry yet.
+pub fn unsupported(method: &'static str, what: &'static str) -> CallError {
+    CallError::Unsupported { method, what }
 }
 
 // SAFETY: the instance is a `T: Send + Sync` (enforced by `create::<T>`'s
@@ -620,8 +645,37 @@ impl Instance {
                 destroy: descriptor.destroy,
                 plugin_name: plugin_name.to_owned(),
                 _library: Some(library),
+                dynamic: None,
             }),
         })
+    }
+
+    /// An instance served by `backend`. `slots` says, per method of the
+    /// caller's interface, whether the plugin implements it (`Some`).
+    pub fn from_dynamic(
+        backend: Arc<dyn DynInstance>,
+        plugin_name: &str,
+        slots: &[Option<u32>],
+    ) -> Self {
+        Self {
+            inner: Arc::new(InstanceInner {
+                this: core::ptr::null_mut(),
+                vtable: core::ptr::null(),
+                method_count: 0,
+                slots: slots.iter().map(|s| s.unwrap_or(NO_SLOT)).collect(),
+                free: no_free,
+                destroy: no_destroy,
+                plugin_name: plugin_name.to_owned(),
+                _library: None,
+                dynamic: Some(backend),
+            }),
+        }
+    }
+
+    /// The backend of an instance made by [`from_dynamic`](Self::from_dynamic).
+    #[inline(always)]
+    pub fn dynamic(&self) -> Option<&dyn DynInstance> {
+        self.inner.dynamic.as_deref()
     }
 
     /// Wraps the host's callback table (in a plugin), retaining the host
@@ -644,6 +698,7 @@ impl Instance {
                 destroy: raw.release,
                 plugin_name: info.name.to_owned(),
                 _library: None,
+                dynamic: None,
             }),
         }
     }

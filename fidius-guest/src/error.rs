@@ -82,6 +82,43 @@ pub enum CallError {
         /// The error, with its code and details.
         error: Box<PluginError>,
     },
+    /// The call ran past the per-call deadline and was stopped; the
+    /// instance is discarded and the next call runs on a fresh one.
+    #[error("`{method}` ran past its deadline of {deadline:?} and was stopped")]
+    Timeout {
+        /// Method called.
+        method: &'static str,
+        /// The deadline.
+        deadline: core::time::Duration,
+    },
+    /// The plugin tried to use more memory than the host allows; the
+    /// instance is discarded and the next call runs on a fresh one.
+    #[error("`{method}` exceeded the memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// Method called (`create` for the constructor).
+        method: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The sandboxed plugin trapped (stack overflow, out of fuel, an
+    /// invalid memory access, `unreachable`, …); the instance is discarded
+    /// and the next call runs on a fresh one.
+    #[error("`{method}` trapped: {reason}")]
+    Trapped {
+        /// Method called (`create` for the constructor).
+        method: &'static str,
+        /// The trap, e.g. `stack overflow` or `out of fuel`.
+        reason: String,
+    },
+    /// The backend serving this plugin does not support what the call
+    /// needs (e.g. streams on WASM, for now).
+    #[error("`{method}`: {what} are not supported by this plugin's backend yet")]
+    Unsupported {
+        /// Method called.
+        method: &'static str,
+        /// What is missing, e.g. `streams`.
+        what: &'static str,
+    },
     /// The plugin broke the ABI: a null buffer, an invalid `bool` or `char`,
     /// invalid UTF-8, or an unknown status code.
     #[error("plugin broke the ABI in `{method}`: {detail}")]

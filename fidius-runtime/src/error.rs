@@ -209,6 +209,49 @@ pub enum LoadError {
         /// The loader's message.
         detail: String,
     },
+    /// The file is WebAssembly but not a valid component.
+    #[error("`{path}` is not a WebAssembly component: {detail}")]
+    NotAComponent {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found.
+        detail: String,
+    },
+    /// The component has no fidius metadata.
+    #[error(
+        "`{path}` is a WebAssembly component without fidius metadata (no `fidius-meta` section; build plugins with #[plugin_impl] for wasm32-wasip2)"
+    )]
+    NoComponentMetadata {
+        /// The file.
+        path: PathBuf,
+    },
+    /// wasmtime could not compile, link or instantiate the component.
+    #[error("`{path}`: {detail}")]
+    Wasm {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's message.
+        detail: String,
+    },
+    /// The plugin requests capabilities the host has not granted.
+    #[error(
+        "`{path}` requests capabilities the host has not granted: {}",
+        missing.join(", ")
+    )]
+    CapabilitiesNotGranted {
+        /// The file.
+        path: PathBuf,
+        /// Every requested capability that is not granted.
+        missing: Vec<String>,
+    },
+    /// A capability name is not one fidius knows.
+    #[error("unknown capability `{name}`: {expected}")]
+    UnknownCapability {
+        /// The name.
+        name: String,
+        /// The forms fidius accepts.
+        expected: &'static str,
+    },
     /// The plugin's constructor failed or panicked.
     #[error("`{path}`: failed to create plugin `{plugin}`: {source}")]
     Create {

@@ -33,6 +33,13 @@ mod native;
 #[cfg(feature = "package")]
 pub mod package;
 
+#[cfg(feature = "package")]
+mod component;
+
+#[cfg(feature = "wasm")]
+#[expect(unsafe_code, reason = "deserializing compiled components from the cache")]
+pub mod wasm;
+
 pub use error::{InterfaceField, LoadError};
 pub use fidius_guest::meta::PluginMeta as PluginInfo;
 pub use fidius_guest::{CallError, PluginClient, PluginError};

@@ -83,35 +83,12 @@ impl<'a, C: PluginClient> InstanceBuilder<'a, C> {
     pub fn build(self) -> Result<C, LoadError> {
         let library = self.library;
         let info = &<C::Interface as Interface>::INFO;
-        let index = library.find(info, self.name)?;
+        let index = find(&library.path, &library.plugins, info, self.name)?;
         let meta = &library.plugins[index];
-        let slots = library.check_interface(info, meta)?;
+        let slots = check_interface(&library.path, info, meta)?;
         let plugin = || meta.plugin_name.clone();
         let path = || library.path.clone();
-        let config = match (&meta.config_type, self.config) {
-            (Some(config_type), None) => {
-                return Err(LoadError::NeedsConfig {
-                    path: path(),
-                    plugin: plugin(),
-                    config_type: config_type.clone(),
-                });
-            }
-            (None, Some(_)) => {
-                return Err(LoadError::NotConfigurable {
-                    path: path(),
-                    plugin: plugin(),
-                });
-            }
-            (_, Some(Err(source))) => {
-                return Err(LoadError::ConfigEncode {
-                    path: path(),
-                    plugin: plugin(),
-                    source,
-                });
-            }
-            (_, Some(Ok(bytes))) => bytes,
-            (None, None) => Vec::new(),
-        };
+        let config = resolve_config(&library.path, meta, self.config)?;
         let host = self.host.unwrap_or_else(HostExport::none);
         if let Some(host_info) = info.host
             && host.raw().is_none()
@@ -243,126 +220,6 @@ impl PluginLibrary {
             .filter(move |p| p.interface_name == name)
     }
 
-    fn find(&self, info: &fidius_guest::InterfaceInfo, name: &str) -> Result<usize, LoadError> {
-        let by_name = |p: &&PluginInfo| p.plugin_name == name;
-        let exact = self
-            .plugins
-            .iter()
-            .position(|p| by_name(&p) && p.interface_name == info.name);
-        let Some(index) = exact.or_else(|| self.plugins.iter().position(|p| by_name(&p))) else {
-            return Err(LoadError::NoSuchPlugin {
-                path: self.path.clone(),
-                interface: info.name.to_owned(),
-                plugin: name.to_owned(),
-                available: self
-                    .plugins
-                    .iter()
-                    .map(|p| format!("{}/{}", p.interface_name, p.plugin_name))
-                    .collect(),
-            });
-        };
-        Ok(index)
-    }
-
-    /// Checks plugin `meta` against the caller's interface and maps each of
-    /// the caller's methods to the plugin's vtable entry (the evolution
-    /// rules in `docs/src/evolution.md`).
-    fn check_interface(
-        &self,
-        info: &fidius_guest::InterfaceInfo,
-        meta: &PluginInfo,
-    ) -> Result<Vec<Option<u32>>, LoadError> {
-        let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
-            path: self.path.clone(),
-            plugin: meta.plugin_name.clone(),
-            field,
-            expected,
-            found,
-        };
-        if meta.interface_name != info.name {
-            return Err(mismatch(
-                InterfaceField::Name,
-                info.name.to_owned(),
-                meta.interface_name.clone(),
-            ));
-        }
-        // Same required methods (hash) means compatible whatever the
-        // versions; different required methods across versions is reported
-        // as a version mismatch, within one version as a hash mismatch.
-        if meta.interface_hash != info.hash {
-            if meta.interface_version != info.version {
-                return Err(mismatch(
-                    InterfaceField::Version,
-                    format!("{} (hash {:#018x})", info.version, info.hash),
-                    format!(
-                        "{} (hash {:#018x}; its required methods differ)",
-                        meta.interface_version, meta.interface_hash
-                    ),
-                ));
-            }
-            return Err(mismatch(
-                InterfaceField::Hash,
-                format!("{:#018x}", info.hash),
-                format!("{:#018x}", meta.interface_hash),
-            ));
-        }
-        if meta.buffer != info.buffer as u8 {
-            return Err(mismatch(
-                InterfaceField::Buffer,
-                format!("{:?}", info.buffer),
-                fidius_guest::abi::BufferStrategy::from_u8(meta.buffer).map_or_else(
-                    || format!("unknown ({})", meta.buffer),
-                    |b| format!("{b:?}"),
-                ),
-            ));
-        }
-        match (info.host, &meta.host) {
-            (None, None) => {}
-            (Some(host), Some(found)) if host.hash == found.hash => {}
-            (expected, found) => {
-                let describe = |name: &str, version: u32, hash: u64| {
-                    format!("{name} v{version} (hash {hash:#018x})")
-                };
-                return Err(mismatch(
-                    InterfaceField::HostInterface,
-                    expected.map_or_else(
-                        || "none".to_owned(),
-                        |h| describe(h.name, h.version, h.hash),
-                    ),
-                    found.as_ref().map_or_else(
-                        || "none".to_owned(),
-                        |h| describe(&h.name, h.version, h.hash),
-                    ),
-                ));
-            }
-        }
-        let required = info.required_count();
-        let mut slots = Vec::with_capacity(info.methods.len());
-        for (index, method) in info.methods.iter().enumerate() {
-            if index < required {
-                slots.push(Some(index as u32));
-                continue;
-            }
-            let found = meta
-                .methods
-                .iter()
-                .enumerate()
-                .find(|(_, m)| m.name == method.name);
-            match found {
-                None => slots.push(None),
-                Some((_, m)) if m.signature != method.signature => {
-                    return Err(mismatch(
-                        InterfaceField::Method(method.name.to_owned()),
-                        method.signature.to_owned(),
-                        m.signature.clone(),
-                    ));
-                }
-                Some((slot, m)) => slots.push(m.implemented.then_some(slot as u32)),
-            }
-        }
-        Ok(slots)
-    }
-
     fn loaded(&self) -> Result<Arc<Loaded>, LoadError> {
         // A poisoned lock only means another thread panicked while loading;
         // the `Option` is still consistent.
@@ -386,17 +243,190 @@ pub struct LibraryContents {
     pub plugins: Vec<PluginInfo>,
 }
 
-/// Reads a plugin library's static metadata without loading it, for any
-/// target (tools that package or inspect libraries built for other
+/// Whether the file at `path` starts with the WebAssembly magic number.
+#[cfg(feature = "package")]
+pub(crate) fn is_wasm_file(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| crate::component::is_wasm(&magic))
+}
+
+/// Reads a plugin library's (or WebAssembly component's) static metadata
+/// without loading it, for any target (tools that package or inspect libraries built for other
 /// platforms). Use [`PluginLibrary::open`] to load: it refuses other
 /// targets.
 ///
 /// # Errors
 /// As [`PluginLibrary::open`], except [`LoadError::WrongTarget`].
 pub fn inspect_library(path: impl AsRef<Path>) -> Result<LibraryContents, LoadError> {
-    let file = file::read_any_target(path.as_ref())?;
+    let path = path.as_ref();
+    #[cfg(feature = "package")]
+    if is_wasm_file(path) {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        return Ok(LibraryContents {
+            target: crate::component::COMPONENT_TARGET.to_owned(),
+            plugins: crate::component::plugins(path, &bytes)?,
+        });
+    }
+    let file = file::read_any_target(path)?;
     Ok(LibraryContents {
         target: file.target,
         plugins: file.plugins.into_iter().map(|p| p.meta).collect(),
     })
+}
+
+pub(crate) fn find(
+    path: &Path,
+    plugins: &[PluginInfo],
+    info: &fidius_guest::InterfaceInfo,
+    name: &str,
+) -> Result<usize, LoadError> {
+    let by_name = |p: &&PluginInfo| p.plugin_name == name;
+    let exact = plugins
+        .iter()
+        .position(|p| by_name(&p) && p.interface_name == info.name);
+    let Some(index) = exact.or_else(|| plugins.iter().position(|p| by_name(&p))) else {
+        return Err(LoadError::NoSuchPlugin {
+            path: path.to_owned(),
+            interface: info.name.to_owned(),
+            plugin: name.to_owned(),
+            available: plugins
+                .iter()
+                .map(|p| format!("{}/{}", p.interface_name, p.plugin_name))
+                .collect(),
+        });
+    };
+    Ok(index)
+}
+
+/// Checks plugin `meta` against the caller's interface and maps each of
+/// the caller's methods to the plugin's vtable entry (the evolution
+/// rules in `docs/src/evolution.md`).
+pub(crate) fn check_interface(
+    path: &Path,
+    info: &fidius_guest::InterfaceInfo,
+    meta: &PluginInfo,
+) -> Result<Vec<Option<u32>>, LoadError> {
+    let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
+        path: path.to_owned(),
+        plugin: meta.plugin_name.clone(),
+        field,
+        expected,
+        found,
+    };
+    if meta.interface_name != info.name {
+        return Err(mismatch(
+            InterfaceField::Name,
+            info.name.to_owned(),
+            meta.interface_name.clone(),
+        ));
+    }
+    // Same required methods (hash) means compatible whatever the
+    // versions; different required methods across versions is reported
+    // as a version mismatch, within one version as a hash mismatch.
+    if meta.interface_hash != info.hash {
+        if meta.interface_version != info.version {
+            return Err(mismatch(
+                InterfaceField::Version,
+                format!("{} (hash {:#018x})", info.version, info.hash),
+                format!(
+                    "{} (hash {:#018x}; its required methods differ)",
+                    meta.interface_version, meta.interface_hash
+                ),
+            ));
+        }
+        return Err(mismatch(
+            InterfaceField::Hash,
+            format!("{:#018x}", info.hash),
+            format!("{:#018x}", meta.interface_hash),
+        ));
+    }
+    if meta.buffer != info.buffer as u8 {
+        return Err(mismatch(
+            InterfaceField::Buffer,
+            format!("{:?}", info.buffer),
+            fidius_guest::abi::BufferStrategy::from_u8(meta.buffer).map_or_else(
+                || format!("unknown ({})", meta.buffer),
+                |b| format!("{b:?}"),
+            ),
+        ));
+    }
+    match (info.host, &meta.host) {
+        (None, None) => {}
+        (Some(host), Some(found)) if host.hash == found.hash => {}
+        (expected, found) => {
+            let describe = |name: &str, version: u32, hash: u64| {
+                format!("{name} v{version} (hash {hash:#018x})")
+            };
+            return Err(mismatch(
+                InterfaceField::HostInterface,
+                expected.map_or_else(
+                    || "none".to_owned(),
+                    |h| describe(h.name, h.version, h.hash),
+                ),
+                found.as_ref().map_or_else(
+                    || "none".to_owned(),
+                    |h| describe(&h.name, h.version, h.hash),
+                ),
+            ));
+        }
+    }
+    let required = info.required_count();
+    let mut slots = Vec::with_capacity(info.methods.len());
+    for (index, method) in info.methods.iter().enumerate() {
+        if index < required {
+            slots.push(Some(index as u32));
+            continue;
+        }
+        let found = meta
+            .methods
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.name == method.name);
+        match found {
+            None => slots.push(None),
+            Some((_, m)) if m.signature != method.signature => {
+                return Err(mismatch(
+                    InterfaceField::Method(method.name.to_owned()),
+                    method.signature.to_owned(),
+                    m.signature.clone(),
+                ));
+            }
+            Some((slot, m)) => slots.push(m.implemented.then_some(slot as u32)),
+        }
+    }
+    Ok(slots)
+}
+
+/// The encoded configuration for plugin `meta`, checked against whether it
+/// takes one.
+pub(crate) fn resolve_config(
+    path: &Path,
+    meta: &PluginInfo,
+    config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+) -> Result<Vec<u8>, LoadError> {
+    let plugin = || meta.plugin_name.clone();
+    match (&meta.config_type, config) {
+        (Some(config_type), None) => Err(LoadError::NeedsConfig {
+            path: path.to_owned(),
+            plugin: plugin(),
+            config_type: config_type.clone(),
+        }),
+        (None, Some(_)) => Err(LoadError::NotConfigurable {
+            path: path.to_owned(),
+            plugin: plugin(),
+        }),
+        (_, Some(Err(source))) => Err(LoadError::ConfigEncode {
+            path: path.to_owned(),
+            plugin: plugin(),
+            source,
+        }),
+        (_, Some(Ok(bytes))) => Ok(bytes),
+        (None, None) => Ok(Vec::new()),
+    }
 }

@@ -38,7 +38,7 @@ fn create_private_dir(dir: &Path) -> Result<(), PackageError> {
 /// Refuses a cache directory that is a symlink or that others can write
 /// to: whoever can write into it could swap a verified file before it is
 /// loaded.
-fn check_private(dir: &Path) -> Result<(), PackageError> {
+pub(crate) fn check_private(dir: &Path) -> Result<(), PackageError> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| PackageError::io(dir, e))?;
     let refuse = |why: &str| {
         PackageError::io(

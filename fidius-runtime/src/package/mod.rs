@@ -11,7 +11,7 @@
 //! The format is specified in `docs/src/fidpkg.md`.
 
 mod archive;
-mod cache;
+pub(crate) mod cache;
 mod error;
 mod keys;
 mod manifest;

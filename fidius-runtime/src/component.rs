@@ -1,0 +1,92 @@
+//! Reading a WebAssembly component's fidius metadata without compiling or
+//! instantiating it: `#[plugin_impl]` puts each plugin's metadata record
+//! (the same bytes as in a native library) into a `fidius-meta` custom
+//! section of the component's core module.
+
+use std::path::Path;
+
+use fidius_guest::abi::{ABI_VERSION, WIRE_VERSION};
+use fidius_guest::meta;
+
+use crate::{LoadError, PluginInfo};
+
+/// The custom section holding the records.
+pub(crate) const META_SECTION: &str = "fidius-meta";
+
+/// What `describe` calls a component's target.
+pub(crate) const COMPONENT_TARGET: &str = "wasm32 component";
+
+/// Whether `bytes` start like a WebAssembly binary.
+pub(crate) fn is_wasm(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\0asm")
+}
+
+/// The plugins of the component in `bytes` (read from `path`).
+pub(crate) fn plugins(path: &Path, bytes: &[u8]) -> Result<Vec<PluginInfo>, LoadError> {
+    let not_component = |detail: String| LoadError::NotAComponent {
+        path: path.to_owned(),
+        detail,
+    };
+    let mut sections = Vec::new();
+    let mut saw_component = false;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| not_component(e.to_string()))?;
+        match payload {
+            wasmparser::Payload::Version { encoding, .. } => {
+                if !saw_component && encoding != wasmparser::Encoding::Component {
+                    return Err(not_component(
+                        "it is a core WebAssembly module, not a component (build it for \
+                         `wasm32-wasip2`)"
+                            .into(),
+                    ));
+                }
+                saw_component = true;
+            }
+            wasmparser::Payload::CustomSection(reader) if reader.name() == META_SECTION => {
+                sections.push(reader.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+    if sections.is_empty() {
+        return Err(LoadError::NoComponentMetadata {
+            path: path.to_owned(),
+        });
+    }
+    let malformed = |source| LoadError::MalformedMetadata {
+        path: path.to_owned(),
+        symbol: META_SECTION.to_owned(),
+        source,
+    };
+    let mut plugins = Vec::new();
+    for section in sections {
+        let mut rest = section.as_slice();
+        while !rest.is_empty() {
+            let len = meta::record_len(rest).map_err(malformed)?;
+            let record = rest.get(..len).ok_or_else(|| {
+                malformed(meta::MetaError::Truncated {
+                    offset: 0,
+                    needed: len,
+                    available: rest.len(),
+                })
+            })?;
+            let info = meta::decode(record).map_err(malformed)?;
+            for (what, expected, found) in [
+                ("ABI", ABI_VERSION, info.abi_version),
+                ("wire", WIRE_VERSION, info.wire_version),
+            ] {
+                if expected != found {
+                    return Err(LoadError::AbiVersionMismatch {
+                        path: path.to_owned(),
+                        what,
+                        expected,
+                        found,
+                    });
+                }
+            }
+            plugins.push(info);
+            rest = &rest[len..];
+        }
+    }
+    Ok(plugins)
+}

@@ -1,0 +1,274 @@
+//! What a sandboxed plugin may touch. Everything is denied unless granted
+//! here; a package's manifest lists what its component requests, and
+//! loading fails when the grant does not cover the request.
+
+use std::path::{Path, PathBuf};
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+use crate::LoadError;
+
+/// The capability names a package manifest may request.
+pub const CAPABILITY_FORMS: &str = "`env:NAME`, `dir:GUEST_PATH` (read-only), `dir-rw:GUEST_PATH`, \
+     `stdout`, `stderr`, `clock` (wall clock) or `random`";
+
+/// Access to a preopened directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirAccess {
+    /// Read files and list directories.
+    ReadOnly,
+    /// Also create, write, rename and remove.
+    ReadWrite,
+}
+
+/// Where a guest's stdout or stderr goes.
+#[derive(Debug, Clone, Default)]
+pub enum Output {
+    /// Discarded (the default).
+    #[default]
+    Discard,
+    /// The host process's own stream.
+    Inherit,
+    /// Kept in memory, readable through the [`OutputBuffer`].
+    Capture(OutputBuffer),
+}
+
+/// Captured guest output: clone it, grant it, read it.
+#[derive(Debug, Clone)]
+pub struct OutputBuffer(MemoryOutputPipe);
+
+impl OutputBuffer {
+    /// A buffer keeping at most `capacity` bytes (writes beyond fail in the
+    /// guest).
+    pub fn new(capacity: usize) -> Self {
+        Self(MemoryOutputPipe::new(capacity))
+    }
+
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.contents().to_vec()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Preopen {
+    host: PathBuf,
+    guest: String,
+    access: DirAccess,
+}
+
+/// The host's grant to a sandboxed plugin: deny-all until something is
+/// added.
+///
+/// ```
+/// use fidius_runtime::wasm::{Capabilities, DirAccess, Output};
+/// let caps = Capabilities::none()
+///     .dir("/srv/data", "/data", DirAccess::ReadOnly)
+///     .env("LANG")
+///     .stderr(Output::Inherit);
+/// assert_eq!(caps.names(), ["dir:/data", "env:LANG", "stderr"]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    dirs: Vec<Preopen>,
+    env: Vec<(String, Option<String>)>,
+    stdout: Output,
+    stderr: Output,
+    clock: bool,
+    random: bool,
+}
+
+impl Capabilities {
+    /// Nothing: no files, environment, arguments, stdio, wall clock,
+    /// randomness, sockets or HTTP. A monotonic clock is always there.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Host directory `host` visible in the guest at `guest`.
+    pub fn dir(mut self, host: impl AsRef<Path>, guest: impl Into<String>, access: DirAccess) -> Self {
+        self.dirs.push(Preopen {
+            host: host.as_ref().to_owned(),
+            guest: guest.into(),
+            access,
+        });
+        self
+    }
+
+    /// Environment variable `name`, with the host's value (if set).
+    pub fn env(mut self, name: impl Into<String>) -> Self {
+        self.env.push((name.into(), None));
+        self
+    }
+
+    /// Environment variable `name` = `value`.
+    pub fn env_value(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// The guest's stdout.
+    pub fn stdout(mut self, output: Output) -> Self {
+        self.stdout = output;
+        self
+    }
+
+    /// The guest's stderr.
+    pub fn stderr(mut self, output: Output) -> Self {
+        self.stderr = output;
+        self
+    }
+
+    /// The real wall clock (without it the guest reads a clock stopped at
+    /// the Unix epoch).
+    pub fn wall_clock(mut self) -> Self {
+        self.clock = true;
+        self
+    }
+
+    /// Real randomness (without it the guest's `random` is a fixed,
+    /// deterministic sequence).
+    pub fn random(mut self) -> Self {
+        self.random = true;
+        self
+    }
+
+    /// The capability names this grant covers, in the manifest's form.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for d in &self.dirs {
+            let prefix = match d.access {
+                DirAccess::ReadOnly => "dir",
+                DirAccess::ReadWrite => "dir-rw",
+            };
+            names.push(format!("{prefix}:{}", d.guest));
+        }
+        for (name, _) in &self.env {
+            names.push(format!("env:{name}"));
+        }
+        if !matches!(self.stdout, Output::Discard) {
+            names.push("stdout".into());
+        }
+        if !matches!(self.stderr, Output::Discard) {
+            names.push("stderr".into());
+        }
+        if self.clock {
+            names.push("clock".into());
+        }
+        if self.random {
+            names.push("random".into());
+        }
+        names
+    }
+
+    /// The requested capabilities this grant does not cover (a read-write
+    /// directory covers a read-only request of the same path).
+    ///
+    /// # Errors
+    /// [`LoadError::UnknownCapability`] for a name that is not one of
+    /// [`CAPABILITY_FORMS`].
+    pub fn missing(&self, requested: &[String]) -> Result<Vec<String>, LoadError> {
+        let granted = self.names();
+        let mut missing = Vec::new();
+        for name in requested {
+            check_name(name)?;
+            let covered = granted.contains(name)
+                || name
+                    .strip_prefix("dir:")
+                    .is_some_and(|p| granted.contains(&format!("dir-rw:{p}")));
+            if !covered {
+                missing.push(name.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The WASI context for one instance.
+    pub(crate) fn wasi(&self, path: &Path) -> Result<WasiCtx, LoadError> {
+        let mut b = WasiCtxBuilder::new();
+        for d in &self.dirs {
+            let perms = match d.access {
+                DirAccess::ReadOnly => FsPerms::ReadOnly,
+                DirAccess::ReadWrite => FsPerms::ReadWrite,
+            };
+            b.preopened_dir(&d.host, &d.guest, perms)
+                .map_err(|e| LoadError::Wasm {
+                    path: path.to_owned(),
+                    detail: format!("cannot preopen `{}`: {e}", d.host.display()),
+                })?;
+        }
+        for (name, value) in &self.env {
+            match value {
+                Some(v) => {
+                    b.env(name, v);
+                }
+                None => {
+                    if let Ok(v) = std::env::var(name) {
+                        b.env(name, v);
+                    }
+                }
+            }
+        }
+        match &self.stdout {
+            Output::Discard => {}
+            Output::Inherit => {
+                b.inherit_stdout();
+            }
+            Output::Capture(buf) => {
+                b.stdout(buf.0.clone());
+            }
+        }
+        match &self.stderr {
+            Output::Discard => {}
+            Output::Inherit => {
+                b.inherit_stderr();
+            }
+            Output::Capture(buf) => {
+                b.stderr(buf.0.clone());
+            }
+        }
+        if !self.clock {
+            b.wall_clock(StoppedClock);
+        }
+        if !self.random {
+            b.secure_random(wasmtime_wasi::Deterministic::new(vec![42; 32]));
+            b.insecure_random(wasmtime_wasi::Deterministic::new(vec![7; 32]));
+            b.insecure_random_seed(0);
+        }
+        // Sockets and name lookups stay denied: WasiCtxBuilder's default
+        // address check refuses every address.
+        b.allow_ip_name_lookup(false);
+        Ok(b.build())
+    }
+}
+
+/// Checks a requested capability's form.
+pub(crate) fn check_name(name: &str) -> Result<(), LoadError> {
+    let ok = match name.split_once(':') {
+        Some(("env", v)) => !v.is_empty(),
+        Some(("dir" | "dir-rw", p)) => p.starts_with('/') || p == ".",
+        None => matches!(name, "stdout" | "stderr" | "clock" | "random"),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(LoadError::UnknownCapability {
+            name: name.to_owned(),
+            expected: CAPABILITY_FORMS,
+        })
+    }
+}
+
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}

@@ -1,0 +1,738 @@
+//! WebAssembly component plugins, run in a deny-all wasmtime sandbox
+//! (feature `wasm`).
+//!
+//! A [`WasmRuntime`] owns the wasmtime engine (with epoch interruption for
+//! per-call deadlines), the compiled-component cache and the limits. A
+//! [`WasmLibrary`] is one component: read and checked (fidius metadata from
+//! its `fidius-meta` section, without instantiating), compiled (or loaded
+//! from the cache) and linked once. Each client gets its own instance, kept
+//! across calls; after a trap the instance is discarded and the next call
+//! runs on a fresh one.
+//!
+//! ```no_run
+//! # fn demo<C: fidius_guest::PluginClient>() -> Result<(), fidius_runtime::LoadError> {
+//! use fidius_runtime::wasm::{Capabilities, WasmRuntime, WasmSettings};
+//! let runtime = WasmRuntime::new(WasmSettings::default())?;
+//! let library = runtime.open("plugin.wasm")?;
+//! let client: C = library.instance("Basic").capabilities(Capabilities::none()).build()?;
+//! # Ok(()) }
+//! ```
+
+mod capabilities;
+mod value;
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fidius_guest::__private::{DynInstance, Instance as ClientInstance};
+use fidius_guest::{CallError, Interface, PluginClient, PluginError};
+use sha2::{Digest as _, Sha256};
+use wasmtime::component::{Component, Func, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub use capabilities::{CAPABILITY_FORMS, Capabilities, DirAccess, Output, OutputBuffer};
+
+use crate::component;
+use crate::library::{check_interface, find, resolve_config};
+use crate::{LoadError, PluginInfo};
+
+/// How often the epoch advances; deadlines are rounded up to it.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Limits and caching for sandboxed plugins.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WasmSettings {
+    /// Longest a call (or a plugin's constructor) may run before it is
+    /// stopped with [`CallError::Timeout`]. Default: 10 s.
+    pub deadline: Duration,
+    /// Most linear memory an instance may have, in bytes; growing beyond it
+    /// fails the call with [`CallError::MemoryLimit`]. Default: 256 MiB.
+    pub memory_limit: u64,
+    /// Fuel per call (roughly, wasm instructions); `None` (the default)
+    /// for no fuel metering. Running out traps with `out of fuel`.
+    pub fuel: Option<u64>,
+    /// Where compiled components are cached (`<dir>/wasm/…`); `None` to
+    /// compile on every open. Default: the fidius cache directory
+    /// (`$FIDIUS_CACHE_DIR`, else `$XDG_CACHE_HOME/fidius`, else
+    /// `~/.cache/fidius`).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for WasmSettings {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(10),
+            memory_limit: 256 << 20,
+            fuel: None,
+            cache_dir: Some(crate::package::cache::default_root()),
+        }
+    }
+}
+
+impl WasmSettings {
+    /// With a per-call deadline.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// With a memory limit, in bytes.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// With fuel metering: `fuel` per call.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// With compiled components cached under `dir` (`None`: no cache).
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+}
+
+/// The engine all components of a host share: build it once.
+pub struct WasmRuntime {
+    engine: Engine,
+    settings: WasmSettings,
+    ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for WasmRuntime {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl WasmRuntime {
+    /// An engine with epoch interruption (the deadline), fuel if asked, and
+    /// Cranelift's optimizer.
+    ///
+    /// # Errors
+    /// [`LoadError::Wasm`] when wasmtime refuses the configuration.
+    pub fn new(settings: WasmSettings) -> Result<Self, LoadError> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(settings.fuel.is_some())
+            .parallel_compilation(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| LoadError::Wasm {
+            path: PathBuf::new(),
+            detail: format!("cannot create the wasmtime engine: {e}"),
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.weak();
+            let stop = stop.clone();
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .name("fidius-wasm-epoch".into())
+            .spawn(ticker)
+            .map_err(|e| LoadError::Wasm {
+                path: PathBuf::new(),
+                detail: format!("cannot start the deadline thread: {e}"),
+            })?;
+        Ok(Self {
+            engine,
+            settings,
+            ticker: stop,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &WasmSettings {
+        &self.settings
+    }
+
+    /// Reads, checks and compiles (or loads from the cache) the component
+    /// at `path`.
+    ///
+    /// # Errors
+    /// [`LoadError::Io`], [`LoadError::NotAComponent`],
+    /// [`LoadError::NoComponentMetadata`], [`LoadError::MalformedMetadata`],
+    /// [`LoadError::AbiVersionMismatch`] or [`LoadError::Wasm`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<WasmLibrary, LoadError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.open_bytes(path, &bytes)
+    }
+
+    /// As [`open`](Self::open), for bytes already read (and verified) from
+    /// `path`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_bytes(&self, path: &Path, bytes: &[u8]) -> Result<WasmLibrary, LoadError> {
+        if !component::is_wasm(bytes) {
+            return Err(LoadError::NotAComponent {
+                path: path.to_owned(),
+                detail: "no WebAssembly magic number".into(),
+            });
+        }
+        let plugins = component::plugins(path, bytes)?;
+        let wasm_err = |what: &str, e: wasmtime::Error| LoadError::Wasm {
+            path: path.to_owned(),
+            detail: format!("{what}: {e:#}"),
+        };
+        let component = self.compile(path, bytes)?;
+        let mut linker: Linker<HostState> = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| wasm_err("cannot link WASI", e))?;
+        for (name, _) in component.component_type().imports(&self.engine) {
+            if name.starts_with("fidius:") && name.contains("/host") {
+                linker
+                    .instance(name)
+                    .and_then(|mut i| {
+                        i.func_wrap(
+                            "panicked",
+                            |mut store: wasmtime::StoreContextMut<'_, HostState>, (message,): (String,)| {
+                                store.data_mut().panic = Some(message);
+                                Ok(())
+                            },
+                        )
+                    })
+                    .map_err(|e| wasm_err("cannot link the fidius host interface", e))?;
+            }
+        }
+        // Anything else the component imports (sockets, HTTP, …) traps when
+        // called: deny-all.
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| wasm_err("cannot link the component", e))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| wasm_err("cannot link the component", e))?;
+        Ok(WasmLibrary {
+            path: path.to_owned(),
+            plugins,
+            shared: Arc::new(Shared {
+                engine: self.engine.clone(),
+                pre,
+                settings: self.settings.clone(),
+                path: path.to_owned(),
+            }),
+        })
+    }
+
+    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, LoadError> {
+        let wasm_err = |e: wasmtime::Error| LoadError::Wasm {
+            path: path.to_owned(),
+            detail: format!("cannot compile the component: {e:#}"),
+        };
+        let Some(root) = &self.settings.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(wasm_err);
+        };
+        let key = cache_key(&self.engine, bytes);
+        if let Some(component) = cached(&self.engine, root, &key) {
+            return Ok(component);
+        }
+        let compiled = self.engine.precompile_component(bytes).map_err(wasm_err)?;
+        // A cache that cannot be written is not an error: the component is
+        // compiled on every open instead.
+        let _ = store_cached(root, &key, &compiled);
+        // SAFETY: `compiled` was produced just now by this engine.
+        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(wasm_err)
+    }
+}
+
+/// `<component sha256>-<engine hash>`: a stale or foreign compilation has
+/// another key.
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let digest = Sha256::digest(bytes);
+    let mut key = String::with_capacity(64 + 17);
+    for b in digest {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key.push_str(&format!("-{:016x}", h.finish()));
+    key
+}
+
+const CACHE_FILE: &str = "component.cwasm";
+const CACHE_DIGEST: &str = "component.cwasm.sha256";
+
+/// The cached compilation for `key`, if it is there and its bytes match
+/// the digest recorded when it was written (never deserialize native code
+/// that is not exactly what this process family compiled).
+fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
+    let dir = root.join("wasm").join(key);
+    crate::package::cache::check_private(&dir).ok()?;
+    let recorded = std::fs::read_to_string(dir.join(CACHE_DIGEST)).ok()?;
+    let bytes = std::fs::read(dir.join(CACHE_FILE)).ok()?;
+    if hex(&Sha256::digest(&bytes)) != recorded.trim() {
+        return None;
+    }
+    // SAFETY: the bytes are the ones this cache stored (digest checked
+    // above, in a private directory), produced by
+    // `Engine::precompile_component` for an engine with the same
+    // compatibility hash (part of the key); wasmtime re-checks the engine
+    // configuration itself.
+    unsafe { Component::deserialize(engine, &bytes) }.ok()
+}
+
+fn store_cached(root: &Path, key: &str, compiled: &[u8]) -> Result<(), crate::package::PackageError> {
+    let wasm_root = root.join("wasm");
+    crate::package::cache::store(&wasm_root, key, CACHE_FILE, compiled)?;
+    crate::package::cache::store(
+        &wasm_root,
+        key,
+        CACHE_DIGEST,
+        hex(&Sha256::digest(compiled)).as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Shared {
+    engine: Engine,
+    pre: InstancePre<HostState>,
+    settings: WasmSettings,
+    path: PathBuf,
+}
+
+/// A compiled, linked component. Clients made from it share the compiled
+/// code; each has its own instance.
+pub struct WasmLibrary {
+    path: PathBuf,
+    plugins: Vec<PluginInfo>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WasmLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmLibrary")
+            .field("path", &self.path)
+            .field("plugins", &self.plugins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmLibrary {
+    /// The component's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its plugins, from the `fidius-meta` section.
+    pub fn plugins(&self) -> &[PluginInfo] {
+        &self.plugins
+    }
+
+    /// A client for plugin `name` with no capabilities.
+    ///
+    /// # Errors
+    /// As [`WasmInstanceBuilder::build`].
+    pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
+        self.instance::<C>(name).build()
+    }
+
+    /// A builder for an instance of plugin `name`.
+    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> WasmInstanceBuilder<'a, C> {
+        WasmInstanceBuilder {
+            library: self,
+            name,
+            config: None,
+            capabilities: Capabilities::none(),
+            _client: PhantomData,
+        }
+    }
+}
+
+/// Builds one sandboxed plugin instance: see [`WasmLibrary::instance`].
+#[must_use = "call `.build()` to create the instance"]
+pub struct WasmInstanceBuilder<'a, C: PluginClient> {
+    library: &'a WasmLibrary,
+    name: &'a str,
+    config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    capabilities: Capabilities,
+    _client: PhantomData<fn() -> C>,
+}
+
+impl<C: PluginClient> std::fmt::Debug for WasmInstanceBuilder<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmInstanceBuilder")
+            .field("plugin", &self.name)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
+    /// The configuration for a plugin built with `config = Cfg`.
+    pub fn config<Cfg: fidius_guest::__private::serde::Serialize + ?Sized>(mut self, config: &Cfg) -> Self {
+        self.config = Some(fidius_guest::wire::encode(config));
+        self
+    }
+
+    /// What the plugin may touch (default: nothing).
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Checks the interface, instantiates the component and runs the
+    /// plugin's constructor.
+    ///
+    /// # Errors
+    /// [`LoadError::NoSuchPlugin`], [`LoadError::InterfaceMismatch`],
+    /// [`LoadError::NeedsConfig`], [`LoadError::NotConfigurable`],
+    /// [`LoadError::ConfigEncode`], [`LoadError::NeedsHost`] (host
+    /// callbacks are not supported on WASM yet), [`LoadError::Wasm`] or
+    /// [`LoadError::Create`] (the constructor failed, panicked, trapped,
+    /// ran out of time or memory).
+    pub fn build(self) -> Result<C, LoadError> {
+        let library = self.library;
+        let path = &library.path;
+        let info = &<C::Interface as Interface>::INFO;
+        let index = find(path, &library.plugins, info, self.name)?;
+        let meta = &library.plugins[index];
+        let slots = check_interface(path, info, meta)?;
+        let config = resolve_config(path, meta, self.config)?;
+        if let Some(host) = info.host {
+            return Err(LoadError::NeedsHost {
+                path: path.clone(),
+                plugin: meta.plugin_name.clone(),
+                host_interface: host.name,
+            });
+        }
+        let package = format!("fidius:{}", crate::wit_name(info.name));
+        let plugin = WasmPlugin {
+            shared: library.shared.clone(),
+            package,
+            version: meta.interface_version,
+            methods: info.methods.iter().map(|m| crate::wit_name(m.name)).collect(),
+            config,
+            capabilities: self.capabilities,
+            live: Mutex::new(None),
+        };
+        let live = plugin.instantiate().map_err(|source| LoadError::Create {
+            path: path.clone(),
+            plugin: meta.plugin_name.clone(),
+            source,
+        })?;
+        *plugin.lock() = Some(live);
+        let backend: Arc<dyn DynInstance> = Arc::new(plugin);
+        Ok(C::from_instance(ClientInstance::from_dynamic(
+            backend,
+            &meta.plugin_name,
+            &slots,
+        )))
+    }
+}
+
+/// What each store carries.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+    /// The message the guest's panic hook reported before trapping.
+    panic: Option<String>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct Limits {
+    memory: u64,
+    hit: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// One plugin instance: a store and component instance, re-made after a
+/// trap.
+struct WasmPlugin {
+    shared: Arc<Shared>,
+    /// `fidius:<interface>`.
+    package: String,
+    version: u32,
+    /// WIT names of the caller's methods, in its order.
+    methods: Vec<String>,
+    config: Vec<u8>,
+    capabilities: Capabilities,
+    live: Mutex<Option<Live>>,
+}
+
+struct Live {
+    store: Store<HostState>,
+    /// Per method of the caller's interface.
+    funcs: Vec<Option<Func>>,
+}
+
+impl WasmPlugin {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Live>> {
+        // A panic while holding the lock leaves `None` or a usable
+        // instance; either is consistent.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn interface_name(&self, iface: &str) -> String {
+        format!("{}/{iface}@{}.0.0", self.package, self.version)
+    }
+
+    /// A fresh store and instance, with the plugin created in it.
+    fn instantiate(&self) -> Result<Live, CallError> {
+        let shared = &self.shared;
+        let settings = &shared.settings;
+        let wasi = self
+            .capabilities
+            .wasi(&shared.path)
+            .map_err(|e| CallError::Trapped {
+                method: "create",
+                reason: e.to_string(),
+            })?;
+        let mut store = Store::new(
+            &shared.engine,
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limits: Limits {
+                    memory: settings.memory_limit,
+                    hit: false,
+                },
+                panic: None,
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        self.arm(&mut store);
+        let instance = shared
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| trap_error("create", &settings.deadline, &mut store, e))?;
+        let lookup = |store: &mut Store<HostState>, iface: &str, func: &str| -> Option<Func> {
+            let parent = instance.get_export_index(&mut *store, None, &self.interface_name(iface))?;
+            let index = instance.get_export_index(&mut *store, Some(&parent), func)?;
+            instance.get_func(&mut *store, index)
+        };
+        let iface = self.package.trim_start_matches("fidius:").to_owned();
+        let funcs = self
+            .methods
+            .iter()
+            .map(|m| lookup(&mut store, &iface, m))
+            .collect();
+        let create = lookup(&mut store, "plugin", "create").ok_or_else(|| CallError::Protocol {
+            method: "create",
+            detail: format!(
+                "the component does not export `{}` with a `create` function",
+                self.interface_name("plugin")
+            ),
+        })?;
+        let mut results = [Val::Bool(false)];
+        let list = Val::List(self.config.iter().map(|&b| Val::U8(b)).collect());
+        create
+            .call(&mut store, &[list], &mut results)
+            .map_err(|e| trap_error("create", &settings.deadline, &mut store, e))?;
+        match &results[0] {
+            Val::Result(Ok(_)) => {}
+            Val::Result(Err(Some(e))) => return Err(create_error(e)),
+            other => {
+                return Err(CallError::Protocol {
+                    method: "create",
+                    detail: format!("`create` returned {other:?}"),
+                });
+            }
+        }
+        let _ = instance;
+        Ok(Live { store, funcs })
+    }
+
+    /// Sets this call's deadline and fuel.
+    fn arm(&self, store: &mut Store<HostState>) {
+        let settings = &self.shared.settings;
+        let ticks = settings.deadline.as_nanos().div_ceil(TICK.as_nanos()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        if let Some(fuel) = settings.fuel {
+            let _ = store.set_fuel(fuel);
+        }
+    }
+}
+
+fn create_error(e: &Val) -> CallError {
+    match e {
+        Val::Variant(case, Some(payload)) if case == "config" => CallError::ConfigDecode {
+            message: match &**payload {
+                Val::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            },
+        },
+        Val::Variant(case, Some(payload)) if case == "rejected" => {
+            let mut error = PluginError::new("", "");
+            if let Val::Record(fields) = &**payload {
+                for (name, value) in fields {
+                    match (name.as_str(), value) {
+                        ("code", Val::String(s)) => error.code = s.clone(),
+                        ("message", Val::String(s)) => error.message = s.clone(),
+                        ("details", Val::List(items)) => {
+                            for item in items {
+                                if let Val::Tuple(kv) = item
+                                    && let [Val::String(k), Val::String(v)] = kv.as_slice()
+                                {
+                                    error.details.insert(k.clone(), v.clone());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            CallError::Rejected {
+                error: Box::new(error),
+            }
+        }
+        other => CallError::Protocol {
+            method: "create",
+            detail: format!("`create` failed with {other:?}"),
+        },
+    }
+}
+
+/// The typed error for a failed call: the guest's panic message, the
+/// deadline, the memory limit, or the trap.
+fn trap_error(
+    method: &'static str,
+    deadline: &Duration,
+    store: &mut Store<HostState>,
+    e: wasmtime::Error,
+) -> CallError {
+    let state = store.data_mut();
+    if let Some(message) = state.panic.take() {
+        return CallError::Panic { method, message };
+    }
+    if state.limits.hit {
+        return CallError::MemoryLimit {
+            method,
+            limit: state.limits.memory,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout {
+            method,
+            deadline: *deadline,
+        },
+        Some(trap) => CallError::Trapped {
+            method,
+            reason: trap.to_string(),
+        },
+        None => CallError::Trapped {
+            method,
+            reason: format!("{e:#}"),
+        },
+    }
+}
+
+impl DynInstance for WasmPlugin {
+    fn call(&self, index: usize, name: &'static str, args: &[Vec<u8>]) -> Result<Vec<u8>, CallError> {
+        let mut guard = self.lock();
+        let live = match guard.take() {
+            Some(live) => guard.insert(live),
+            // The last call trapped: start over on a fresh instance.
+            None => guard.insert(self.instantiate()?),
+        };
+        let func = live
+            .funcs
+            .get(index)
+            .copied()
+            .flatten()
+            .ok_or_else(|| CallError::Protocol {
+                method: name,
+                detail: "the component does not export this method".into(),
+            })?;
+        let ty = func.ty(&live.store);
+        let params: Vec<_> = ty.params().map(|(_, t)| t).collect();
+        if params.len() != args.len() {
+            return Err(CallError::Protocol {
+                method: name,
+                detail: format!("the component's `{name}` takes {} arguments, not {}", params.len(), args.len()),
+            });
+        }
+        let mut values = Vec::with_capacity(args.len());
+        for (bytes, t) in args.iter().zip(&params) {
+            values.push(value::decode(bytes, t).map_err(|message| CallError::ArgumentDecode {
+                method: name,
+                message,
+            })?);
+        }
+        let result_ty = ty.results().next();
+        let mut results = vec![Val::Bool(false); usize::from(result_ty.is_some())];
+        self.arm(&mut live.store);
+        if let Err(e) = func.call(&mut live.store, &values, &mut results) {
+            let error = trap_error(name, &self.shared.settings.deadline, &mut live.store, e);
+            // The instance may be in any state after a trap: discard it.
+            *guard = None;
+            return Err(error);
+        }
+        let mut out = Vec::new();
+        if let (Some(v), Some(t)) = (results.first(), &result_ty) {
+            value::encode(v, t, &mut out).map_err(|message| CallError::ResultEncode {
+                method: name,
+                message,
+            })?;
+        }
+        Ok(out)
+    }
+}

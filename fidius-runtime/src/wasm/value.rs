@@ -1,0 +1,270 @@
+//! Wire format (postcard) ⇄ component values, guided by the component's
+//! own types: the generated clients speak the wire format, the component
+//! speaks WIT, and both describe the same serde shapes (see `fidius-guest`'s
+//! `wit` module for the mapping).
+
+use wasmtime::component::{Type, Val};
+
+/// Why a value did not convert.
+pub(crate) type Error = String;
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, Error> {
+        let (&b, rest) = self
+            .bytes
+            .split_first()
+            .ok_or_else(|| "unexpected end of value".to_owned())?;
+        self.bytes = rest;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], Error> {
+        if self.bytes.len() < n {
+            return Err(format!("needs {n} more bytes, has {}", self.bytes.len()));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn varint(&mut self, max_bytes: u32) -> Result<u64, Error> {
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint too long".into())
+    }
+
+    fn len(&mut self) -> Result<usize, Error> {
+        let n = self.varint(10)?;
+        let n = usize::try_from(n).map_err(|_| "length too large".to_owned())?;
+        // Every element takes at least one byte except zero-sized ones,
+        // which WIT does not have: a length beyond the input is garbage.
+        if n > self.bytes.len() {
+            return Err(format!("length {n} beyond the {} bytes left", self.bytes.len()));
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String, Error> {
+        let n = self.len()?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| "invalid UTF-8".to_owned())
+    }
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Decodes one wire-format value of type `ty` that must use all of `bytes`.
+pub(crate) fn decode(bytes: &[u8], ty: &Type) -> Result<Val, Error> {
+    let mut r = Reader { bytes };
+    let v = read(&mut r, ty)?;
+    if !r.bytes.is_empty() {
+        return Err(format!("{} trailing bytes", r.bytes.len()));
+    }
+    Ok(v)
+}
+
+fn narrow<T: TryFrom<u64>>(v: u64) -> Result<T, Error> {
+    T::try_from(v).map_err(|_| format!("{v} out of range"))
+}
+
+fn read(r: &mut Reader<'_>, ty: &Type) -> Result<Val, Error> {
+    Ok(match ty {
+        Type::Bool => match r.byte()? {
+            0 => Val::Bool(false),
+            1 => Val::Bool(true),
+            b => return Err(format!("invalid bool {b}")),
+        },
+        Type::S8 => Val::S8(r.byte()? as i8),
+        Type::U8 => Val::U8(r.byte()?),
+        Type::S16 => Val::S16(i16::try_from(unzigzag(r.varint(3)?)).map_err(|e| e.to_string())?),
+        Type::U16 => Val::U16(narrow(r.varint(3)?)?),
+        Type::S32 => Val::S32(i32::try_from(unzigzag(r.varint(5)?)).map_err(|e| e.to_string())?),
+        Type::U32 => Val::U32(narrow(r.varint(5)?)?),
+        Type::S64 => Val::S64(unzigzag(r.varint(10)?)),
+        Type::U64 => Val::U64(r.varint(10)?),
+        Type::Float32 => Val::Float32(f32::from_le_bytes(r.take(4)?.try_into().map_err(|_| "f32")?)),
+        Type::Float64 => Val::Float64(f64::from_le_bytes(r.take(8)?.try_into().map_err(|_| "f64")?)),
+        Type::Char => {
+            let s = r.string()?;
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Val::Char(c),
+                _ => return Err(format!("`{s}` is not one char")),
+            }
+        }
+        Type::String => Val::String(r.string()?),
+        Type::List(l) => {
+            let n = r.len()?;
+            let elem = l.ty();
+            let mut items = Vec::with_capacity(n);
+            if elem == Type::U8 {
+                items.extend(r.take(n)?.iter().map(|&b| Val::U8(b)));
+            } else {
+                for _ in 0..n {
+                    items.push(read(r, &elem)?);
+                }
+            }
+            Val::List(items)
+        }
+        Type::Record(rec) => Val::Record(
+            rec.fields()
+                .map(|f| Ok((f.name.to_owned(), read(r, &f.ty)?)))
+                .collect::<Result<_, Error>>()?,
+        ),
+        Type::Tuple(t) => Val::Tuple(t.types().map(|t| read(r, &t)).collect::<Result<_, _>>()?),
+        Type::Variant(v) => {
+            let index: usize = narrow(r.varint(5)?)?;
+            let case = v
+                .cases()
+                .nth(index)
+                .ok_or_else(|| format!("variant case {index} does not exist"))?;
+            let payload = match &case.ty {
+                Some(t) => Some(Box::new(read(r, t)?)),
+                None => None,
+            };
+            Val::Variant(case.name.to_owned(), payload)
+        }
+        Type::Enum(e) => {
+            let index: usize = narrow(r.varint(5)?)?;
+            let name = e
+                .names()
+                .nth(index)
+                .ok_or_else(|| format!("enum case {index} does not exist"))?;
+            Val::Enum(name.to_owned())
+        }
+        Type::Option(o) => match r.byte()? {
+            0 => Val::Option(None),
+            1 => Val::Option(Some(Box::new(read(r, &o.ty())?))),
+            b => return Err(format!("invalid option tag {b}")),
+        },
+        Type::Result(res) => {
+            let side = |r: &mut Reader<'_>, t: Option<Type>| -> Result<Option<Box<Val>>, Error> {
+                t.map(|t| read(r, &t).map(Box::new)).transpose()
+            };
+            match r.varint(5)? {
+                0 => Val::Result(Ok(side(r, res.ok())?)),
+                1 => Val::Result(Err(side(r, res.err())?)),
+                b => return Err(format!("invalid result tag {b}")),
+            }
+        }
+        other => return Err(format!("WIT type {other:?} is not used by fidius")),
+    })
+}
+
+/// Encodes `val` (of type `ty`) in the wire format.
+pub(crate) fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>) -> Result<(), Error> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn string(out: &mut Vec<u8>, s: &str) {
+        varint(out, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mismatch = || format!("the component returned {val:?} for WIT type {ty:?}");
+    match (val, ty) {
+        (Val::Bool(b), Type::Bool) => out.push(u8::from(*b)),
+        (Val::S8(v), Type::S8) => out.push(*v as u8),
+        (Val::U8(v), Type::U8) => out.push(*v),
+        (Val::S16(v), Type::S16) => varint(out, zigzag(i64::from(*v))),
+        (Val::U16(v), Type::U16) => varint(out, u64::from(*v)),
+        (Val::S32(v), Type::S32) => varint(out, zigzag(i64::from(*v))),
+        (Val::U32(v), Type::U32) => varint(out, u64::from(*v)),
+        (Val::S64(v), Type::S64) => varint(out, zigzag(*v)),
+        (Val::U64(v), Type::U64) => varint(out, *v),
+        (Val::Float32(v), Type::Float32) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::Float64(v), Type::Float64) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::Char(c), Type::Char) => string(out, c.encode_utf8(&mut [0; 4])),
+        (Val::String(s), Type::String) => string(out, s),
+        (Val::List(items), Type::List(l)) => {
+            varint(out, items.len() as u64);
+            let elem = l.ty();
+            if elem == Type::U8 {
+                out.reserve(items.len());
+                for item in items {
+                    match item {
+                        Val::U8(b) => out.push(*b),
+                        _ => return Err(mismatch()),
+                    }
+                }
+            } else {
+                for item in items {
+                    encode(item, &elem, out)?;
+                }
+            }
+        }
+        (Val::Record(fields), Type::Record(rec)) => {
+            if fields.len() != rec.fields().len() {
+                return Err(mismatch());
+            }
+            for ((_, v), f) in fields.iter().zip(rec.fields()) {
+                encode(v, &f.ty, out)?;
+            }
+        }
+        (Val::Tuple(items), Type::Tuple(t)) => {
+            if items.len() != t.types().len() {
+                return Err(mismatch());
+            }
+            for (v, t) in items.iter().zip(t.types()) {
+                encode(v, &t, out)?;
+            }
+        }
+        (Val::Variant(name, payload), Type::Variant(v)) => {
+            let (index, case) = v
+                .cases()
+                .enumerate()
+                .find(|(_, c)| c.name == name)
+                .ok_or_else(mismatch)?;
+            varint(out, index as u64);
+            match (payload, &case.ty) {
+                (Some(p), Some(t)) => encode(p, t, out)?,
+                (None, None) => {}
+                _ => return Err(mismatch()),
+            }
+        }
+        (Val::Enum(name), Type::Enum(e)) => {
+            let index = e.names().position(|n| n == name).ok_or_else(mismatch)?;
+            varint(out, index as u64);
+        }
+        (Val::Option(o), Type::Option(t)) => match o {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                encode(v, &t.ty(), out)?;
+            }
+        },
+        (Val::Result(res), Type::Result(t)) => {
+            let (tag, payload, pty) = match res {
+                Ok(p) => (0, p, t.ok()),
+                Err(p) => (1, p, t.err()),
+            };
+            varint(out, tag);
+            match (payload, pty) {
+                (Some(p), Some(t)) => encode(p, &t, out)?,
+                (None, None) => {}
+                _ => return Err(mismatch()),
+            }
+        }
+        _ => return Err(mismatch()),
+    }
+    Ok(())
+}

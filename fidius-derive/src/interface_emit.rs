@@ -646,6 +646,6 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
     quote! {
         let __args = [#(#args),*];
         let __bytes = __dynamic.call(#index, __METHOD, &__args)?;
-        return #p::decode_value::<#ty>(__METHOD, "result", &__bytes);
+        return #p::decode_dynamic::<#ty>(__METHOD, &__bytes);
     }
 }

@@ -940,6 +940,20 @@ pub fn take_scalar<S: Scalar>(method: &'static str, repr: S::Repr) -> Result<S, 
     S::from_repr(repr).map_err(|detail| CallError::Protocol { method, detail })
 }
 
+/// Decodes the result a [`DynInstance`] returned.
+///
+/// # Errors
+/// [`CallError::ResultDecode`].
+#[inline]
+pub fn decode_dynamic<T: DeserializeOwned>(method: &'static str, bytes: &[u8]) -> Result<T, CallError> {
+    wire::decode(bytes).map_err(|source| CallError::ResultDecode {
+        method,
+        what: "result",
+        expected: core::any::type_name::<T>(),
+        source,
+    })
+}
+
 /// Decodes a serialized value (`what` is `result` or `error`).
 ///
 /// # Errors

@@ -22,6 +22,9 @@ pub use fidius_runtime::{InstanceBuilder, LoadError, PluginInfo, PluginLibrary};
 #[cfg(feature = "package")]
 pub use fidius_runtime::package;
 
+#[cfg(feature = "wasm")]
+pub use fidius_runtime::wasm;
+
 /// The whole host runtime (`fidius-runtime`).
 #[cfg(feature = "native")]
 pub use fidius_runtime as runtime;

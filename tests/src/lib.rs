@@ -53,6 +53,151 @@ fn library_path(profile: &str, crate_name: &str) -> PathBuf {
         .join(format!("{DLL_PREFIX}{crate_name}{DLL_SUFFIX}"))
 }
 
+/// The fixture crates that also build as WebAssembly components.
+pub const WASM_FIXTURES: &[&str] = &["fixture-plugins"];
+
+/// Builds the WASM fixtures (`wasm32-wasip2`, debug) into `target_dir`,
+/// with the interfaces' committed WIT.
+pub fn build_wasm_fixtures(target_dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--quiet")
+        .arg("--target")
+        .arg("wasm32-wasip2")
+        .arg("--manifest-path")
+        .arg(repo_root().join("tests/fixtures/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env("FIDIUS_WIT_PATH", wit_path());
+    for name in WASM_FIXTURES {
+        cmd.arg("-p").arg(name);
+    }
+    let status = cmd
+        .status()
+        .expect("failed to run cargo to build the WASM fixtures");
+    assert!(
+        status.success(),
+        "building the WASM fixtures failed: {status}"
+    );
+}
+
+/// `FIDIUS_WIT_PATH` for the fixtures: the committed WIT of their
+/// interface crates.
+pub fn wit_path() -> std::ffi::OsString {
+    std::env::join_paths([repo_root().join("tests/fixtures/api/wit")]).expect("WIT paths join")
+}
+
+/// Path of the WASM component of fixture `crate_name` (e.g.
+/// `fixture_plugins`), built once per process unless `cargo xtask test`
+/// already did.
+pub fn wasm_fixture(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if std::env::var_os("FIDIUS_FIXTURES_DIR").is_none() {
+            build_wasm_fixtures(&fixtures_target());
+        }
+    });
+    fixtures_target()
+        .join("wasm32-wasip2/debug")
+        .join(format!("{crate_name}.wasm"))
+}
+
+/// One wasmtime engine per test process, caching compiled components under
+/// the fixtures' target dir.
+pub fn wasm_runtime() -> &'static fidius::wasm::WasmRuntime {
+    static RUNTIME: OnceLock<fidius::wasm::WasmRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let settings = fidius::wasm::WasmSettings::default()
+            .deadline(std::time::Duration::from_secs(5))
+            .memory_limit(64 << 20)
+            .cache_dir(Some(fixtures_target().join("wasm-cache")));
+        fidius::wasm::WasmRuntime::new(settings).expect("wasmtime engine")
+    })
+}
+
+/// The compiled component of fixture `crate_name`, opened once per process.
+pub fn wasm_library(crate_name: &str) -> std::sync::Arc<fidius::wasm::WasmLibrary> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    static OPEN: OnceLock<Mutex<HashMap<String, Arc<fidius::wasm::WasmLibrary>>>> = OnceLock::new();
+    let mut open = OPEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    open.entry(crate_name.to_owned())
+        .or_insert_with(|| {
+            Arc::new(
+                wasm_runtime()
+                    .open(wasm_fixture(crate_name))
+                    .unwrap_or_else(|e| panic!("open the {crate_name} component: {e}")),
+            )
+        })
+        .clone()
+}
+
+/// Where a semantics test runs its plugins: the same fixture crate, built
+/// as a native library or as a WASM component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `PluginLibrary` over the cdylib.
+    Native,
+    /// `WasmLibrary` over the component, in the deny-all sandbox.
+    Wasm,
+}
+
+impl Backend {
+    /// Plugin `plugin` of fixture `crate_name` (e.g. `fixture_plugins`).
+    pub fn load<C: fidius::PluginClient>(
+        self,
+        crate_name: &str,
+        plugin: &str,
+    ) -> Result<C, fidius::LoadError> {
+        match self {
+            Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?.load(plugin),
+            Backend::Wasm => wasm_library(crate_name).load(plugin),
+        }
+    }
+
+    /// A configured instance of plugin `plugin`.
+    pub fn configure<C: fidius::PluginClient, Cfg: serde::Serialize>(
+        self,
+        crate_name: &str,
+        plugin: &str,
+        config: &Cfg,
+    ) -> Result<C, fidius::LoadError> {
+        match self {
+            Backend::Native => {
+                fidius::PluginLibrary::open(fixture(crate_name))?.configure(plugin, config)
+            }
+            Backend::Wasm => wasm_library(crate_name)
+                .instance(plugin)
+                .config(config)
+                .build(),
+        }
+    }
+}
+
+/// Runs the test functions in its body once per backend: `mod native` and
+/// `mod wasm`, each with a `BACKEND` constant.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($body:tt)*) => {
+        mod native {
+            #[allow(unused_imports)]
+            use super::*;
+            const BACKEND: $crate::Backend = $crate::Backend::Native;
+            $($body)*
+        }
+        mod wasm {
+            #[allow(unused_imports)]
+            use super::*;
+            const BACKEND: $crate::Backend = $crate::Backend::Wasm;
+            $($body)*
+        }
+    };
+}
+
 /// Path of debug fixture library `crate_name` (e.g. `fixture_plugins`),
 /// built once per process unless `cargo xtask test` already did.
 pub fn fixture(crate_name: &str) -> PathBuf {

@@ -123,7 +123,9 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         let decl = params.iter().map(|(n, t)| quote!(#n: #t));
         let ret = f.result.as_ref().map(|t| t.rust(&quote!(#exports)));
         let ret_decl = ret.as_ref().map(|r| quote!(-> #r));
-        let Some(user) = user_methods.iter().find(|m| kebab(&m.sig.ident.to_string()) == f.name)
+        let Some(user) = user_methods
+            .iter()
+            .find(|m| kebab(&m.sig.ident.to_string()) == f.name)
         else {
             // An optional method this plugin leaves out: its capability
             // bit is clear, so the runtime never calls it.
@@ -182,7 +184,9 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
     }
 
     let ctor = match g.config {
-        None => quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default())),
+        None => {
+            quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default()))
+        }
         Some(config) => quote_spanned! {config.span()=>
             let __config: #config = match #p::wasm_config::<#config>(&__config) {
                 ::core::result::Result::Ok(__c) => __c,

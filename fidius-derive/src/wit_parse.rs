@@ -242,10 +242,19 @@ mod tests {
         let text = "package fidius:calc@1.0.0;\n\ninterface calc {\n    record point {\n        x: s64,\n    }\n\n    variant v {\n        a(point),\n    }\n\n    add: func(a: s64, b: s64) -> s64;\n    check: func(shape: shape, min-area: f64) -> result<_, check-error>;\n    bump: func();\n    %type: func(m: list<tuple<string, option<u8>>>) -> result<u64>;\n}\n";
         let f = funcs(text, "calc").unwrap();
         assert_eq!(f.len(), 4);
-        assert_eq!(f[0].params, vec![("a".into(), WitType::Prim("i64")), ("b".into(), WitType::Prim("i64"))]);
+        assert_eq!(
+            f[0].params,
+            vec![
+                ("a".into(), WitType::Prim("i64")),
+                ("b".into(), WitType::Prim("i64"))
+            ]
+        );
         assert_eq!(
             f[1].result,
-            Some(WitType::Result(None, Some(Box::new(WitType::Named("check-error".into())))))
+            Some(WitType::Result(
+                None,
+                Some(Box::new(WitType::Named("check-error".into())))
+            ))
         );
         assert_eq!(f[2].result, None);
         assert_eq!(f[3].name, "type");

@@ -28,8 +28,8 @@ pub use crate::meta::{
     Record as MetaRecord, capabilities, contains, encode as meta_encode, encoded_len as meta_len,
 };
 pub use crate::stream::{RemoteStream, Stream, StreamFailure};
-pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
 use crate::wire;
+pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
 pub use serde;
 
 pub use crate::PluginError;
@@ -512,7 +512,12 @@ pub trait DynInstance: Send + Sync + 'static {
     ///
     /// # Errors
     /// The [`CallError`] the call ended with.
-    fn call(&self, index: usize, name: &'static str, args: &[Vec<u8>]) -> Result<Vec<u8>, CallError>;
+    fn call(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<u8>, CallError>;
 }
 
 unsafe extern "C" fn no_destroy(_: InstancePtr) {}
@@ -945,7 +950,10 @@ pub fn take_scalar<S: Scalar>(method: &'static str, repr: S::Repr) -> Result<S, 
 /// # Errors
 /// [`CallError::ResultDecode`].
 #[inline]
-pub fn decode_dynamic<T: DeserializeOwned>(method: &'static str, bytes: &[u8]) -> Result<T, CallError> {
+pub fn decode_dynamic<T: DeserializeOwned>(
+    method: &'static str,
+    bytes: &[u8],
+) -> Result<T, CallError> {
     wire::decode(bytes).map_err(|source| CallError::ResultDecode {
         method,
         what: "result",

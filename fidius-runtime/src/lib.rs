@@ -37,7 +37,10 @@ pub mod package;
 mod component;
 
 #[cfg(feature = "wasm")]
-#[expect(unsafe_code, reason = "deserializing compiled components from the cache")]
+#[expect(
+    unsafe_code,
+    reason = "deserializing compiled components from the cache"
+)]
 pub mod wasm;
 
 pub use error::{InterfaceField, LoadError};

@@ -54,7 +54,7 @@ fn library_path(profile: &str, crate_name: &str) -> PathBuf {
 }
 
 /// The fixture crates that also build as WebAssembly components.
-pub const WASM_FIXTURES: &[&str] = &["fixture-plugins"];
+pub const WASM_FIXTURES: &[&str] = &["fixture-plugins", "fixture-hostile"];
 
 /// Builds the WASM fixtures (`wasm32-wasip2`, debug) into `target_dir`,
 /// with the interfaces' committed WIT.

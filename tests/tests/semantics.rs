@@ -134,3 +134,73 @@ fn unknown_plugins_are_load_errors_naming_what_is_there() {
 }
 
 }
+
+mod configured {
+    use super::*;
+    use fidius::LoadError;
+    use fixture_api::{HostileClient, HostileConfig};
+
+    fn make(backend: Backend, label: &str) -> Result<HostileClient, LoadError> {
+        backend.configure(
+            "fixture_hostile",
+            "Guest",
+            &HostileConfig {
+                label: label.into(),
+            },
+        )
+    }
+
+    for_each_backend! {
+        #[test]
+        fn instances_keep_their_own_configuration_and_state() {
+            let a = make(BACKEND, "alpha").unwrap();
+            let b = make(BACKEND, "beta").unwrap();
+            assert_eq!(a.label(), Ok("alpha".to_owned()));
+            assert_eq!(a.label(), Ok("alpha".to_owned()));
+            assert_eq!(b.label(), Ok("beta".to_owned()));
+            assert_eq!((a.calls(), b.calls()), (Ok(2), Ok(1)));
+            std::thread::scope(|s| {
+                for client in [&a, &b] {
+                    s.spawn(move || {
+                        for _ in 0..100 {
+                            client.label().unwrap();
+                        }
+                    });
+                }
+            });
+            assert_eq!((a.calls(), b.calls()), (Ok(102), Ok(101)));
+        }
+
+        #[test]
+        fn a_rejected_configuration_is_a_typed_load_error() {
+            let err = make(BACKEND, "").unwrap_err();
+            match err {
+                LoadError::Create { plugin, source: CallError::Rejected { error }, .. } => {
+                    assert_eq!(plugin, "Guest");
+                    assert_eq!(error.message, "the label must not be empty");
+                }
+                other => panic!("expected Rejected, got {other:?}"),
+            }
+            let err = make(BACKEND, "panic").unwrap_err();
+            assert!(
+                matches!(&err, LoadError::Create { source: CallError::Panic { method: "create", message }, .. }
+                    if message == "configure was told to panic"),
+                "{err:?}"
+            );
+        }
+
+        #[test]
+        fn a_configuration_of_the_wrong_shape_names_the_config_type() {
+            let err = BACKEND
+                .configure::<HostileClient, _>("fixture_hostile", "Guest", &5u8)
+                .unwrap_err();
+            assert!(
+                matches!(&err, LoadError::Create { source: CallError::ConfigDecode { message }, .. }
+                    if message.contains("HostileConfig")),
+                "{err:?}"
+            );
+            let err = BACKEND.load::<HostileClient>("fixture_hostile", "Guest").unwrap_err();
+            assert!(matches!(err, LoadError::NeedsConfig { .. }), "{err:?}");
+        }
+    }
+}

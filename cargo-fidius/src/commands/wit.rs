@@ -67,12 +67,15 @@ impl Wit {
         let mut done = 0;
         let mut stale = Vec::new();
         for package in metadata.workspace_packages() {
-            let wanted = self.packages.is_empty() || self.packages.iter().any(|p| *p == *package.name);
+            let wanted =
+                self.packages.is_empty() || self.packages.iter().any(|p| *p == *package.name);
             if !wanted {
                 continue;
             }
             let Some(lib) = package.targets.iter().find(|t| {
-                t.kind.iter().any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib))
+                t.kind
+                    .iter()
+                    .any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib))
             }) else {
                 if !self.packages.is_empty() {
                     bail!("package `{}` has no library target", package.name);
@@ -124,7 +127,11 @@ impl Wit {
                         "`{}` ({}): {}",
                         found.name,
                         file.display(),
-                        if current.is_none() { "missing" } else { "differs from the interface" }
+                        if current.is_none() {
+                            "missing"
+                        } else {
+                            "differs from the interface"
+                        }
                     ));
                 } else {
                     std::fs::create_dir_all(dir.join("wit"))?;
@@ -136,7 +143,11 @@ impl Wit {
             }
         }
         for spec in &self.packages {
-            if !metadata.workspace_packages().iter().any(|p| *p.name == *spec) {
+            if !metadata
+                .workspace_packages()
+                .iter()
+                .any(|p| *p.name == *spec)
+            {
                 bail!("package `{spec}` not found in the workspace");
             }
         }
@@ -186,7 +197,11 @@ fn generate(
             let mut path = vec![lib.to_owned()];
             path.extend(f.path.iter().cloned());
             path.push(f.name.clone());
-            format!("    (\"{}\", <dyn ::{}>::__fidius_wit()),\n", f.name, path.join("::"))
+            format!(
+                "    (\"{}\", <dyn ::{}>::__fidius_wit()),\n",
+                f.name,
+                path.join("::")
+            )
         })
         .collect();
     let main = format!(
@@ -219,7 +234,11 @@ fn generate(
     let text = String::from_utf8(out.stdout).context("the WIT generator printed non-UTF-8")?;
     let texts: Vec<String> = text.split('\u{1e}').skip(1).map(str::to_owned).collect();
     if texts.len() != found.len() {
-        bail!("the WIT generator for `{package}` printed {} WIT texts for {} interfaces", texts.len(), found.len());
+        bail!(
+            "the WIT generator for `{package}` printed {} WIT texts for {} interfaces",
+            texts.len(),
+            found.len()
+        );
     }
     texts
         .into_iter()
@@ -240,18 +259,33 @@ pub(crate) fn find_interfaces(root: &Path) -> anyhow::Result<Vec<Found>> {
     Ok(found)
 }
 
-fn scan_file(file: &Path, child_dir: &Path, path: &mut Vec<String>, found: &mut Vec<Found>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("failed to read `{}`", file.display()))?;
-    let ast = syn::parse_file(&text).with_context(|| format!("failed to parse `{}`", file.display()))?;
+fn scan_file(
+    file: &Path,
+    child_dir: &Path,
+    path: &mut Vec<String>,
+    found: &mut Vec<Found>,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("failed to read `{}`", file.display()))?;
+    let ast =
+        syn::parse_file(&text).with_context(|| format!("failed to parse `{}`", file.display()))?;
     scan_items(&ast.items, child_dir, path, found)
 }
 
-fn scan_items(items: &[syn::Item], dir: &Path, path: &mut Vec<String>, found: &mut Vec<Found>) -> anyhow::Result<()> {
+fn scan_items(
+    items: &[syn::Item],
+    dir: &Path,
+    path: &mut Vec<String>,
+    found: &mut Vec<Found>,
+) -> anyhow::Result<()> {
     for item in items {
         match item {
             syn::Item::Trait(t)
                 if t.attrs.iter().any(|a| {
-                    a.path().segments.last().is_some_and(|s| s.ident == "plugin_interface")
+                    a.path()
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.ident == "plugin_interface")
                 }) =>
             {
                 found.push(Found {
@@ -269,7 +303,10 @@ fn scan_items(items: &[syn::Item], dir: &Path, path: &mut Vec<String>, found: &m
                 path.push(name.clone());
                 let explicit = m.attrs.iter().find_map(|a| match &a.meta {
                     syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
-                        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value()),
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s),
+                            ..
+                        }) => Some(s.value()),
                         _ => None,
                     },
                     _ => None,
@@ -311,9 +348,14 @@ mod tests {
              pub mod nested;\n#[cfg(test)] mod tests;\n",
         )
         .unwrap();
-        std::fs::write(dir.join("nested.rs"), "#[fidius::plugin_interface] pub trait C {}\npub trait NotOne {}\n").unwrap();
+        std::fs::write(
+            dir.join("nested.rs"),
+            "#[fidius::plugin_interface] pub trait C {}\npub trait NotOne {}\n",
+        )
+        .unwrap();
         let found = find_interfaces(&dir.join("lib.rs")).unwrap();
-        let names: Vec<(Vec<String>, String)> = found.into_iter().map(|f| (f.path, f.name)).collect();
+        let names: Vec<(Vec<String>, String)> =
+            found.into_iter().map(|f| (f.path, f.name)).collect();
         assert_eq!(
             names,
             vec![

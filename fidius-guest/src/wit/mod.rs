@@ -163,7 +163,12 @@ impl WitBuilder {
     ///
     /// # Errors
     /// [`WitError`] when an argument is `()`.
-    pub fn method(&mut self, name: &str, params: Vec<(&str, Ty)>, returns: Returns) -> Result<(), WitError> {
+    pub fn method(
+        &mut self,
+        name: &str,
+        params: Vec<(&str, Ty)>,
+        returns: Returns,
+    ) -> Result<(), WitError> {
         let mut params_text = Vec::new();
         for (param, ty) in params {
             if ty == Ty::Unit {
@@ -236,7 +241,11 @@ impl WitBuilder {
         }
         for (func, method) in self.funcs.iter().zip(info.methods) {
             if method.since.is_some() {
-                let _ = writeln!(out, "    /// Optional: added in version {}.", method.since.unwrap_or(0));
+                let _ = writeln!(
+                    out,
+                    "    /// Optional: added in version {}.",
+                    method.since.unwrap_or(0)
+                );
             }
             let _ = writeln!(out, "    {func}");
         }
@@ -370,12 +379,23 @@ mod tests {
         let ty = reg.trace::<Input>("input").unwrap();
         assert_eq!(ty, Ty::Named("input".into()));
         let defs: Vec<(String, Def)> = reg.defs.into_iter().map(|(n, _, d)| (n, d)).collect();
-        let find = |n: &str| defs.iter().find(|(k, _)| k == n).map(|(_, d)| d.clone()).unwrap();
+        let find = |n: &str| {
+            defs.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, d)| d.clone())
+                .unwrap()
+        };
         assert_eq!(
             find("input"),
             Def::Record(vec![
-                ("shapes".into(), Ty::List(Box::new(Ty::Named("shape".into())))),
-                ("mode".into(), Ty::Option(Box::new(Ty::Named("mode".into())))),
+                (
+                    "shapes".into(),
+                    Ty::List(Box::new(Ty::Named("shape".into())))
+                ),
+                (
+                    "mode".into(),
+                    Ty::Option(Box::new(Ty::Named("mode".into())))
+                ),
                 ("data".into(), Ty::List(Box::new(Ty::U8))),
                 (
                     "tags".into(),
@@ -393,7 +413,10 @@ mod tests {
                 ("empty".into(), None),
             ])
         );
-        assert_eq!(find("shape-circle"), Def::Record(vec![("radius".into(), Ty::F64)]));
+        assert_eq!(
+            find("shape-circle"),
+            Def::Record(vec![("radius".into(), Ty::F64)])
+        );
         assert_eq!(find("mode"), Def::Enum(vec!["fast".into(), "slow".into()]));
     }
 
@@ -403,7 +426,10 @@ mod tests {
         let e = reg.trace::<Tree>("argument `t` of `f`").unwrap_err();
         assert!(e.to_string().contains("`Tree` contains itself"), "{e}");
         let e = reg.trace::<i128>("result of `g`").unwrap_err();
-        assert_eq!(e.to_string(), "result of `g`: i128 cannot be mapped to a WIT type");
+        assert_eq!(
+            e.to_string(),
+            "result of `g`: i128 cannot be mapped to a WIT type"
+        );
         let e = reg.trace::<Result<u8, u8>>("x").unwrap_err();
         assert!(e.to_string().contains("only a method's return type"), "{e}");
     }

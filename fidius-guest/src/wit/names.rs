@@ -25,8 +25,7 @@ pub fn kebab(name: &str) -> String {
         if c.is_uppercase() && i > 0 && !out.is_empty() && !out.ends_with('-') {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower)
-            {
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
                 out.push('-');
             }
         }
@@ -54,11 +53,49 @@ pub(crate) fn upper_camel(kebab: &str) -> String {
 
 /// WIT keywords, which must be written `%name`.
 const KEYWORDS: &[&str] = &[
-    "as", "async", "bool", "borrow", "char", "constructor", "enum", "error-context", "export",
-    "f32", "f64", "flags", "float32", "float64", "func", "future", "import", "include",
-    "interface", "list", "own", "option", "package", "record", "resource", "result", "s16",
-    "s32", "s64", "s8", "static", "stream", "string", "tuple", "type", "u16", "u32", "u64", "u8",
-    "use", "variant", "with", "world",
+    "as",
+    "async",
+    "bool",
+    "borrow",
+    "char",
+    "constructor",
+    "enum",
+    "error-context",
+    "export",
+    "f32",
+    "f64",
+    "flags",
+    "float32",
+    "float64",
+    "func",
+    "future",
+    "import",
+    "include",
+    "interface",
+    "list",
+    "own",
+    "option",
+    "package",
+    "record",
+    "resource",
+    "result",
+    "s16",
+    "s32",
+    "s64",
+    "s8",
+    "static",
+    "stream",
+    "string",
+    "tuple",
+    "type",
+    "u16",
+    "u32",
+    "u64",
+    "u8",
+    "use",
+    "variant",
+    "with",
+    "world",
 ];
 
 /// `name` as written in WIT source: `%` before keywords.

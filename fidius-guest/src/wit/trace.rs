@@ -41,7 +41,11 @@ impl Registry {
             })
             .map_err(|e: TraceError| WitError::new(format!("{what}: {}", e.0)))?;
             let ty = out.ok_or_else(|| WitError::new(format!("{what}: nothing was read")))?;
-            if self.enums.values().all(|e| e.payloads.iter().all(Option::is_some)) {
+            if self
+                .enums
+                .values()
+                .all(|e| e.payloads.iter().all(Option::is_some))
+            {
                 self.finish_enums()?;
                 return Ok(ty);
             }
@@ -52,9 +56,16 @@ impl Registry {
     }
 
     fn finish_enums(&mut self) -> Result<(), WitError> {
-        let done: Vec<_> = self.enums.iter().map(|(n, e)| (*n, e.variants, e.payloads.clone())).collect();
+        let done: Vec<_> = self
+            .enums
+            .iter()
+            .map(|(n, e)| (*n, e.variants, e.payloads.clone()))
+            .collect();
         for (name, variants, payloads) in done {
-            let payloads: Vec<Ty> = payloads.into_iter().map(|p| p.unwrap_or(Ty::Unit)).collect();
+            let payloads: Vec<Ty> = payloads
+                .into_iter()
+                .map(|p| p.unwrap_or(Ty::Unit))
+                .collect();
             let def = if payloads.iter().all(|p| *p == Ty::Unit) {
                 Def::Enum(variants.iter().map(|v| super::names::kebab(v)).collect())
             } else {
@@ -111,7 +122,9 @@ impl std::error::Error for TraceError {}
 
 impl de::Error for TraceError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        TraceError(format!("its Deserialize impl failed while being traced: {msg}"))
+        TraceError(format!(
+            "its Deserialize impl failed while being traced: {msg}"
+        ))
     }
 }
 
@@ -216,11 +229,19 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TraceError> {
         let mut items = Seq::new(self.reg, 1);
         let value = visitor.visit_seq(&mut items)?;
-        let item = items.types.pop().flatten().ok_or_else(|| unsupported("a sequence that reads no item"))?;
+        let item = items
+            .types
+            .pop()
+            .flatten()
+            .ok_or_else(|| unsupported("a sequence that reads no item"))?;
         self.set(Ty::List(Box::new(item)), value)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, TraceError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, TraceError> {
         let mut items = Seq::new(self.reg, len);
         let value = visitor.visit_seq(&mut items)?;
         let types = items.finish("a tuple")?;
@@ -339,7 +360,9 @@ impl<'a> Seq<'a> {
 
     fn finish(self, what: &str) -> Result<Vec<Ty>, TraceError> {
         if self.left != 0 {
-            return Err(unsupported(&format!("{what} whose Deserialize impl stops early")));
+            return Err(unsupported(&format!(
+                "{what} whose Deserialize impl stops early"
+            )));
         }
         self.types
             .into_iter()
@@ -383,7 +406,10 @@ struct Map<'a> {
 impl<'de> de::MapAccess<'de> for &mut Map<'_> {
     type Error = TraceError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, TraceError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, TraceError> {
         if self.left == 0 {
             return Ok(None);
         }
@@ -395,7 +421,10 @@ impl<'de> de::MapAccess<'de> for &mut Map<'_> {
         Ok(Some(value))
     }
 
-    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, TraceError> {
+    fn next_value_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<S::Value, TraceError> {
         seed.deserialize(De {
             reg: &mut *self.reg,
             out: &mut self.value,
@@ -413,7 +442,10 @@ impl<'de, 'a> de::EnumAccess<'de> for Enum<'a> {
     type Error = TraceError;
     type Variant = Self;
 
-    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Self), TraceError> {
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self), TraceError> {
         let index = u32::try_from(self.index).map_err(|_| unsupported("an enum this large"))?;
         let de: de::value::U32Deserializer<TraceError> = index.into_deserializer();
         let value = seed.deserialize(de)?;
@@ -429,14 +461,21 @@ impl<'de> de::VariantAccess<'de> for Enum<'_> {
         Ok(())
     }
 
-    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, TraceError> {
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, TraceError> {
         seed.deserialize(De {
             reg: self.reg,
             out: self.payload,
         })
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, TraceError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, TraceError> {
         de::Deserializer::deserialize_tuple(
             De {
                 reg: self.reg,
@@ -453,7 +492,12 @@ impl<'de> de::VariantAccess<'de> for Enum<'_> {
         visitor: V,
     ) -> Result<V::Value, TraceError> {
         let enum_name = *self.reg.stack.last().unwrap_or(&"variant");
-        let variant = self.reg.enums.get(enum_name).map(|e| e.variants[self.index]).unwrap_or("payload");
+        let variant = self
+            .reg
+            .enums
+            .get(enum_name)
+            .map(|e| e.variants[self.index])
+            .unwrap_or("payload");
         // The payload record is named `<enum>-<variant>`; it needs a
         // 'static name for the registry, and interfaces are traced once per
         // `cargo fidius wit` run, so leaking it is bounded.

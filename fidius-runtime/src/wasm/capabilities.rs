@@ -87,7 +87,12 @@ impl Capabilities {
     }
 
     /// Host directory `host` visible in the guest at `guest`.
-    pub fn dir(mut self, host: impl AsRef<Path>, guest: impl Into<String>, access: DirAccess) -> Self {
+    pub fn dir(
+        mut self,
+        host: impl AsRef<Path>,
+        guest: impl Into<String>,
+        access: DirAccess,
+    ) -> Self {
         self.dirs.push(Preopen {
             host: host.as_ref().to_owned(),
             guest: guest.into(),

@@ -216,7 +216,8 @@ impl WasmRuntime {
                     .and_then(|mut i| {
                         i.func_wrap(
                             "panicked",
-                            |mut store: wasmtime::StoreContextMut<'_, HostState>, (message,): (String,)| {
+                            |mut store: wasmtime::StoreContextMut<'_, HostState>,
+                             (message,): (String,)| {
                                 store.data_mut().panic = Some(message);
                                 Ok(())
                             },
@@ -225,10 +226,9 @@ impl WasmRuntime {
                     .map_err(|e| wasm_err("cannot link the fidius host interface", e))?;
             }
         }
-        // Anything else the component imports (sockets, HTTP, …) traps when
-        // called: deny-all.
-        linker
-            .define_unknown_imports_as_traps(&component)
+        // Anything else the component imports (HTTP, other worlds' host
+        // functions) traps when called: deny-all.
+        deny_unknown_imports(&self.engine, &mut linker, &component)
             .map_err(|e| wasm_err("cannot link the component", e))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -268,6 +268,59 @@ impl WasmRuntime {
 
 /// `<component sha256>-<engine hash>`: a stale or foreign compilation has
 /// another key.
+/// The WASI packages `wasmtime_wasi::p2::add_to_linker_sync` provides (their
+/// capabilities are then governed by the `WasiCtx`).
+const LINKED: &[&str] = &[
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+    "fidius:",
+];
+
+/// Defines every other import as functions that trap (and resources no one
+/// can make). Not `Linker::define_unknown_imports_as_traps`: it matches
+/// names exactly, so it would shadow the WASI interfaces a guest imports at
+/// an older patch version (`@0.2.6`) than the linker's.
+fn deny_unknown_imports(
+    engine: &Engine,
+    linker: &mut Linker<HostState>,
+    component: &Component,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    for (name, import) in component.component_type().imports(engine) {
+        if LINKED.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            continue;
+        };
+        let mut scope = linker.instance(name)?;
+        for (item, export) in instance.exports(engine) {
+            let qualified = format!("{name}#{item}");
+            match export.ty {
+                ComponentItem::ComponentFunc(_) => scope.func_new(item, move |_, _, _, _| {
+                    Err(wasmtime::format_err!(
+                        "`{qualified}` is not granted to this plugin"
+                    ))
+                })?,
+                ComponentItem::Resource(_) => {
+                    struct Denied;
+                    scope.resource(
+                        item,
+                        wasmtime::component::ResourceType::host::<Denied>(),
+                        |_, _| Ok(()),
+                    )?
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     use std::hash::{Hash as _, Hasher as _};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -303,7 +356,11 @@ fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     unsafe { Component::deserialize(engine, &bytes) }.ok()
 }
 
-fn store_cached(root: &Path, key: &str, compiled: &[u8]) -> Result<(), crate::package::PackageError> {
+fn store_cached(
+    root: &Path,
+    key: &str,
+    compiled: &[u8],
+) -> Result<(), crate::package::PackageError> {
     let wasm_root = root.join("wasm");
     crate::package::cache::store(&wasm_root, key, CACHE_FILE, compiled)?;
     crate::package::cache::store(
@@ -395,7 +452,10 @@ impl<C: PluginClient> std::fmt::Debug for WasmInstanceBuilder<'_, C> {
 
 impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
     /// The configuration for a plugin built with `config = Cfg`.
-    pub fn config<Cfg: fidius_guest::__private::serde::Serialize + ?Sized>(mut self, config: &Cfg) -> Self {
+    pub fn config<Cfg: fidius_guest::__private::serde::Serialize + ?Sized>(
+        mut self,
+        config: &Cfg,
+    ) -> Self {
         self.config = Some(fidius_guest::wire::encode(config));
         self
     }
@@ -436,7 +496,11 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
             shared: library.shared.clone(),
             package,
             version: meta.interface_version,
-            methods: info.methods.iter().map(|m| crate::wit_name(m.name)).collect(),
+            methods: info
+                .methods
+                .iter()
+                .map(|m| crate::wit_name(m.name))
+                .collect(),
             config,
             capabilities: self.capabilities,
             live: Mutex::new(None),
@@ -564,7 +628,8 @@ impl WasmPlugin {
             .instantiate(&mut store)
             .map_err(|e| trap_error("create", &settings.deadline, &mut store, e))?;
         let lookup = |store: &mut Store<HostState>, iface: &str, func: &str| -> Option<Func> {
-            let parent = instance.get_export_index(&mut *store, None, &self.interface_name(iface))?;
+            let parent =
+                instance.get_export_index(&mut *store, None, &self.interface_name(iface))?;
             let index = instance.get_export_index(&mut *store, Some(&parent), func)?;
             instance.get_func(&mut *store, index)
         };
@@ -686,7 +751,12 @@ fn trap_error(
 }
 
 impl DynInstance for WasmPlugin {
-    fn call(&self, index: usize, name: &'static str, args: &[Vec<u8>]) -> Result<Vec<u8>, CallError> {
+    fn call(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<u8>, CallError> {
         let mut guard = self.lock();
         let live = match guard.take() {
             Some(live) => guard.insert(live),
@@ -707,15 +777,21 @@ impl DynInstance for WasmPlugin {
         if params.len() != args.len() {
             return Err(CallError::Protocol {
                 method: name,
-                detail: format!("the component's `{name}` takes {} arguments, not {}", params.len(), args.len()),
+                detail: format!(
+                    "the component's `{name}` takes {} arguments, not {}",
+                    params.len(),
+                    args.len()
+                ),
             });
         }
         let mut values = Vec::with_capacity(args.len());
         for (bytes, t) in args.iter().zip(&params) {
-            values.push(value::decode(bytes, t).map_err(|message| CallError::ArgumentDecode {
-                method: name,
-                message,
-            })?);
+            values.push(
+                value::decode(bytes, t).map_err(|message| CallError::ArgumentDecode {
+                    method: name,
+                    message,
+                })?,
+            );
         }
         let result_ty = ty.results().next();
         let mut results = vec![Val::Bool(false); usize::from(result_ty.is_some())];

@@ -49,7 +49,10 @@ impl Reader<'_> {
         // Every element takes at least one byte except zero-sized ones,
         // which WIT does not have: a length beyond the input is garbage.
         if n > self.bytes.len() {
-            return Err(format!("length {n} beyond the {} bytes left", self.bytes.len()));
+            return Err(format!(
+                "length {n} beyond the {} bytes left",
+                self.bytes.len()
+            ));
         }
         Ok(n)
     }
@@ -98,8 +101,12 @@ fn read(r: &mut Reader<'_>, ty: &Type) -> Result<Val, Error> {
         Type::U32 => Val::U32(narrow(r.varint(5)?)?),
         Type::S64 => Val::S64(unzigzag(r.varint(10)?)),
         Type::U64 => Val::U64(r.varint(10)?),
-        Type::Float32 => Val::Float32(f32::from_le_bytes(r.take(4)?.try_into().map_err(|_| "f32")?)),
-        Type::Float64 => Val::Float64(f64::from_le_bytes(r.take(8)?.try_into().map_err(|_| "f64")?)),
+        Type::Float32 => Val::Float32(f32::from_le_bytes(
+            r.take(4)?.try_into().map_err(|_| "f32")?,
+        )),
+        Type::Float64 => Val::Float64(f64::from_le_bytes(
+            r.take(8)?.try_into().map_err(|_| "f64")?,
+        )),
         Type::Char => {
             let s = r.string()?;
             let mut chars = s.chars();

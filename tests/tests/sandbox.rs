@@ -1,0 +1,223 @@
+//! The WASM sandbox against a hostile guest: every escape attempt and
+//! runaway is a specific typed error, and the same client answers a normal
+//! call afterwards.
+
+use std::time::{Duration, Instant};
+
+use fidius::CallError;
+use fidius::wasm::{Capabilities, DirAccess, Output, OutputBuffer, WasmRuntime, WasmSettings};
+use fidius_tests::{scratch, wasm_fixture, wasm_library};
+use fixture_api::{HostileClient, HostileConfig};
+
+fn config() -> HostileConfig {
+    HostileConfig {
+        label: "sandboxed".into(),
+    }
+}
+
+fn guest(caps: Capabilities) -> HostileClient {
+    wasm_library("fixture_hostile")
+        .instance("Guest")
+        .config(&config())
+        .capabilities(caps)
+        .build()
+        .unwrap()
+}
+
+/// The client still answers after whatever happened.
+fn still_works(client: &HostileClient) {
+    assert_eq!(client.label(), Ok("sandboxed".to_owned()));
+}
+
+#[test]
+fn deny_all_by_default() {
+    let g = guest(Capabilities::none());
+    let err = g.read_file("/etc/passwd".into()).unwrap().unwrap_err();
+    assert!(err.starts_with("/etc/passwd: "), "{err}");
+    let err = g
+        .write_file("/tmp/fidius-escape".into(), "x".into())
+        .unwrap()
+        .unwrap_err();
+    assert!(err.starts_with("/tmp/fidius-escape: "), "{err}");
+    assert!(!std::path::Path::new("/tmp/fidius-escape").exists());
+    // SAFETY-free: PATH is set for any test process.
+    assert!(std::env::var("PATH").is_ok());
+    assert_eq!(g.env_var("PATH".into()), Ok(None));
+    let err = g.connect("127.0.0.1:9".into()).unwrap().unwrap_err();
+    assert!(err.starts_with("127.0.0.1:9: "), "{err}");
+    assert_eq!(
+        g.now_secs(),
+        Ok(0),
+        "the wall clock is stopped unless granted"
+    );
+    g.print("nobody sees this".into()).unwrap();
+    still_works(&g);
+}
+
+#[test]
+fn granted_capabilities_work_and_stop_where_the_grant_stops() {
+    let dir = scratch("sandbox-grants");
+    std::fs::write(dir.join("in.txt"), "hello from the host").unwrap();
+    let out = OutputBuffer::new(1 << 16);
+    let err = OutputBuffer::new(1 << 16);
+    let g = guest(
+        Capabilities::none()
+            .dir(&dir, "/data", DirAccess::ReadOnly)
+            .env_value("GREETING", "hi")
+            .stdout(Output::Capture(out.clone()))
+            .stderr(Output::Capture(err.clone()))
+            .wall_clock(),
+    );
+    assert_eq!(
+        g.read_file("/data/in.txt".into()),
+        Ok(Ok("hello from the host".into()))
+    );
+    let denied = g
+        .write_file("/data/out.txt".into(), "x".into())
+        .unwrap()
+        .unwrap_err();
+    assert!(denied.starts_with("/data/out.txt: "), "{denied}");
+    assert!(
+        !dir.join("out.txt").exists(),
+        "a read-only preopen was written"
+    );
+    assert!(
+        g.read_file("/etc/passwd".into()).unwrap().is_err(),
+        "outside the preopen"
+    );
+    assert_eq!(g.env_var("GREETING".into()), Ok(Some("hi".into())));
+    assert_eq!(g.env_var("PATH".into()), Ok(None));
+    assert!(g.now_secs().unwrap() > 1_700_000_000);
+    g.print("captured".into()).unwrap();
+    assert_eq!(out.contents(), b"captured\n");
+    assert_eq!(err.contents(), b"err: captured\n");
+
+    let rw = guest(Capabilities::none().dir(&dir, "/data", DirAccess::ReadWrite));
+    assert_eq!(
+        rw.write_file("/data/out.txt".into(), "written".into()),
+        Ok(Ok(()))
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "written"
+    );
+}
+
+#[test]
+fn an_infinite_loop_times_out_and_the_client_recovers() {
+    let g = guest(Capabilities::none());
+    let start = Instant::now();
+    let err = g.spin().unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(
+        err,
+        CallError::Timeout {
+            method: "spin",
+            deadline: Duration::from_secs(5)
+        }
+    );
+    assert!(took < Duration::from_secs(15), "stopped after {took:?}");
+    still_works(&g);
+}
+
+#[test]
+fn a_memory_bomb_hits_the_limit() {
+    let g = guest(Capabilities::none());
+    assert_eq!(g.grow(4), Ok(4 << 20));
+    let err = g.grow(1024).unwrap_err();
+    assert_eq!(
+        err,
+        CallError::MemoryLimit {
+            method: "grow",
+            limit: 64 << 20
+        }
+    );
+    still_works(&g);
+}
+
+#[test]
+fn deep_recursion_traps() {
+    let g = guest(Capabilities::none());
+    assert_eq!(g.recurse(100), Ok(100));
+    let err = g.recurse(100_000_000).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CallError::Trapped {
+                method: "recurse",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    still_works(&g);
+}
+
+#[test]
+fn a_panic_is_the_panic_message() {
+    let g = guest(Capabilities::none());
+    assert_eq!(
+        g.fail("guest gave up".into()),
+        Err(CallError::Panic {
+            method: "fail",
+            message: "guest gave up".into()
+        })
+    );
+    still_works(&g);
+}
+
+#[test]
+fn fuel_bounds_work_per_call() {
+    let settings = WasmSettings::default()
+        .fuel(5_000_000)
+        .deadline(Duration::from_secs(30))
+        .cache_dir(None);
+    let runtime = WasmRuntime::new(settings).unwrap();
+    let lib = runtime.open(wasm_fixture("fixture_hostile")).unwrap();
+    let g: HostileClient = lib.instance("Guest").config(&config()).build().unwrap();
+    let err = g.spin().unwrap_err();
+    assert!(
+        matches!(&err, CallError::Trapped { method: "spin", reason } if reason.contains("fuel")),
+        "{err:?}"
+    );
+    still_works(&g);
+}
+
+/// Resident set size, from /proc.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn thousands_of_traps_keep_memory_flat() {
+    let settings = WasmSettings::default()
+        .memory_limit(8 << 20)
+        .cache_dir(Some(fidius_tests::fixtures_target().join("wasm-cache")));
+    let runtime = WasmRuntime::new(settings).unwrap();
+    let lib = runtime.open(wasm_fixture("fixture_hostile")).unwrap();
+    let g: HostileClient = lib.instance("Guest").config(&config()).build().unwrap();
+    let round = |n: usize| {
+        for i in 0..n {
+            assert!(matches!(
+                g.fail(format!("{i}")),
+                Err(CallError::Panic { .. })
+            ));
+            assert!(matches!(g.grow(64), Err(CallError::MemoryLimit { .. })));
+            assert!(matches!(
+                g.recurse(100_000_000),
+                Err(CallError::Trapped { .. })
+            ));
+            still_works(&g);
+        }
+    };
+    round(200);
+    let before = rss_bytes();
+    round(1000);
+    let after = rss_bytes();
+    assert!(
+        after < before + (32 << 20),
+        "resident memory grew from {before} to {after} bytes over 4000 failing calls"
+    );
+}

@@ -69,6 +69,15 @@ impl<'a, C: PluginClient> InstanceBuilder<'a, C> {
         self
     }
 
+    /// An already encoded configuration (`None`: none).
+    pub(crate) fn encoded_config(
+        mut self,
+        config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    ) -> Self {
+        self.config = config;
+        self
+    }
+
     /// The host's implementation of the interface's `host = Trait`
     /// interface. Plugins keep a reference to it while they need it.
     pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self {

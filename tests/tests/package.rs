@@ -86,7 +86,7 @@ fn a_signed_package_opens_verifies_and_loads() {
     assert_eq!(package.signer(), Some(key().id()));
     assert_eq!(package.manifest().package.version, "1.2.3");
     assert_eq!(package.artifact().target, package::HOST_TARGET);
-    let cached = package.library().path().to_owned();
+    let cached = package.native_library().unwrap().path().to_owned();
     assert!(
         cached.starts_with(dir.join("cache")),
         "{}",

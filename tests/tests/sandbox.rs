@@ -221,3 +221,166 @@ fn thousands_of_traps_keep_memory_flat() {
         "resident memory grew from {before} to {after} bytes over 4000 failing calls"
     );
 }
+
+mod packages {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use fidius::package::{
+        self, Artifact, ArtifactKind, Manifest, Package, PackageError, PackageInfo, PluginEntry,
+        SecretKey, TrustPolicy,
+    };
+    use fidius::{Interface, LoadError};
+    use fidius_tests::{fixture, scratch, wasm_fixture};
+
+    use super::*;
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes(&[9; 32])
+    }
+
+    /// `fixture-hostile` packaged native (for this host) and as a component
+    /// that requests `capabilities`.
+    fn package(dir: &std::path::Path, capabilities: &[&str], native: bool) -> std::path::PathBuf {
+        let mut bytes = BTreeMap::new();
+        let mut artifacts = Vec::new();
+        let mut add = |kind, target: &str, file: &str, data: Vec<u8>, caps: &[&str]| {
+            let path = format!("artifacts/{target}/{file}");
+            bytes.insert(path.clone(), data);
+            artifacts.push(Artifact {
+                kind,
+                target: target.into(),
+                path,
+                size: 0,
+                sha256: String::new(),
+                capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+            });
+        };
+        if native {
+            add(
+                ArtifactKind::Native,
+                package::HOST_TARGET,
+                "libfixture_hostile.so",
+                std::fs::read(fixture("fixture_hostile")).unwrap(),
+                &[],
+            );
+        }
+        add(
+            ArtifactKind::Wasm,
+            package::WASM_TARGET,
+            "fixture_hostile.wasm",
+            std::fs::read(wasm_fixture("fixture_hostile")).unwrap(),
+            capabilities,
+        );
+        let manifest = Manifest {
+            format_version: package::FORMAT_VERSION,
+            package: PackageInfo {
+                name: "hostile".into(),
+                version: "0.1.0".into(),
+            },
+            plugins: vec![PluginEntry {
+                name: "Guest".into(),
+                interface: "Hostile".into(),
+                interface_version: 1,
+                interface_hash: format!(
+                    "{:#018x}",
+                    <dyn fixture_api::Hostile as Interface>::INFO.hash
+                ),
+            }],
+            artifacts,
+        };
+        let data = package::write_package(&manifest, &bytes, Some(&key())).unwrap();
+        let path = dir.join("hostile-0.1.0.fidpkg");
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    fn policy(dir: &std::path::Path, grant: Capabilities) -> TrustPolicy {
+        TrustPolicy::new()
+            .trust(key().public_key())
+            .cache_dir(dir.join("cache"))
+            .wasm(
+                Arc::new(WasmRuntime::new(WasmSettings::default().cache_dir(None)).unwrap()),
+                grant,
+            )
+    }
+
+    #[test]
+    fn a_package_without_a_native_artifact_runs_its_component() {
+        let dir = scratch("sandbox-package-wasm");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("f"), "in the package's sandbox").unwrap();
+        let path = package(&dir, &["dir:/data"], false);
+        let grant = Capabilities::none().dir(&data, "/data", DirAccess::ReadOnly);
+        let package = Package::open(&path, &policy(&dir, grant)).unwrap();
+        assert_eq!(package.artifact().kind, ArtifactKind::Wasm);
+        assert!(package.wasm_library().is_some() && package.native_library().is_none());
+        let g: HostileClient = package.instance("Guest").config(&config()).build().unwrap();
+        assert_eq!(
+            g.read_file("/data/f".into()),
+            Ok(Ok("in the package's sandbox".into()))
+        );
+        assert_eq!(g.env_var("PATH".into()), Ok(None));
+    }
+
+    #[test]
+    fn native_wins_unless_the_policy_prefers_wasm() {
+        let dir = scratch("sandbox-package-prefer");
+        let path = package(&dir, &[], true);
+        let native = Package::open(&path, &policy(&dir, Capabilities::none())).unwrap();
+        assert_eq!(native.artifact().kind, ArtifactKind::Native);
+        let wasm = Package::open(&path, &policy(&dir, Capabilities::none()).prefer_wasm()).unwrap();
+        assert_eq!(wasm.artifact().kind, ArtifactKind::Wasm);
+        let g: HostileClient = wasm.instance("Guest").config(&config()).build().unwrap();
+        still_works(&g);
+    }
+
+    #[test]
+    fn requested_capabilities_the_host_does_not_grant_are_all_listed() {
+        let dir = scratch("sandbox-package-denied");
+        let path = package(&dir, &["dir:/data", "env:HOME", "stdout"], false);
+        let grant = Capabilities::none().env("HOME");
+        let err = Package::open(&path, &policy(&dir, grant)).unwrap_err();
+        match err {
+            PackageError::Load(e) => match *e {
+                LoadError::CapabilitiesNotGranted { missing, .. } => {
+                    assert_eq!(missing, ["dir:/data", "stdout"]);
+                }
+                other => panic!("expected CapabilitiesNotGranted, got {other:?}"),
+            },
+            other => panic!("expected a load error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_capability_names_are_refused() {
+        let dir = scratch("sandbox-package-unknown");
+        let err = std::panic::catch_unwind(|| package(&dir, &["teleport"], false));
+        // `write_package` validates the manifest it signs.
+        assert!(err.is_err());
+        let bad = Capabilities::none()
+            .missing(&["fs:/".to_owned()])
+            .unwrap_err();
+        assert!(
+            matches!(&bad, LoadError::UnknownCapability { name, .. } if name == "fs:/"),
+            "{bad:?}"
+        );
+        assert!(bad.to_string().contains("`env:NAME`"), "{bad}");
+    }
+
+    #[test]
+    fn without_a_wasm_runtime_a_component_only_package_says_what_it_has() {
+        let dir = scratch("sandbox-package-no-runtime");
+        let path = package(&dir, &[], false);
+        let policy = TrustPolicy::new()
+            .trust(key().public_key())
+            .cache_dir(dir.join("cache"));
+        let err = Package::open(&path, &policy).unwrap_err();
+        assert!(
+            matches!(&err, PackageError::NoArtifact { available, .. }
+                if available == &["wasm/wasm32-wasip2".to_owned()]),
+            "{err:?}"
+        );
+    }
+}

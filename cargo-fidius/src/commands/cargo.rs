@@ -74,6 +74,9 @@ pub(crate) struct CargoArgs {
 pub(crate) struct PluginPackage {
     /// `wit/` directories of the interfaces it may implement.
     pub(crate) wit_dirs: Vec<PathBuf>,
+    /// `[package.metadata.fidius] capabilities`: what its WASM component
+    /// requests from the sandbox.
+    pub(crate) capabilities: Vec<String>,
     pub(crate) id: PackageId,
     pub(crate) name: String,
     pub(crate) version: String,
@@ -340,6 +343,28 @@ impl CargoArgs {
                     package.name
                 );
             }
+            let capabilities: Vec<String> = match fidius.get("capabilities") {
+                None => Vec::new(),
+                Some(list) => list
+                    .as_array()
+                    .and_then(|a| a.iter().map(|t| t.as_str().map(str::to_owned)).collect())
+                    .with_context(|| {
+                        format!(
+                            "`{}`: `[package.metadata.fidius] capabilities` must be a list of strings",
+                            package.manifest_path
+                        )
+                    })?,
+            };
+            if let Some(bad) = capabilities
+                .iter()
+                .find(|c| !fidius_runtime::package::is_capability(c))
+            {
+                bail!(
+                    "`{}`: unknown capability `{bad}` in `[package.metadata.fidius] capabilities` (expected {})",
+                    package.manifest_path,
+                    fidius_runtime::package::CAPABILITY_FORMS
+                );
+            }
             // The interfaces' WIT, for WASM builds: `wit/` next to the
             // plugin's path dependencies and the workspace's packages.
             let wit_dirs = package
@@ -357,6 +382,7 @@ impl CargoArgs {
                 .collect();
             plugins.push(PluginPackage {
                 wit_dirs,
+                capabilities,
                 id: package.id.clone(),
                 name: package.name.to_string(),
                 version: package.version.to_string(),

@@ -464,19 +464,23 @@ fn host_source(api: &str, t: &syn::Ident) -> String {
                 }
                 let package = Package::open(path, &policy)?;
                 println!("package {} v{}", package.manifest().package.name, package.manifest().package.version);
-                show(package.library())
+                for info in package.plugins_for::<#client>() {
+                    let client: #client = package.load(&info.plugin_name)?;
+                    loaded(info, client);
+                }
             } else {
-                show(&PluginLibrary::open(path)?)
-            }
-        }
-
-        fn show(library: &PluginLibrary) -> Result<(), Box<dyn std::error::Error>> {
-            for info in library.plugins_for::<#client>() {
-                let client: #client = library.load(&info.plugin_name)?;
-                println!("loaded {} ({} v{})", info.plugin_name, info.interface_name, info.interface_version);
-                drop(client);
+                let library = PluginLibrary::open(path)?;
+                for info in library.plugins_for::<#client>() {
+                    let client: #client = library.load(&info.plugin_name)?;
+                    loaded(info, client);
+                }
             }
             Ok(())
+        }
+
+        fn loaded(info: &fidius::PluginInfo, client: #client) {
+            println!("loaded {} ({} v{})", info.plugin_name, info.interface_name, info.interface_version);
+            drop(client);
         }
 
         #[cfg(test)]

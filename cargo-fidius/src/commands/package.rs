@@ -56,11 +56,12 @@ impl Package {
             let mut artifacts = Vec::new();
             let mut bytes = BTreeMap::new();
             // The plugin list comes from the host's artifact, or else from
-            // any native one (read without loading, whatever its target).
+            // any other (read without loading, whatever its target).
             let source = mine
                 .iter()
                 .find(|b| b.kind == "native" && b.target == plan.host)
-                .or_else(|| mine.iter().find(|b| b.kind == "native"));
+                .or_else(|| mine.iter().find(|b| b.kind == "native"))
+                .or_else(|| mine.first());
             if let Some(b) = source {
                 let contents = inspect_library(&b.path).with_context(|| {
                     format!("failed to read the plugins of `{}`", b.path.display())
@@ -93,7 +94,11 @@ impl Package {
                     path: path.clone(),
                     size: 0,
                     sha256: String::new(),
-                    capabilities: Vec::new(),
+                    capabilities: if b.kind == "wasm" {
+                        plugin.capabilities.clone()
+                    } else {
+                        Vec::new()
+                    },
                 });
                 let data = std::fs::read(&b.path)
                     .with_context(|| format!("failed to read `{}`", b.path.display()))?;
@@ -101,7 +106,7 @@ impl Package {
             }
             if plugins.is_empty() {
                 shell::warn(format!(
-                    "`{}`: no native artifact to read the plugin list from; the manifest lists no plugins",
+                    "`{}`: no artifact to read the plugin list from; the manifest lists no plugins",
                     plugin.name
                 ));
             }

@@ -161,6 +161,18 @@ impl Manifest {
                     a.path, a.target
                 ));
             }
+            if let Some(bad) = a.capabilities.iter().find(|c| !is_capability(c)) {
+                return Err(format!(
+                    "artifact {:?}: unknown capability `{bad}` (expected {CAPABILITY_FORMS})",
+                    a.path
+                ));
+            }
+            if a.kind != ArtifactKind::Wasm && !a.capabilities.is_empty() {
+                return Err(format!(
+                    "artifact {:?}: only WASM artifacts request capabilities",
+                    a.path
+                ));
+            }
             if !kinds.insert((a.kind, a.target.as_str())) {
                 return Err(format!(
                     "two {} artifacts for `{}`",
@@ -170,6 +182,20 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+/// The forms a requested capability may take (see `docs/src/sandbox.md`).
+pub const CAPABILITY_FORMS: &str = "`env:NAME`, `dir:/GUEST/PATH` (read-only), \
+     `dir-rw:/GUEST/PATH`, `stdout`, `stderr`, `clock` (wall clock) or `random`";
+
+/// Whether `name` is a capability a WASM artifact may request.
+pub fn is_capability(name: &str) -> bool {
+    match name.split_once(':') {
+        Some(("env", v)) => !v.is_empty() && !v.contains('='),
+        Some(("dir" | "dir-rw", p)) => p.starts_with('/'),
+        None => matches!(name, "stdout" | "stderr" | "clock" | "random"),
+        _ => false,
     }
 }
 

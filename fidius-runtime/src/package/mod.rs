@@ -24,9 +24,12 @@ use sha2::{Digest, Sha256};
 pub use archive::{MANIFEST, SIGNATURE};
 pub use error::{ErrorKind, PackageError};
 pub use keys::{ALGORITHM, PublicKey, SecretKey, Signature};
-pub use manifest::{Artifact, ArtifactKind, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry};
+pub use manifest::{
+    Artifact, ArtifactKind, CAPABILITY_FORMS, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry,
+    is_capability,
+};
 
-use crate::{InstanceBuilder, LoadError, PluginClient, PluginLibrary};
+use crate::{LoadError, PluginClient, PluginLibrary};
 
 /// The target triple this runtime was built for (the host's native
 /// artifacts are looked up by it).
@@ -70,6 +73,17 @@ pub struct TrustPolicy {
     allow_unsigned: bool,
     limits: Limits,
     cache_dir: Option<PathBuf>,
+    #[cfg(feature = "wasm")]
+    wasm: Option<WasmChoice>,
+}
+
+/// How a host runs WASM artifacts: see [`TrustPolicy::wasm`].
+#[cfg(feature = "wasm")]
+#[derive(Debug, Clone)]
+struct WasmChoice {
+    runtime: std::sync::Arc<crate::wasm::WasmRuntime>,
+    grant: crate::wasm::Capabilities,
+    prefer: bool,
 }
 
 impl TrustPolicy {
@@ -106,6 +120,37 @@ impl TrustPolicy {
     #[must_use]
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Lets [`Package::open`] run the package's WASM component in
+    /// `runtime`'s sandbox with `grant` when the package has no native
+    /// artifact for this host. Loading fails with
+    /// [`LoadError::CapabilitiesNotGranted`] when the component requests
+    /// more than `grant`.
+    #[cfg(feature = "wasm")]
+    #[must_use]
+    pub fn wasm(
+        mut self,
+        runtime: std::sync::Arc<crate::wasm::WasmRuntime>,
+        grant: crate::wasm::Capabilities,
+    ) -> Self {
+        self.wasm = Some(WasmChoice {
+            runtime,
+            grant,
+            prefer: false,
+        });
+        self
+    }
+
+    /// With [`wasm`](Self::wasm): pick the WASM component even when there
+    /// is a native artifact for this host (sandboxed beats native).
+    #[cfg(feature = "wasm")]
+    #[must_use]
+    pub fn prefer_wasm(mut self) -> Self {
+        if let Some(w) = &mut self.wasm {
+            w.prefer = true;
+        }
         self
     }
 
@@ -445,27 +490,58 @@ fn check_artifact(path: &Path, artifact: &Artifact, data: &[u8]) -> Result<(), P
     Ok(())
 }
 
-/// A verified package with its native artifact for this host opened from
-/// the cache.
+/// The target WASM artifacts are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// A verified package with the artifact picked for this host opened: its
+/// native library for [`HOST_TARGET`] (from the cache), or, when the policy
+/// enables WASM ([`TrustPolicy::wasm`]) and there is no native artifact (or
+/// the policy prefers WASM), its component in the sandbox.
 #[derive(Debug)]
 pub struct Package {
     verified: VerifiedPackage,
     artifact: Artifact,
-    library: PluginLibrary,
+    library: Library,
+}
+
+#[derive(Debug)]
+enum Library {
+    Native(PluginLibrary),
+    #[cfg(feature = "wasm")]
+    Wasm {
+        library: crate::wasm::WasmLibrary,
+        grant: crate::wasm::Capabilities,
+    },
 }
 
 impl Package {
     /// Verifies the package at `path` under `policy` (see
-    /// [`VerifiedPackage::read`]), writes its native artifact for
-    /// [`HOST_TARGET`] into the cache from the verified bytes, and opens it
-    /// there (without loading it yet).
+    /// [`VerifiedPackage::read`]) and opens the artifact for this host: the
+    /// native library for [`HOST_TARGET`] (written into the cache from the
+    /// verified bytes and opened there, without loading it yet), or the WASM
+    /// component (see [`TrustPolicy::wasm`]), compiled from the verified
+    /// bytes after its requested capabilities are checked against the
+    /// grant.
     ///
     /// # Errors
     /// Any [`PackageError`]; [`PackageError::NoArtifact`] when the package
-    /// has no native artifact for this host; [`PackageError::Load`] when the
-    /// artifact is not a valid plugin library for this host.
+    /// has no artifact this host can run; [`PackageError::Load`] when the
+    /// artifact is not a valid plugin library or component for this host,
+    /// or ([`LoadError::CapabilitiesNotGranted`]) requests capabilities the
+    /// policy does not grant.
     pub fn open(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
         let verified = VerifiedPackage::read(path, policy)?;
+        #[cfg(feature = "wasm")]
+        if let Some(choice) = &policy.wasm {
+            let native = verified.artifact_for(ArtifactKind::Native, HOST_TARGET);
+            let wasm = verified.artifact_for(ArtifactKind::Wasm, WASM_TARGET);
+            if let Ok(artifact) = wasm
+                && (choice.prefer || native.is_err())
+            {
+                let artifact = artifact.clone();
+                return Self::open_wasm(verified, artifact, choice);
+            }
+        }
         let artifact = verified
             .artifact_for(ArtifactKind::Native, HOST_TARGET)?
             .clone();
@@ -476,7 +552,34 @@ impl Package {
         Ok(Self {
             verified,
             artifact,
-            library,
+            library: Library::Native(library),
+        })
+    }
+
+    #[cfg(feature = "wasm")]
+    fn open_wasm(
+        verified: VerifiedPackage,
+        artifact: Artifact,
+        choice: &WasmChoice,
+    ) -> Result<Self, PackageError> {
+        let in_package = verified.path().join(&artifact.path);
+        let missing = choice.grant.missing(&artifact.capabilities)?;
+        if !missing.is_empty() {
+            return Err(LoadError::CapabilitiesNotGranted {
+                path: in_package,
+                missing,
+            }
+            .into());
+        }
+        let bytes = verified.artifact_bytes(&artifact.path).unwrap_or_default();
+        let library = choice.runtime.open_bytes(&in_package, bytes)?;
+        Ok(Self {
+            verified,
+            artifact,
+            library: Library::Wasm {
+                library,
+                grant: choice.grant.clone(),
+            },
         })
     }
 
@@ -496,23 +599,125 @@ impl Package {
         &self.artifact
     }
 
-    /// The opened library (in the cache).
-    pub fn library(&self) -> &PluginLibrary {
-        &self.library
+    /// The native library, when the native artifact was picked.
+    pub fn native_library(&self) -> Option<&PluginLibrary> {
+        match &self.library {
+            Library::Native(library) => Some(library),
+            #[cfg(feature = "wasm")]
+            Library::Wasm { .. } => None,
+        }
     }
 
-    /// Loads plugin `name` as `C`, exactly as [`PluginLibrary::load`].
+    /// The WASM component, when it was picked.
+    #[cfg(feature = "wasm")]
+    pub fn wasm_library(&self) -> Option<&crate::wasm::WasmLibrary> {
+        match &self.library {
+            Library::Native(_) => None,
+            Library::Wasm { library, .. } => Some(library),
+        }
+    }
+
+    /// The plugins of the picked artifact, from its static metadata.
+    pub fn plugins(&self) -> &[crate::PluginInfo] {
+        match &self.library {
+            Library::Native(library) => library.plugins(),
+            #[cfg(feature = "wasm")]
+            Library::Wasm { library, .. } => library.plugins(),
+        }
+    }
+
+    /// Plugins implementing `C`'s interface (by name).
+    pub fn plugins_for<C: PluginClient>(&self) -> impl Iterator<Item = &crate::PluginInfo> {
+        let name = <C::Interface as fidius_guest::Interface>::INFO.name;
+        self.plugins()
+            .iter()
+            .filter(move |p| p.interface_name == name)
+    }
+
+    /// Loads plugin `name` as `C` (see [`PluginLibrary::load`]; a WASM
+    /// component runs with the policy's grant).
     ///
     /// # Errors
-    /// See [`PluginLibrary::load`].
+    /// See [`PluginLibrary::load`] and
+    /// [`WasmInstanceBuilder::build`](crate::wasm::WasmInstanceBuilder::build).
     pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
-        self.library.load(name)
+        self.instance(name).build()
     }
 
-    /// A builder for a configured instance or one with a host interface,
-    /// as [`PluginLibrary::instance`].
-    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> InstanceBuilder<'a, C> {
-        self.library.instance(name)
+    /// A builder for a configured instance (or, native only, one with a
+    /// host interface).
+    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> PackageInstanceBuilder<'a, C> {
+        PackageInstanceBuilder {
+            package: self,
+            name,
+            config: None,
+            host: None,
+            _client: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Builds an instance of a package's plugin: see [`Package::instance`].
+#[must_use = "call `.build()` to create the instance"]
+pub struct PackageInstanceBuilder<'a, C: PluginClient> {
+    package: &'a Package,
+    name: &'a str,
+    config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    host: Option<std::sync::Arc<<C::Interface as fidius_guest::Interface>::Host>>,
+    _client: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C: PluginClient> std::fmt::Debug for PackageInstanceBuilder<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackageInstanceBuilder")
+            .field("plugin", &self.name)
+            .field("configured", &self.config.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: PluginClient> PackageInstanceBuilder<'_, C> {
+    /// The configuration for a plugin built with `config = Cfg`.
+    pub fn config<Cfg: fidius_guest::__private::serde::Serialize + ?Sized>(
+        mut self,
+        config: &Cfg,
+    ) -> Self {
+        self.config = Some(fidius_guest::wire::encode(config));
+        self
+    }
+
+    /// The host's implementation of the interface's host interface
+    /// (native plugins; WASM plugins report
+    /// [`LoadError::NeedsHost`] for interfaces with one, for now).
+    pub fn host(
+        mut self,
+        host: std::sync::Arc<<C::Interface as fidius_guest::Interface>::Host>,
+    ) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// Creates the instance.
+    ///
+    /// # Errors
+    /// As [`InstanceBuilder::build`](crate::InstanceBuilder::build) or
+    /// [`WasmInstanceBuilder::build`](crate::wasm::WasmInstanceBuilder::build).
+    pub fn build(self) -> Result<C, LoadError> {
+        match &self.package.library {
+            Library::Native(library) => {
+                let mut b = library.instance::<C>(self.name).encoded_config(self.config);
+                if let Some(host) = self.host {
+                    b = b.host(host);
+                }
+                b.build()
+            }
+            #[cfg(feature = "wasm")]
+            Library::Wasm { library, grant } => library
+                .instance::<C>(self.name)
+                .encoded_config(self.config)
+                .capabilities(grant.clone())
+                .build(),
+        }
     }
 }
 

@@ -9,9 +9,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::LoadError;
 
-/// The capability names a package manifest may request.
-pub const CAPABILITY_FORMS: &str = "`env:NAME`, `dir:GUEST_PATH` (read-only), `dir-rw:GUEST_PATH`, \
-     `stdout`, `stderr`, `clock` (wall clock) or `random`";
+pub use crate::package::CAPABILITY_FORMS;
 
 /// Access to a preopened directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,13 +248,7 @@ impl Capabilities {
 
 /// Checks a requested capability's form.
 pub(crate) fn check_name(name: &str) -> Result<(), LoadError> {
-    let ok = match name.split_once(':') {
-        Some(("env", v)) => !v.is_empty(),
-        Some(("dir" | "dir-rw", p)) => p.starts_with('/') || p == ".",
-        None => matches!(name, "stdout" | "stderr" | "clock" | "random"),
-        _ => false,
-    };
-    if ok {
+    if crate::package::is_capability(name) {
         Ok(())
     } else {
         Err(LoadError::UnknownCapability {

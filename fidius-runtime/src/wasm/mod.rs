@@ -460,6 +460,15 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
         self
     }
 
+    /// An already encoded configuration (`None`: none).
+    pub(crate) fn encoded_config(
+        mut self,
+        config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    ) -> Self {
+        self.config = config;
+        self
+    }
+
     /// What the plugin may touch (default: nothing).
     pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;

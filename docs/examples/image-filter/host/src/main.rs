@@ -43,18 +43,26 @@ fn run_package(path: &str, key: &str) -> Result<(), Box<dyn std::error::Error>> 
         package.artifact().target,
         &package.artifact().sha256[..16]
     );
-    run_library(package.library())
+    run_plugins(package.plugins(), |name| package.load(name))
 }
 // ANCHOR_END: package
 
 fn run_library(library: &PluginLibrary) -> Result<(), Box<dyn std::error::Error>> {
+    run_plugins(library.plugins(), |name| library.load(name))
+}
+
+/// Lists the plugins, then runs every `ImageFilter` among them.
+fn run_plugins(
+    plugins: &[PluginInfo],
+    load: impl Fn(&str) -> Result<ImageFilterClient, fidius::LoadError>,
+) -> Result<(), Box<dyn std::error::Error>> {
     for PluginInfo {
         plugin_name,
         interface_name,
         interface_version,
         interface_hash,
         ..
-    } in library.plugins()
+    } in plugins
     {
         println!(
             "  plugin {plugin_name}: {interface_name} v{interface_version} (hash {interface_hash:#018x})"
@@ -70,9 +78,10 @@ fn run_library(library: &PluginLibrary) -> Result<(), Box<dyn std::error::Error>
         })
         .collect();
 
-    for info in library.plugins_for::<ImageFilterClient>() {
+    let name = <dyn image_filter_api::ImageFilter as fidius::Interface>::INFO.name;
+    for info in plugins.iter().filter(|p| p.interface_name == name) {
         // Checks the interface, loads the library, returns a typed client.
-        let filter: ImageFilterClient = library.load(&info.plugin_name)?;
+        let filter = load(&info.plugin_name)?;
         let output = filter.apply(ApplyInput {
             width,
             height,

@@ -52,11 +52,47 @@ fn demo_output() -> Result<String, String> {
         .display()
         .to_string();
     status(fidius(&["verify", "--key", &public, &package]))?;
-    let mut host = cargo();
-    host.args(["run", "--quiet", "--package", "image-filter-host", "--"])
-        .args([&package, "--key", &public]);
-    let out = output(host)?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    // The sepia filter as a WebAssembly component only: the host finds no
+    // native artifact and runs it in the sandbox.
+    status(fidius(&[
+        "package",
+        "--package",
+        "image-filter-sepia",
+        "--target",
+        "wasm32-wasip2",
+        "--key",
+        &secret,
+        "--out",
+        &out,
+    ]))?;
+    let sepia = dir
+        .join("image-filter-sepia-0.1.0.fidpkg")
+        .display()
+        .to_string();
+    status(fidius(&["verify", "--key", &public, &sepia]))?;
+    let mut stdout = String::new();
+    for package in [&package, &sepia] {
+        let mut host = cargo();
+        host.args(["run", "--quiet", "--package", "image-filter-host", "--"])
+            .args([package.as_str(), "--key", &public]);
+        let out = output(host)?;
+        stdout.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(stdout)
+}
+
+/// `cargo fidius …` from this workspace.
+fn fidius_cli() -> Command {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "cargo-fidius",
+        "--",
+        "fidius",
+    ]);
+    cmd
 }
 
 /// Installs what the tasks need that `rust-toolchain.toml` alone does not
@@ -88,6 +124,39 @@ pub(crate) fn test() -> Result<(), String> {
             "--target-dir",
         ])
         .arg(&fixtures);
+    status(build)?;
+
+    // The same fixtures as WebAssembly components, from the committed WIT
+    // (which must match the interfaces).
+    let mut wit = fidius_cli();
+    wit.args([
+        "wit",
+        "--check",
+        "--manifest-path",
+        "tests/fixtures/Cargo.toml",
+        "--target-dir",
+    ])
+    .arg(&fixtures);
+    status(wit)?;
+    let mut wit = fidius_cli();
+    wit.args(["wit", "--check", "--package", "image-filter-api"]);
+    status(wit)?;
+    let mut build = cargo();
+    build
+        .args([
+            "build",
+            "--manifest-path",
+            "tests/fixtures/Cargo.toml",
+            "--target",
+            "wasm32-wasip2",
+            "--package",
+            "fixture-plugins",
+            "--package",
+            "fixture-hostile",
+            "--target-dir",
+        ])
+        .arg(&fixtures)
+        .env("FIDIUS_WIT_PATH", root().join("tests/fixtures/api/wit"));
     status(build)?;
 
     let mut test = cargo();
@@ -129,6 +198,10 @@ pub(crate) fn test() -> Result<(), String> {
         "plugin Invert: ImageFilter v1",
         "Invert: changed 8 of 8 pixels",
         "Threshold: changed",
+        "package image-filter-sepia v0.1.0, signed by key",
+        "for wasm32-wasip2 (sha256",
+        "verified, compiled and sandboxed",
+        "Sepia: changed",
     ] {
         if !stdout.contains(expected) {
             return Err(format!("demo output lacks `{expected}`"));

@@ -1,5 +1,5 @@
 //! The example host: opens a plugin library, or a signed `.fidpkg`
-//! package under a trust policy, lists what it contains, and runs every
+//! package under a trust policy (native, or WASM in the sandbox), lists what it contains, and runs every
 //! `ImageFilter` in it on a small generated image.
 //!
 //! Usage: `image-filter-host PATH/TO/libimage_filter_plugin.so`, or
@@ -21,11 +21,19 @@ fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
 // ANCHOR_END: host
 
 // ANCHOR: package
-use fidius::package::{Package, PublicKey, TrustPolicy};
+use std::sync::Arc;
+
+use fidius::package::{ArtifactKind, Package, PublicKey, TrustPolicy};
+use fidius::wasm::{Capabilities, WasmRuntime, WasmSettings};
 
 fn run_package(path: &str, key: &str) -> Result<(), Box<dyn std::error::Error>> {
-    // Trust exactly this key; unsigned packages are refused.
-    let policy = TrustPolicy::new().trust(PublicKey::from_file(key)?);
+    // Trust exactly this key; unsigned packages are refused. A package
+    // without a native artifact for this host runs its WebAssembly
+    // component in the sandbox, granted nothing.
+    let sandbox = Arc::new(WasmRuntime::new(WasmSettings::default())?);
+    let policy = TrustPolicy::new()
+        .trust(PublicKey::from_file(key)?)
+        .wasm(sandbox, Capabilities::none());
     // Verifies the signature and every artifact's SHA-256, writes this
     // host's artifact into a private cache from the verified bytes, and
     // validates it there.
@@ -37,11 +45,16 @@ fn run_package(path: &str, key: &str) -> Result<(), Box<dyn std::error::Error>> 
         manifest.package.version,
         package.signer().unwrap_or("none")
     );
+    let artifact = package.artifact();
+    let how = match artifact.kind {
+        ArtifactKind::Wasm => "verified, compiled and sandboxed",
+        _ => "verified and cached",
+    };
     println!(
-        "  artifact {} for {} (sha256 {}…), verified and cached",
-        package.artifact().path,
-        package.artifact().target,
-        &package.artifact().sha256[..16]
+        "  artifact {} for {} (sha256 {}…), {how}",
+        artifact.path,
+        artifact.target,
+        &artifact.sha256[..16]
     );
     run_plugins(package.plugins(), |name| package.load(name))
 }

@@ -3,7 +3,8 @@
 //! and return type through serde.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::interface::{Interface, Ret, Value};
 use crate::types::{ArgKind, RetKind};
@@ -26,7 +27,7 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
                     return quote!(return ::core::result::Result::Err(#p::WitError::unsupported(#msg)););
                 }
             };
-            quote!(__params.push((#arg_name, __w.ty::<#traced>(#what)?));)
+            quote_spanned!(arg.ty.span()=> __params.push((#arg_name, __w.ty::<#traced>(#what)?));)
         });
         let value = |v: &Value, what: String| -> TokenStream {
             let ty = &v.ty;
@@ -36,7 +37,7 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
                     let msg = format!("{what}: streams are not supported by WASM plugins yet");
                     quote!(return ::core::result::Result::Err(#p::WitError::unsupported(#msg)))
                 }
-                _ => quote!(__w.ty::<#ty>(#what)?),
+                _ => quote_spanned!(ty.span()=> __w.ty::<#ty>(#what)?),
             }
         };
         let returns = match &m.ret {
@@ -47,7 +48,8 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
             Ret::Fallible { ok, err } => {
                 let ok = value(ok, format!("result of `{name}`"));
                 let what = format!("error of `{name}`");
-                quote!(#p::WitReturns::Fallible(#ok, __w.ty::<#err>(#what)?))
+                let err_ty = quote_spanned!(err.span()=> __w.ty::<#err>(#what)?);
+                quote!(#p::WitReturns::Fallible(#ok, #err_ty))
             }
         };
         quote! {{

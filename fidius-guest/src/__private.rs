@@ -958,7 +958,7 @@ pub fn decode_dynamic<T: DeserializeOwned>(
         method,
         what: "result",
         expected: core::any::type_name::<T>(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -976,7 +976,7 @@ pub fn decode_value<T: DeserializeOwned>(
         method,
         what,
         expected: core::any::type_name::<T>(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -58,9 +58,10 @@ pub enum CallError {
         what: &'static str,
         /// The Rust type expected.
         expected: &'static str,
-        /// What went wrong.
+        /// What went wrong (boxed: keeps `CallError`, and the `LoadError`
+        /// that can carry one, small).
         #[source]
-        source: WireError,
+        source: Box<WireError>,
     },
     /// The plugin does not implement this `#[optional]` method; ask
     /// `supports(method)` first to avoid the call.

@@ -228,7 +228,7 @@ impl<T> RemoteStream<T> {
             method: self.method,
             what: "stream item",
             expected: core::any::type_name::<T>(),
-            source: e,
+            source: Box::new(e),
         };
         self.fail(error)
     }

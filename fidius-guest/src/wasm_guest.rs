@@ -14,10 +14,10 @@ use serde::{Serialize, de::DeserializeOwned};
 /// message naming `what` and telling how to regenerate it.
 pub fn transcode<A: Serialize + 'static, B: DeserializeOwned + 'static>(value: A, what: &str) -> B {
     let mut slot = Some(value);
-    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>() {
-        if let Some(v) = same.take() {
-            return v;
-        }
+    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>()
+        && let Some(v) = same.take()
+    {
+        return v;
     }
     let result = slot
         .as_ref()

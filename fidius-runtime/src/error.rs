@@ -11,7 +11,7 @@ use fidius_guest::meta::MetaError;
 pub enum InterfaceField {
     /// The signature of an `#[optional]` method, by name: changing it is a
     /// breaking change.
-    Method(String),
+    Method(Box<str>),
     /// The host interface (`host = Trait`) the plugin expects.
     HostInterface,
     /// The trait name.

@@ -401,7 +401,7 @@ pub(crate) fn check_interface(
             None => slots.push(None),
             Some((_, m)) if m.signature != method.signature => {
                 return Err(mismatch(
-                    InterfaceField::Method(method.name.to_owned()),
+                    InterfaceField::Method(method.name.into()),
                     method.signature.to_owned(),
                     m.signature.clone(),
                 ));

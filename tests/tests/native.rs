@@ -3,19 +3,14 @@
 //! through the generated clients.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use fidius::runtime::InterfaceField;
-use fidius::{CallError, Interface, LoadError, PluginClient, PluginError, PluginLibrary};
+use fidius::{CallError, Interface, LoadError, PluginLibrary};
 use fidius_tests::{fixture, scratch};
-use fixture_api::{CalculatorClient, CheckError, Description, GreeterClient, Shape};
+use fixture_api::{CalculatorClient, GreeterClient};
 
 fn plugins() -> PluginLibrary {
     PluginLibrary::open(fixture("fixture_plugins")).expect("open fixture_plugins")
-}
-
-fn calculator(name: &str) -> CalculatorClient {
-    plugins().load(name).expect("load calculator")
 }
 
 #[test]

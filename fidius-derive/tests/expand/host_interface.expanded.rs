@@ -78,6 +78,13 @@ impl ServicesClient {
     ) -> ::core::result::Result<(), ::fidius::__private::CallError> {
         const __METHOD: &str = "log";
         let __slot: usize = 0usize;
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let __args = [
+                ::fidius::__private::encode_arg(__METHOD, "message", message)?,
+            ];
+            let __bytes = __dynamic.call(0usize, __METHOD, &__args)?;
+            return ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes);
+        }
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
             let __f = self.instance.entry::<__FidiusServicesFn_log>(__slot);
@@ -101,6 +108,13 @@ impl ServicesClient {
     ) -> ::core::result::Result<Option<String>, ::fidius::__private::CallError> {
         const __METHOD: &str = "lookup";
         let __slot: usize = 1usize;
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let __args = [::fidius::__private::encode_arg(__METHOD, "key", &key)?];
+            let __bytes = __dynamic.call(1usize, __METHOD, &__args)?;
+            return ::fidius::__private::decode_dynamic::<
+                Option<String>,
+            >(__METHOD, &__bytes);
+        }
         let mut __out = ::core::mem::MaybeUninit::<::fidius::__private::RBuf>::uninit();
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {

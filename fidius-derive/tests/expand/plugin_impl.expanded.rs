@@ -3,9 +3,14 @@ impl ImageFilter for Invert {
         invert(input)
     }
 }
+#[cfg(target_family = "wasm")]
+::core::compile_error!(
+    "host callbacks (`#[plugin_impl(…, host)]`) are not supported by WASM plugins yet"
+);
 impl ::fidius::__private::Implemented for Invert {
     const METHODS: &'static [&'static str] = &["apply"];
 }
+#[cfg(not(target_family = "wasm"))]
 #[allow(non_upper_case_globals, clippy::undocumented_unsafe_blocks, unused_unsafe)]
 const _: () = {
     static __FIDIUS_VTABLE: <dyn ImageFilter as ::fidius::__private::Implement<
@@ -80,6 +85,22 @@ const _: () = {
         __FIDIUS_META_LEN,
     >(&__FIDIUS_RECORD);
 };
+#[cfg(target_family = "wasm")]
+const _: () = {
+    const __FIDIUS_RECORD: ::fidius::__private::MetaRecord = ::fidius::__private::MetaRecord {
+        interface: &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
+        plugin_name: "Invert",
+        implemented: <Invert as ::fidius::__private::Implemented>::METHODS,
+        config_type: "InvertConfig",
+    };
+    const __FIDIUS_META_LEN: usize = ::fidius::__private::meta_len(&__FIDIUS_RECORD);
+    #[unsafe(link_section = "fidius-meta")]
+    #[used]
+    static __FIDIUS_META: [u8; __FIDIUS_META_LEN] = ::fidius::__private::meta_encode::<
+        __FIDIUS_META_LEN,
+    >(&__FIDIUS_RECORD);
+};
+#[cfg(not(target_family = "wasm"))]
 const _: () = {
     #[unsafe(export_name = "fidius_library")]
     static __FIDIUS_LIBRARY: ::fidius::__private::LibraryHeader = ::fidius::__private::LibraryHeader::CURRENT;

@@ -139,6 +139,13 @@ impl ImageFilterClient {
     ) -> ::core::result::Result<ApplyOutput, ::fidius::__private::CallError> {
         const __METHOD: &str = "apply";
         let __slot: usize = 0usize;
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let __args = [::fidius::__private::encode_arg(__METHOD, "input", &input)?];
+            let __bytes = __dynamic.call(0usize, __METHOD, &__args)?;
+            return ::fidius::__private::decode_dynamic::<
+                ApplyOutput,
+            >(__METHOD, &__bytes);
+        }
         let __enc_input = ::fidius::__private::encode_arg(__METHOD, "input", &input)?;
         let mut __out = ::core::mem::MaybeUninit::<::fidius::__private::RBuf>::uninit();
         let mut __err = ::fidius::__private::RBuf::EMPTY;
@@ -177,6 +184,14 @@ impl ImageFilterClient {
     ) -> ::core::result::Result<i64, ::fidius::__private::CallError> {
         const __METHOD: &str = "add";
         let __slot: usize = 1usize;
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let __args = [
+                ::fidius::__private::encode_arg(__METHOD, "a", &a)?,
+                ::fidius::__private::encode_arg(__METHOD, "b", &b)?,
+            ];
+            let __bytes = __dynamic.call(1usize, __METHOD, &__args)?;
+            return ::fidius::__private::decode_dynamic::<i64>(__METHOD, &__bytes);
+        }
         let mut __out = ::core::mem::MaybeUninit::<
             <i64 as ::fidius::__private::Scalar>::Repr,
         >::uninit();
@@ -215,6 +230,16 @@ impl ImageFilterClient {
     > {
         const __METHOD: &str = "count";
         let __slot: usize = 2usize;
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let __args = [
+                ::fidius::__private::encode_arg(__METHOD, "data", data)?,
+                ::fidius::__private::encode_arg(__METHOD, "name", name)?,
+            ];
+            let __bytes = __dynamic.call(2usize, __METHOD, &__args)?;
+            return ::fidius::__private::decode_dynamic::<
+                ::core::result::Result<u64, PluginError>,
+            >(__METHOD, &__bytes);
+        }
         let mut __out = ::core::mem::MaybeUninit::<
             <u64 as ::fidius::__private::Scalar>::Repr,
         >::uninit();
@@ -260,6 +285,11 @@ impl ImageFilterClient {
     pub fn reset(&self) -> ::core::result::Result<(), ::fidius::__private::CallError> {
         const __METHOD: &str = "reset";
         let __slot: usize = 3usize;
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let __args = [];
+            let __bytes = __dynamic.call(3usize, __METHOD, &__args)?;
+            return ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes);
+        }
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
             let __f = self.instance.entry::<__FidiusImageFilterFn_reset>(__slot);
@@ -296,6 +326,12 @@ impl ImageFilterClient {
                 );
             }
         };
+        if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            let _ = __dynamic;
+            return ::core::result::Result::Err(
+                ::fidius::__private::unsupported(__METHOD, "streams"),
+            );
+        }
         let mut __out = ::core::mem::MaybeUninit::<
             ::fidius::__private::RawStream,
         >::uninit();
@@ -435,6 +471,90 @@ const _: () = {
             ::core::result::Result::Ok(())
         };
         unsafe { ::fidius::__private::guard(__err, __body) }
+    }
+    impl dyn ImageFilter {
+        /// This interface's WIT (what `cargo fidius wit` writes).
+        #[doc(hidden)]
+        pub fn __fidius_wit() -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            <Self as ::fidius::__private::WitInterface>::wit()
+        }
+    }
+    impl ::fidius::__private::WitInterface for dyn ImageFilter {
+        #[allow(unreachable_code, clippy::diverging_sub_expression)]
+        fn wit() -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            let mut __w = ::fidius::__private::WitBuilder::new(
+                &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
+            );
+            {
+                let mut __params = ::std::vec::Vec::new();
+                __params
+                    .push((
+                        "input",
+                        __w.ty::<ApplyInput>("argument `input` of `apply`")?,
+                    ));
+                let __returns = ::fidius::__private::WitReturns::Plain(
+                    __w.ty::<ApplyOutput>("result of `apply`")?,
+                );
+                __w.method("apply", __params, __returns)?;
+            }
+            {
+                let mut __params = ::std::vec::Vec::new();
+                __params.push(("a", __w.ty::<i64>("argument `a` of `add`")?));
+                __params.push(("b", __w.ty::<i64>("argument `b` of `add`")?));
+                let __returns = ::fidius::__private::WitReturns::Plain(
+                    __w.ty::<i64>("result of `add`")?,
+                );
+                __w.method("add", __params, __returns)?;
+            }
+            {
+                let mut __params = ::std::vec::Vec::new();
+                __params
+                    .push((
+                        "data",
+                        __w.ty::<::std::vec::Vec<u8>>("argument `data` of `count`")?,
+                    ));
+                __params
+                    .push((
+                        "name",
+                        __w.ty::<::std::string::String>("argument `name` of `count`")?,
+                    ));
+                let __returns = ::fidius::__private::WitReturns::Fallible(
+                    __w.ty::<u64>("result of `count`")?,
+                    __w.ty::<PluginError>("error of `count`")?,
+                );
+                __w.method("count", __params, __returns)?;
+            }
+            {
+                let mut __params = ::std::vec::Vec::new();
+                let __returns = ::fidius::__private::WitReturns::Plain(
+                    ::fidius::__private::WitTy::Unit,
+                );
+                __w.method("reset", __params, __returns)?;
+            }
+            {
+                let mut __params = ::std::vec::Vec::new();
+                return ::core::result::Result::Err(
+                    ::fidius::__private::WitError::unsupported(
+                        "argument `input` of `tiles`: streams are not supported by WASM plugins yet",
+                    ),
+                );
+                let __returns = ::fidius::__private::WitReturns::Plain(
+                    return ::core::result::Result::Err(
+                        ::fidius::__private::WitError::unsupported(
+                            "result of `tiles`: streams are not supported by WASM plugins yet",
+                        ),
+                    ),
+                );
+                __w.method("tiles", __params, __returns)?;
+            }
+            ::core::result::Result::Ok(__w.finish())
+        }
     }
     impl<
         __T: ImageFilter + ::fidius::__private::Implemented + 'static,

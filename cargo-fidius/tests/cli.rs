@@ -342,6 +342,72 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     ]));
     assert_eq!(code, Some(7), "unsigned: {stderr}");
 
+    // WASM: the interface's WIT, the same plugin built as a component,
+    // inspected from its metadata section; the WIT drift check.
+    let api_manifest = dir.join("greeting-api/Cargo.toml");
+    let api_manifest = api_manifest.to_str().unwrap();
+    let (_, stderr) = ok(&mut in_dir(&[
+        "wit",
+        "--manifest-path",
+        api_manifest,
+        "--target-dir",
+        target_arg,
+    ]));
+    assert!(stderr.contains("       Wrote Greeting ("), "{stderr}");
+    let wit = std::fs::read_to_string(dir.join("greeting-api/wit/greeting.wit")).unwrap();
+    assert!(wit.contains("package fidius:greeting@1.0.0;"), "{wit}");
+    assert!(wit.contains("handle: func(request: request) -> response;"), "{wit}");
+    ok(&mut in_dir(&[
+        "wit",
+        "--check",
+        "--manifest-path",
+        api_manifest,
+        "--target-dir",
+        target_arg,
+    ]));
+    let (stdout, _) = ok(&mut in_dir(&[
+        "build",
+        "--manifest-path",
+        manifest,
+        "--target-dir",
+        target_arg,
+        "--target",
+        "wasm32-wasip2",
+        "--message-format",
+        "json",
+    ]));
+    let component: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(component["kind"], "wasm");
+    let component = component["path"].as_str().unwrap().to_owned();
+    let (stdout, _) = ok(&mut in_dir(&["inspect", &component]));
+    assert!(stdout.contains("1 plugin(s), wasm32 component"), "{stdout}");
+    assert!(
+        stdout.contains("Greeting/Plugin\n  interface: Greeting v1"),
+        "{stdout}"
+    );
+    let api_lib = dir.join("greeting-api/src/lib.rs");
+    let source = std::fs::read_to_string(&api_lib).unwrap();
+    std::fs::write(
+        &api_lib,
+        source.replacen("Send + Sync {", "Send + Sync {\n    fn extra(&self) -> u32;", 1),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&mut in_dir(&[
+        "wit",
+        "--check",
+        "--manifest-path",
+        api_manifest,
+        "--target-dir",
+        target_arg,
+    ]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the committed WIT is out of date") && stderr.contains("differs"),
+        "{stderr}"
+    );
+    std::fs::write(&api_lib, source).unwrap();
+
     // A build failure passes cargo's exit code through.
     std::fs::write(dir.join("greeting-plugin/src/lib.rs"), "this is not rust").unwrap();
     let (code, _, _) = run(&mut in_dir(&[

@@ -56,9 +56,9 @@ fn library_path(profile: &str, crate_name: &str) -> PathBuf {
 /// The fixture crates that also build as WebAssembly components.
 pub const WASM_FIXTURES: &[&str] = &["fixture-plugins", "fixture-hostile"];
 
-/// Builds the WASM fixtures (`wasm32-wasip2`, debug) into `target_dir`,
-/// with the interfaces' committed WIT.
-pub fn build_wasm_fixtures(target_dir: &Path) {
+/// Builds the WASM fixtures (`wasm32-wasip2`, debug or `release`) into
+/// `target_dir`, with the interfaces' committed WIT.
+pub fn build_wasm_fixtures(target_dir: &Path, release: bool) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
@@ -70,6 +70,9 @@ pub fn build_wasm_fixtures(target_dir: &Path) {
         .arg("--target-dir")
         .arg(target_dir)
         .env("FIDIUS_WIT_PATH", wit_path());
+    if release {
+        cmd.arg("--release");
+    }
     for name in WASM_FIXTURES {
         cmd.arg("-p").arg(name);
     }
@@ -95,11 +98,21 @@ pub fn wasm_fixture(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         if std::env::var_os("FIDIUS_FIXTURES_DIR").is_none() {
-            build_wasm_fixtures(&fixtures_target());
+            build_wasm_fixtures(&fixtures_target(), false);
         }
     });
     fixtures_target()
         .join("wasm32-wasip2/debug")
+        .join(format!("{crate_name}.wasm"))
+}
+
+/// Path of the release WASM component of fixture `crate_name`, for
+/// benchmarks.
+pub fn release_wasm_fixture(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| build_wasm_fixtures(&fixtures_target(), true));
+    fixtures_target()
+        .join("wasm32-wasip2/release")
         .join(format!("{crate_name}.wasm"))
 }
 

@@ -134,6 +134,8 @@ pub(crate) fn test() -> Result<(), String> {
         "--check",
         "--manifest-path",
         "tests/fixtures/Cargo.toml",
+        "--package",
+        "fixture-api",
         "--target-dir",
     ])
     .arg(&fixtures);

@@ -30,7 +30,7 @@ use std::time::Duration;
 use fidius_guest::__private::{DynInstance, Instance as ClientInstance};
 use fidius_guest::{CallError, Interface, PluginClient, PluginError};
 use sha2::{Digest as _, Sha256};
-use wasmtime::component::{Component, Func, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::component::{Component, Func, InstancePre, Linker, ResourceTable, Type, Val};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -593,7 +593,14 @@ struct WasmPlugin {
 struct Live {
     store: Store<HostState>,
     /// Per method of the caller's interface.
-    funcs: Vec<Option<Func>>,
+    funcs: Vec<Option<Method>>,
+}
+
+/// An export with its types, looked up once per instance.
+struct Method {
+    func: Func,
+    params: Box<[Type]>,
+    result: Option<Type>,
 }
 
 impl WasmPlugin {
@@ -646,7 +653,15 @@ impl WasmPlugin {
         let funcs = self
             .methods
             .iter()
-            .map(|m| lookup(&mut store, &iface, m))
+            .map(|m| {
+                let func = lookup(&mut store, &iface, m)?;
+                let ty = func.ty(&store);
+                Some(Method {
+                    func,
+                    params: ty.params().map(|(_, t)| t).collect(),
+                    result: ty.results().next(),
+                })
+            })
             .collect();
         let create = lookup(&mut store, "plugin", "create").ok_or_else(|| CallError::Protocol {
             method: "create",
@@ -772,37 +787,32 @@ impl DynInstance for WasmPlugin {
             // The last call trapped: start over on a fresh instance.
             None => guard.insert(self.instantiate()?),
         };
-        let func = live
-            .funcs
-            .get(index)
-            .copied()
-            .flatten()
-            .ok_or_else(|| CallError::Protocol {
+        let Some(method) = live.funcs.get(index).and_then(Option::as_ref) else {
+            return Err(CallError::Protocol {
                 method: name,
                 detail: "the component does not export this method".into(),
-            })?;
-        let ty = func.ty(&live.store);
-        let params: Vec<_> = ty.params().map(|(_, t)| t).collect();
-        if params.len() != args.len() {
+            });
+        };
+        if method.params.len() != args.len() {
             return Err(CallError::Protocol {
                 method: name,
                 detail: format!(
                     "the component's `{name}` takes {} arguments, not {}",
-                    params.len(),
+                    method.params.len(),
                     args.len()
                 ),
             });
         }
         let mut values = Vec::with_capacity(args.len());
-        for (bytes, t) in args.iter().zip(&params) {
-            values.push(
-                value::decode(bytes, t).map_err(|message| CallError::ArgumentDecode {
+        for (bytes, t) in args.iter().zip(&method.params) {
+            values.push(value::decode(bytes, t).map_err(|message| {
+                CallError::ArgumentDecode {
                     method: name,
                     message,
-                })?,
-            );
+                }
+            })?);
         }
-        let result_ty = ty.results().next();
+        let (func, result_ty) = (method.func, method.result.clone());
         let mut results = vec![Val::Bool(false); usize::from(result_ty.is_some())];
         self.arm(&mut live.store);
         if let Err(e) = func.call(&mut live.store, &values, &mut results) {

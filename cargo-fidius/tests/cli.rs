@@ -356,7 +356,10 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     assert!(stderr.contains("       Wrote Greeting ("), "{stderr}");
     let wit = std::fs::read_to_string(dir.join("greeting-api/wit/greeting.wit")).unwrap();
     assert!(wit.contains("package fidius:greeting@1.0.0;"), "{wit}");
-    assert!(wit.contains("handle: func(request: request) -> response;"), "{wit}");
+    assert!(
+        wit.contains("handle: func(request: request) -> response;"),
+        "{wit}"
+    );
     ok(&mut in_dir(&[
         "wit",
         "--check",
@@ -390,7 +393,11 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     let source = std::fs::read_to_string(&api_lib).unwrap();
     std::fs::write(
         &api_lib,
-        source.replacen("Send + Sync {", "Send + Sync {\n    fn extra(&self) -> u32;", 1),
+        source.replacen(
+            "Send + Sync {",
+            "Send + Sync {\n    fn extra(&self) -> u32;",
+            1,
+        ),
     )
     .unwrap();
     let (code, _, stderr) = run(&mut in_dir(&[

@@ -172,7 +172,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             };
             args.push(arg);
         }
-        let call = quote!(<#self_ty as #iface>::#method(__this(), #(#args),*));
+        let call = quote!(<#self_ty as #iface>::#method(&*__this(), #(#args),*));
         let what = format!("result of `{method}`");
         let body = match &ret {
             Some(r) => quote!(#p::transcode::<_, #r>(#call, #what)),
@@ -228,11 +228,18 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
                 #stale
             );
 
-            static __INSTANCE: ::std::sync::OnceLock<#self_ty> = ::std::sync::OnceLock::new();
+            // Set by `create`, taken by `destroy` (the host calls nothing
+            // in between, and a component instance runs one call at a time).
+            static __INSTANCE: ::std::sync::Mutex<::core::option::Option<::std::sync::Arc<#self_ty>>> =
+                ::std::sync::Mutex::new(::core::option::Option::None);
 
-            fn __this() -> &'static #self_ty {
-                match __INSTANCE.get() {
-                    ::core::option::Option::Some(__v) => __v,
+            fn __slot() -> ::std::sync::MutexGuard<'static, ::core::option::Option<::std::sync::Arc<#self_ty>>> {
+                __INSTANCE.lock().unwrap_or_else(::std::sync::PoisonError::into_inner)
+            }
+
+            fn __this() -> ::std::sync::Arc<#self_ty> {
+                match &*__slot() {
+                    ::core::option::Option::Some(__v) => ::std::sync::Arc::clone(__v),
                     ::core::option::Option::None => #p::wasm_not_created(#plugin_name),
                 }
             }
@@ -245,13 +252,18 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
                     let __made: ::core::result::Result<#self_ty, #p::PluginError> = { #ctor };
                     match __made {
                         ::core::result::Result::Ok(__v) => {
-                            let _ = __INSTANCE.set(__v);
+                            *__slot() = ::core::option::Option::Some(::std::sync::Arc::new(__v));
                             ::core::result::Result::Ok(())
                         }
                         ::core::result::Result::Err(__e) => ::core::result::Result::Err(
                             #lifecycle::CreateError::Rejected(#p::transcode(__e, "the plugin's error")),
                         ),
                     }
+                }
+
+                fn destroy() {
+                    let __taken = __slot().take();
+                    drop(__taken);
                 }
             }
 

@@ -64,7 +64,11 @@ fn raw_store(engine: &Engine) -> Store<Raw> {
 
 /// A raw instance of the fixture with its plugin created, and one typed
 /// export of the Calculator interface.
-fn raw_func<P, R>(engine: &Engine, component: &Component, name: &str) -> (Store<Raw>, TypedFunc<P, R>)
+fn raw_func<P, R>(
+    engine: &Engine,
+    component: &Component,
+    name: &str,
+) -> (Store<Raw>, TypedFunc<P, R>)
 where
     P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
     R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
@@ -74,14 +78,20 @@ where
     let instance = linker.instantiate(&mut store, component).unwrap();
     let export = |store: &mut Store<Raw>, iface: &str, func: &str| {
         let parent = instance.get_export_index(&mut *store, None, iface).unwrap();
-        instance.get_export_index(&mut *store, Some(&parent), func).unwrap()
+        instance
+            .get_export_index(&mut *store, Some(&parent), func)
+            .unwrap()
     };
     // `create-error` is a variant: call `create` dynamically.
     let create = export(&mut store, "fidius:calculator/plugin@1.0.0", "create");
     let create = instance.get_func(&mut store, create).unwrap();
     let mut out = [wasmtime::component::Val::Bool(false)];
     create
-        .call(&mut store, &[wasmtime::component::Val::List(Vec::new())], &mut out)
+        .call(
+            &mut store,
+            &[wasmtime::component::Val::List(Vec::new())],
+            &mut out,
+        )
         .unwrap();
     let func = export(&mut store, "fidius:calculator/calculator@1.0.0", name);
     let func = instance.get_typed_func::<P, R>(&mut store, func).unwrap();
@@ -103,7 +113,11 @@ fn bench_add(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("wasm_add");
     group.bench_function("raw_typed_func", |b| {
-        b.iter(|| add.call(&mut store, (black_box(20), black_box(22))).unwrap().0)
+        b.iter(|| {
+            add.call(&mut store, (black_box(20), black_box(22)))
+                .unwrap()
+                .0
+        })
     });
     group.bench_function("fidius_client", |b| {
         b.iter(|| client.add(black_box(20), black_box(22)).unwrap())
@@ -123,9 +137,11 @@ fn bench_echo(c: &mut Criterion) {
     for size in [64usize, 4 * 1024, 256 * 1024] {
         let payload = vec![0xa5u8; size];
         group.throughput(Throughput::Bytes(size as u64));
-        group.bench_with_input(BenchmarkId::new("raw_typed_func", size), &payload, |b, p| {
-            b.iter(|| echo.call(&mut store, (black_box(p.as_slice()),)).unwrap().0)
-        });
+        group.bench_with_input(
+            BenchmarkId::new("raw_typed_func", size),
+            &payload,
+            |b, p| b.iter(|| echo.call(&mut store, (black_box(p.as_slice()),)).unwrap().0),
+        );
         group.bench_with_input(BenchmarkId::new("fidius_client", size), &payload, |b, p| {
             b.iter(|| client.echo(black_box(p.clone())).unwrap())
         });
@@ -149,7 +165,9 @@ fn bench_load(c: &mut Criterion) {
         // this engine.
         b.iter(|| unsafe { Component::deserialize_file(&engine, &cwasm) }.unwrap())
     });
-    group.bench_function("fidius_open_cached", |b| b.iter(|| runtime.open(&path).unwrap()));
+    group.bench_function("fidius_open_cached", |b| {
+        b.iter(|| runtime.open(&path).unwrap())
+    });
     group.finish();
 }
 

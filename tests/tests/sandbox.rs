@@ -104,6 +104,19 @@ fn granted_capabilities_work_and_stop_where_the_grant_stops() {
 }
 
 #[test]
+fn dropping_the_last_client_runs_the_plugins_drop_once() {
+    let out = OutputBuffer::new(1 << 16);
+    let g = guest(Capabilities::none().stdout(Output::Capture(out.clone())));
+    let clone = g.clone();
+    still_works(&g);
+    drop(g);
+    assert_eq!(out.contents(), b"", "a clone still holds the instance");
+    still_works(&clone);
+    drop(clone);
+    assert_eq!(out.contents(), b"dropped sandboxed\n");
+}
+
+#[test]
 fn an_infinite_loop_times_out_and_the_client_recovers() {
     let g = guest(Capabilities::none());
     let start = Instant::now();

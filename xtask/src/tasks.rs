@@ -165,8 +165,23 @@ pub(crate) fn test() -> Result<(), String> {
     test.args(["test", "--workspace", "--all-targets"])
         .env("FIDIUS_FIXTURES_DIR", &fixtures);
     status(test)?;
+    // The library crates' doc tests, with the same features as the test
+    // build above (so wasmtime is not compiled a second time).
     let mut doc = cargo();
-    doc.args(["test", "--workspace", "--doc"]);
+    doc.args([
+        "test",
+        "--doc",
+        "--package",
+        "fidius-guest",
+        "--package",
+        "fidius-derive",
+        "--package",
+        "fidius",
+        "--package",
+        "fidius-runtime",
+        "--features",
+        "fidius-runtime/wasm",
+    ]);
     status(doc)?;
 
     // What plugins depend on must build for WebAssembly guests.

@@ -283,6 +283,10 @@ interface plugin {
     /// `config` is the plugin's configuration encoded in the fidius wire
     /// format (empty for plugins without one).
     create: func(config: list<u8>) -> result<_, create-error>;
+
+    /// Drops the plugin object (its `Drop` runs) when the host lets go of
+    /// the instance.
+    destroy: func();
 }
 
 /// What the fidius runtime offers every plugin.

@@ -594,6 +594,26 @@ struct Live {
     store: Store<HostState>,
     /// Per method of the caller's interface.
     funcs: Vec<Option<Method>>,
+    /// `plugin.destroy`, called when the last client lets go.
+    destroy: Option<Func>,
+}
+
+impl Drop for WasmPlugin {
+    fn drop(&mut self) {
+        // Run the plugin's `Drop` (under the deadline); a failure there has
+        // no one to report to, and the store is freed either way.
+        let live = self
+            .live
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut live) = live
+            && let Some(destroy) = live.destroy
+        {
+            self.arm(&mut live.store);
+            let _ = destroy.call(&mut live.store, &[], &mut []);
+        }
+    }
 }
 
 /// An export with its types, looked up once per instance.
@@ -685,8 +705,12 @@ impl WasmPlugin {
                 });
             }
         }
-        let _ = instance;
-        Ok(Live { store, funcs })
+        let destroy = lookup(&mut store, "plugin", "destroy");
+        Ok(Live {
+            store,
+            funcs,
+            destroy,
+        })
     }
 
     /// Sets this call's deadline and fuel.
@@ -805,12 +829,12 @@ impl DynInstance for WasmPlugin {
         }
         let mut values = Vec::with_capacity(args.len());
         for (bytes, t) in args.iter().zip(&method.params) {
-            values.push(value::decode(bytes, t).map_err(|message| {
-                CallError::ArgumentDecode {
+            values.push(
+                value::decode(bytes, t).map_err(|message| CallError::ArgumentDecode {
                     method: name,
                     message,
-                }
-            })?);
+                })?,
+            );
         }
         let (func, result_ty) = (method.func, method.result.clone());
         let mut results = vec![Val::Bool(false); usize::from(result_ty.is_some())];

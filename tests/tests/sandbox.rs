@@ -196,6 +196,33 @@ fn fuel_bounds_work_per_call() {
     still_works(&g);
 }
 
+#[test]
+fn fresh_instance_per_call_leaves_nothing_behind() {
+    let settings = WasmSettings::default()
+        .fresh_instance_per_call()
+        .memory_limit(16 << 20)
+        .cache_dir(Some(fidius_tests::fixtures_target().join("wasm-cache")));
+    let runtime = WasmRuntime::new(settings).unwrap();
+    let lib = runtime.open(wasm_fixture("fixture_hostile")).unwrap();
+    let out = OutputBuffer::new(1 << 16);
+    let g: HostileClient = lib
+        .instance("Guest")
+        .config(&config())
+        .capabilities(Capabilities::none().stdout(Output::Capture(out.clone())))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(g.label(), Ok("sandboxed".to_owned()));
+        // Each call ran on its own instance: the counter never survives.
+        assert_eq!(g.calls(), Ok(0));
+    }
+    // Every instance was configured from the same config and dropped.
+    let text = String::from_utf8(out.contents()).unwrap();
+    assert_eq!(text.matches("dropped sandboxed").count(), 7, "{text}");
+    assert!(matches!(g.grow(64), Err(CallError::MemoryLimit { .. })));
+    still_works(&g);
+}
+
 /// Resident set size, from /proc.
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();

@@ -61,6 +61,23 @@ pub struct WasmSettings {
     /// (`$FIDIUS_CACHE_DIR`, else `$XDG_CACHE_HOME/fidius`, else
     /// `~/.cache/fidius`).
     pub cache_dir: Option<PathBuf>,
+    /// Whether each call gets a fresh instance. Default:
+    /// [`Isolation::PerClient`].
+    pub isolation: Isolation,
+}
+
+/// How long a component instance lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// One instance per client (or configured instance), kept across calls
+    /// and replaced only after a trap. Plugins keep state between calls.
+    #[default]
+    PerClient,
+    /// A fresh instance for every call, created (with the client's
+    /// configuration) from wasmtime's pooling allocator and destroyed after
+    /// the call: nothing a call leaves behind reaches the next one.
+    PerCall,
 }
 
 impl Default for WasmSettings {
@@ -70,6 +87,7 @@ impl Default for WasmSettings {
             memory_limit: 256 << 20,
             fuel: None,
             cache_dir: Some(crate::package::cache::default_root()),
+            isolation: Isolation::PerClient,
         }
     }
 }
@@ -90,6 +108,12 @@ impl WasmSettings {
     /// With fuel metering: `fuel` per call.
     pub fn fuel(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
+        self
+    }
+
+    /// With a fresh instance for every call ([`Isolation::PerCall`]).
+    pub fn fresh_instance_per_call(mut self) -> Self {
+        self.isolation = Isolation::PerCall;
         self
     }
 
@@ -135,6 +159,17 @@ impl WasmRuntime {
             .consume_fuel(settings.fuel.is_some())
             .parallel_compilation(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if settings.isolation == Isolation::PerCall {
+            // Instances come from a pre-reserved pool, so making one per
+            // call costs microseconds.
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(256)
+                .total_core_instances(2048)
+                .total_memories(512)
+                .total_tables(2048)
+                .max_memory_size(usize::try_from(settings.memory_limit).unwrap_or(usize::MAX));
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config).map_err(|e| LoadError::Wasm {
             path: PathBuf::new(),
             detail: format!("cannot create the wasmtime engine: {e}"),
@@ -519,7 +554,13 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
             plugin: meta.plugin_name.clone(),
             source,
         })?;
-        *plugin.lock() = Some(live);
+        if plugin.shared.settings.isolation == Isolation::PerCall {
+            // Created only to check that the plugin can be; each call
+            // makes its own.
+            plugin.retire(live);
+        } else {
+            *plugin.lock() = Some(live);
+        }
         let backend: Arc<dyn DynInstance> = Arc::new(plugin);
         Ok(C::from_instance(ClientInstance::from_dynamic(
             backend,
@@ -600,18 +641,13 @@ struct Live {
 
 impl Drop for WasmPlugin {
     fn drop(&mut self) {
-        // Run the plugin's `Drop` (under the deadline); a failure there has
-        // no one to report to, and the store is freed either way.
         let live = self
             .live
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(mut live) = live
-            && let Some(destroy) = live.destroy
-        {
-            self.arm(&mut live.store);
-            let _ = destroy.call(&mut live.store, &[], &mut []);
+        if let Some(live) = live {
+            self.retire(live);
         }
     }
 }
@@ -713,6 +749,16 @@ impl WasmPlugin {
         })
     }
 
+    /// Runs the plugin's `Drop` (under the deadline) and frees the
+    /// instance. A failure there has no one to report to; the store is
+    /// freed either way.
+    fn retire(&self, mut live: Live) {
+        if let Some(destroy) = live.destroy {
+            self.arm(&mut live.store);
+            let _ = destroy.call(&mut live.store, &[], &mut []);
+        }
+    }
+
     /// Sets this call's deadline and fuel.
     fn arm(&self, store: &mut Store<HostState>) {
         let settings = &self.shared.settings;
@@ -806,50 +852,84 @@ impl DynInstance for WasmPlugin {
         args: &[Vec<u8>],
     ) -> Result<Vec<u8>, CallError> {
         let mut guard = self.lock();
+        if self.shared.settings.isolation == Isolation::PerCall {
+            // A fresh instance, used for this call only.
+            let mut live = self.instantiate()?;
+            let result = self.call_on(&mut live, index, name, args);
+            if let Ok(_) | Err((_, false)) = &result {
+                self.retire(live);
+            }
+            return result.map_err(|(error, _)| error);
+        }
         let live = match guard.take() {
             Some(live) => guard.insert(live),
             // The last call trapped: start over on a fresh instance.
             None => guard.insert(self.instantiate()?),
         };
+        match self.call_on(live, index, name, args) {
+            Ok(out) => Ok(out),
+            Err((error, trapped)) => {
+                if trapped {
+                    // The instance may be in any state after a trap:
+                    // discard it.
+                    *guard = None;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl WasmPlugin {
+    /// One call on `live`; on failure, whether it trapped.
+    fn call_on(
+        &self,
+        live: &mut Live,
+        index: usize,
+        name: &'static str,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<u8>, (CallError, bool)> {
+        let fail = |error| (error, false);
         let Some(method) = live.funcs.get(index).and_then(Option::as_ref) else {
-            return Err(CallError::Protocol {
+            return Err(fail(CallError::Protocol {
                 method: name,
                 detail: "the component does not export this method".into(),
-            });
+            }));
         };
         if method.params.len() != args.len() {
-            return Err(CallError::Protocol {
+            return Err(fail(CallError::Protocol {
                 method: name,
                 detail: format!(
                     "the component's `{name}` takes {} arguments, not {}",
                     method.params.len(),
                     args.len()
                 ),
-            });
+            }));
         }
         let mut values = Vec::with_capacity(args.len());
         for (bytes, t) in args.iter().zip(&method.params) {
-            values.push(
-                value::decode(bytes, t).map_err(|message| CallError::ArgumentDecode {
+            let value = value::decode(bytes, t).map_err(|message| {
+                fail(CallError::ArgumentDecode {
                     method: name,
                     message,
-                })?,
-            );
+                })
+            })?;
+            values.push(value);
         }
         let (func, result_ty) = (method.func, method.result.clone());
         let mut results = vec![Val::Bool(false); usize::from(result_ty.is_some())];
         self.arm(&mut live.store);
         if let Err(e) = func.call(&mut live.store, &values, &mut results) {
             let error = trap_error(name, &self.shared.settings.deadline, &mut live.store, e);
-            // The instance may be in any state after a trap: discard it.
-            *guard = None;
-            return Err(error);
+            return Err((error, true));
         }
         let mut out = Vec::new();
         if let (Some(v), Some(t)) = (results.first(), &result_ty) {
-            value::encode(v, t, &mut out).map_err(|message| CallError::ResultEncode {
-                method: name,
-                message,
+            value::encode(v, t, &mut out).map_err(|message| {
+                fail(CallError::ResultEncode {
+                    method: name,
+                    message,
+                })
             })?;
         }
         Ok(out)

@@ -8,7 +8,9 @@
 //! * `wasm_load/*`: `WasmRuntime::open` with a warm cache vs
 //!   `Component::deserialize_file` of a precompiled file.
 //! * `wasm_instance/*`: a new client (store, instance, `plugin.create`) vs
-//!   a raw `InstancePre::instantiate` plus `create`.
+//!   a raw `InstancePre::instantiate`; and a whole call in
+//!   fresh-instance-per-call mode (pooled instance, `create`, `add`,
+//!   `destroy`) vs a raw pooled `InstancePre::instantiate`.
 //!
 //! Results are recorded in `docs/src/performance.md`.
 
@@ -44,11 +46,14 @@ fn engine() -> Engine {
 fn raw_linker(engine: &Engine) -> Linker<Raw> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-    linker
-        .instance("fidius:calculator/host@1.0.0")
-        .unwrap()
-        .func_wrap("panicked", |_, (_,): (String,)| Ok(()))
-        .unwrap();
+    // The fixture component holds `Calculator` and `Greeter`.
+    for host in ["fidius:calculator/host@1.0.0", "fidius:greeter/host@3.0.0"] {
+        linker
+            .instance(host)
+            .unwrap()
+            .func_wrap("panicked", |_, (_,): (String,)| Ok(()))
+            .unwrap();
+    }
     linker
 }
 
@@ -188,6 +193,29 @@ fn bench_instance(c: &mut Criterion) {
     });
     group.bench_function("fidius_new_client", |b| {
         b.iter(|| library.load::<CalculatorClient>("Basic").unwrap())
+    });
+
+    // Fresh instance per call: pooled allocation on both sides.
+    let mut config = Config::new();
+    config.wasm_component_model(true).allocation_strategy(
+        wasmtime::InstanceAllocationStrategy::Pooling(wasmtime::PoolingAllocationConfig::default()),
+    );
+    let pooled = Engine::new(&config).unwrap();
+    let component = Component::from_file(&pooled, &path).unwrap();
+    let pre = raw_linker(&pooled).instantiate_pre(&component).unwrap();
+    group.bench_function("raw_pooled_instantiate", |b| {
+        b.iter(|| {
+            let mut store = raw_store(&pooled);
+            pre.instantiate(&mut store).unwrap()
+        })
+    });
+    let per_call = WasmRuntime::new(WasmSettings::default().fresh_instance_per_call().cache_dir(
+        Some(fidius_tests::fixtures_target().join("wasm-bench-cache")),
+    ))
+    .unwrap();
+    let client: CalculatorClient = per_call.open(&path).unwrap().load("Basic").unwrap();
+    group.bench_function("fidius_per_call_add", |b| {
+        b.iter(|| client.add(black_box(20), black_box(22)).unwrap())
     });
     group.finish();
 }

@@ -85,7 +85,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         Err(e) => return error(format!("{}: {e}", path.display())),
     };
     let path_str = path.display().to_string();
-    let world = format!("fidius:{iface_kebab}/{iface_kebab}-plugin");
+    let world = format!("fidius:{iface_kebab}/{iface_kebab}-rust-plugin");
     let runtime_path = format!(
         "{}::__private::wit_bindgen::rt",
         quote!(#krate).to_string().replace(' ', "")
@@ -93,6 +93,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
     let pkg = format_ident!("{}", snake(&iface_kebab));
     let exports = quote!(__b::exports::fidius::#pkg::#pkg);
     let lifecycle = quote!(__b::exports::fidius::#pkg::plugin);
+    let fast = quote!(__b::exports::fidius::#pkg::fast);
     let self_ty = &g.item.self_ty;
     let plugin_name = g.plugin_name;
     let stale = format!(
@@ -112,7 +113,9 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         .collect();
 
     let mut methods = Vec::new();
-    for f in &funcs {
+    let mut fast_arms = Vec::new();
+    for (index, f) in funcs.iter().enumerate() {
+        let index = index as u32;
         let rust_name = format_ident!("{}", snake(&f.name));
         let params: Vec<(proc_macro2::Ident, TokenStream)> = f
             .params
@@ -137,6 +140,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
                     #p::wasm_not_implemented(#name)
                 }
             });
+            fast_arms.push(quote!(#index => #p::wasm_not_implemented(#name),));
             continue;
         };
         let method = &user.sig.ident;
@@ -152,6 +156,44 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         if inputs.len() != params.len() {
             return error(stale.clone());
         }
+        let mut fast_args = Vec::new();
+        let mut fast_decode = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
+            let v = format_ident!("__f{}", i);
+            let span = input.ty.span();
+            match &*input.ty {
+                Type::Reference(r) => {
+                    let target = match &*r.elem {
+                        Type::Path(tp) if tp.path.is_ident("str") => quote!(::std::string::String),
+                        Type::Slice(s) => {
+                            let e = &s.elem;
+                            quote!(::std::vec::Vec<#e>)
+                        }
+                        other => quote!(#other),
+                    };
+                    fast_decode.push(
+                        quote_spanned!(span=> let #v: #target = #p::fast_arg(&mut __rest, #what)?;),
+                    );
+                    fast_args.push(quote!(&#v));
+                }
+                other => {
+                    fast_decode.push(
+                        quote_spanned!(span=> let #v: #other = #p::fast_arg(&mut __rest, #what)?;),
+                    );
+                    fast_args.push(quote!(#v));
+                }
+            }
+        }
+        let what_ret = format!("result of `{method}`");
+        fast_arms.push(quote! {
+            #index => {
+                #(#fast_decode)*
+                #p::fast_end(__rest)?;
+                let __r = <#self_ty as #iface>::#method(&*__this(), #(#fast_args),*);
+                ::core::result::Result::Ok(#p::fast_ret(&__r, #what_ret))
+            }
+        });
         let mut args = Vec::new();
         for ((name, wit_ty), input) in params.iter().zip(&inputs) {
             let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
@@ -269,6 +311,19 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
 
             impl #exports::Guest for __Glue {
                 #(#methods)*
+            }
+
+            impl #fast::Guest for __Glue {
+                fn call(
+                    __method: u32,
+                    __args: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    let mut __rest: &[u8] = &__args;
+                    match __method {
+                        #(#fast_arms)*
+                        __other => ::core::result::Result::Err(::std::format!("no method number {__other}")),
+                    }
+                }
             }
 
             __b::export!(__Glue with_types_in __b);

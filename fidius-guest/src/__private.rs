@@ -34,8 +34,8 @@ pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    transcode, wasm_config, wasm_install_panic_hook, wasm_not_created, wasm_not_implemented,
-    wit_hash_matches,
+    fast_arg, fast_end, fast_ret, transcode, wasm_config, wasm_install_panic_hook,
+    wasm_not_created, wasm_not_implemented, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]

@@ -33,6 +33,44 @@ pub fn transcode<A: Serialize + 'static, B: DeserializeOwned + 'static>(value: A
     }
 }
 
+/// Takes the next wire-format argument of a `fast.call` off `rest`.
+///
+/// # Errors
+/// The decode error, naming the argument.
+pub fn fast_arg<T: DeserializeOwned>(rest: &mut &[u8], what: &str) -> Result<T, String> {
+    match postcard::take_from_bytes::<T>(rest) {
+        Ok((value, tail)) => {
+            *rest = tail;
+            Ok(value)
+        }
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
+/// Checks that a `fast.call` used all its argument bytes.
+///
+/// # Errors
+/// How many bytes were left.
+pub fn fast_end(rest: &[u8]) -> Result<(), String> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes after the last argument", rest.len()))
+    }
+}
+
+/// Encodes a `fast.call` result.
+///
+/// # Panics
+/// When the value's `Serialize` impl fails (the guest traps with the
+/// message, which the host reports).
+pub fn fast_ret<R: Serialize>(value: &R, what: &str) -> Vec<u8> {
+    match crate::wire::encode(value) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!("fidius: cannot encode the {what}: {e}"),
+    }
+}
+
 /// Decodes a plugin's configuration; the message names the config type.
 ///
 /// # Errors

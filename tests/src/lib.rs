@@ -129,24 +129,50 @@ pub fn wasm_runtime() -> &'static fidius::wasm::WasmRuntime {
     })
 }
 
-/// The compiled component of fixture `crate_name`, opened once per process.
-pub fn wasm_library(crate_name: &str) -> std::sync::Arc<fidius::wasm::WasmLibrary> {
+/// A second engine that calls the components' typed WIT functions only,
+/// as for guests in other languages.
+pub fn typed_wasm_runtime() -> &'static fidius::wasm::WasmRuntime {
+    static RUNTIME: OnceLock<fidius::wasm::WasmRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let settings = fidius::wasm::WasmSettings::default()
+            .deadline(std::time::Duration::from_secs(5))
+            .memory_limit(64 << 20)
+            .typed_exports_only()
+            .cache_dir(Some(fixtures_target().join("wasm-cache")));
+        fidius::wasm::WasmRuntime::new(settings).expect("wasmtime engine")
+    })
+}
+
+/// The compiled component of fixture `crate_name`, opened once per process
+/// and engine (`typed`: [`typed_wasm_runtime`]).
+fn open_wasm(crate_name: &str, typed: bool) -> std::sync::Arc<fidius::wasm::WasmLibrary> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
-    static OPEN: OnceLock<Mutex<HashMap<String, Arc<fidius::wasm::WasmLibrary>>>> = OnceLock::new();
+    type Open = Mutex<HashMap<(String, bool), Arc<fidius::wasm::WasmLibrary>>>;
+    static OPEN: OnceLock<Open> = OnceLock::new();
     let mut open = OPEN
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    open.entry(crate_name.to_owned())
+    open.entry((crate_name.to_owned(), typed))
         .or_insert_with(|| {
-            Arc::new(
+            let runtime = if typed {
+                typed_wasm_runtime()
+            } else {
                 wasm_runtime()
+            };
+            Arc::new(
+                runtime
                     .open(wasm_fixture(crate_name))
                     .unwrap_or_else(|e| panic!("open the {crate_name} component: {e}")),
             )
         })
         .clone()
+}
+
+/// The compiled component of fixture `crate_name`, opened once per process.
+pub fn wasm_library(crate_name: &str) -> std::sync::Arc<fidius::wasm::WasmLibrary> {
+    open_wasm(crate_name, false)
 }
 
 /// Where a semantics test runs its plugins: the same fixture crate, built
@@ -157,6 +183,9 @@ pub enum Backend {
     Native,
     /// `WasmLibrary` over the component, in the deny-all sandbox.
     Wasm,
+    /// The same, calling the component's typed WIT functions (what guests
+    /// in other languages implement) instead of Rust guests' `fast.call`.
+    WasmTyped,
 }
 
 impl Backend {
@@ -168,7 +197,8 @@ impl Backend {
     ) -> Result<C, fidius::LoadError> {
         match self {
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?.load(plugin),
-            Backend::Wasm => wasm_library(crate_name).load(plugin),
+            Backend::Wasm => open_wasm(crate_name, false).load(plugin),
+            Backend::WasmTyped => open_wasm(crate_name, true).load(plugin),
         }
     }
 
@@ -183,7 +213,7 @@ impl Backend {
             Backend::Native => {
                 fidius::PluginLibrary::open(fixture(crate_name))?.configure(plugin, config)
             }
-            Backend::Wasm => wasm_library(crate_name)
+            Backend::Wasm | Backend::WasmTyped => open_wasm(crate_name, self == Backend::WasmTyped)
                 .instance(plugin)
                 .config(config)
                 .build(),
@@ -191,8 +221,8 @@ impl Backend {
     }
 }
 
-/// Runs the test functions in its body once per backend: `mod native` and
-/// `mod wasm`, each with a `BACKEND` constant.
+/// Runs the test functions in its body once per backend: `mod native`,
+/// `mod wasm` and `mod wasm_typed`, each with a `BACKEND` constant.
 #[macro_export]
 macro_rules! for_each_backend {
     ($($body:tt)*) => {
@@ -206,6 +236,12 @@ macro_rules! for_each_backend {
             #[allow(unused_imports)]
             use super::*;
             const BACKEND: $crate::Backend = $crate::Backend::Wasm;
+            $($body)*
+        }
+        mod wasm_typed {
+            #[allow(unused_imports)]
+            use super::*;
+            const BACKEND: $crate::Backend = $crate::Backend::WasmTyped;
             $($body)*
         }
     };

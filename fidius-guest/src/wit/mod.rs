@@ -256,6 +256,12 @@ impl WitBuilder {
         let _ = writeln!(out, "    export plugin;");
         let _ = writeln!(out, "    export {};", ident(&iface));
         let _ = writeln!(out, "}}");
+        let _ = writeln!(
+            out,
+            "\n/// What Rust plugins built with fidius export: the plugin world plus\n\
+             /// the `fast` shortcut.\n\
+             world {iface}-rust-plugin {{\n    include {iface}-plugin;\n    export fast;\n}}"
+        );
         out
     }
 }
@@ -287,6 +293,17 @@ interface plugin {
     /// Drops the plugin object (its `Drop` runs) when the host lets go of
     /// the instance.
     destroy: func();
+}
+
+/// A shortcut that Rust plugins built with fidius also export (world
+/// `<interface>-rust-plugin`); guests in other languages leave it out.
+interface fast {
+    /// Calls method number `method` (its position among the interface's
+    /// functions above) with `args`, its arguments in the fidius wire format
+    /// one after another; returns the result in the wire format (for a
+    /// `result<…>` function: the whole result), or why the arguments did not
+    /// decode.
+    call: func(method: u32, args: list<u8>) -> result<list<u8>, string>;
 }
 
 /// What the fidius runtime offers every plugin.

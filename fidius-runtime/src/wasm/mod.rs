@@ -30,7 +30,9 @@ use std::time::Duration;
 use fidius_guest::__private::{DynInstance, Instance as ClientInstance};
 use fidius_guest::{CallError, Interface, PluginClient, PluginError};
 use sha2::{Digest as _, Sha256};
-use wasmtime::component::{Component, Func, InstancePre, Linker, ResourceTable, Type, Val};
+use wasmtime::component::{
+    Component, Func, InstancePre, Linker, ResourceTable, Type, TypedFunc, Val,
+};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -64,6 +66,11 @@ pub struct WasmSettings {
     /// Whether each call gets a fresh instance. Default:
     /// [`Isolation::PerClient`].
     pub isolation: Isolation,
+    /// Call the component's typed WIT functions even when it also exports
+    /// fidius's `fast.call` shortcut (Rust guests do): what a guest in
+    /// another language gets. Slower; for testing interoperability.
+    /// Default: `false`.
+    pub typed_exports_only: bool,
 }
 
 /// How long a component instance lives.
@@ -88,6 +95,7 @@ impl Default for WasmSettings {
             fuel: None,
             cache_dir: Some(crate::package::cache::default_root()),
             isolation: Isolation::PerClient,
+            typed_exports_only: false,
         }
     }
 }
@@ -114,6 +122,13 @@ impl WasmSettings {
     /// With a fresh instance for every call ([`Isolation::PerCall`]).
     pub fn fresh_instance_per_call(mut self) -> Self {
         self.isolation = Isolation::PerCall;
+        self
+    }
+
+    /// Calling the typed WIT functions only (see
+    /// [`typed_exports_only`](Self::typed_exports_only)).
+    pub fn typed_exports_only(mut self) -> Self {
+        self.typed_exports_only = true;
         self
     }
 
@@ -547,6 +562,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
                 .collect(),
             config,
             capabilities: self.capabilities,
+            slots: slots.clone(),
             live: Mutex::new(None),
         };
         let live = plugin.instantiate().map_err(|source| LoadError::Create {
@@ -628,6 +644,9 @@ struct WasmPlugin {
     methods: Vec<String>,
     config: Vec<u8>,
     capabilities: Capabilities,
+    /// Per method of the caller's interface: its position in the plugin's
+    /// interface (the `fast.call` number), `None` if not implemented.
+    slots: Vec<Option<u32>>,
     live: Mutex<Option<Live>>,
 }
 
@@ -637,7 +656,13 @@ struct Live {
     funcs: Vec<Option<Method>>,
     /// `plugin.destroy`, called when the last client lets go.
     destroy: Option<Func>,
+    /// `fast.call`, exported by Rust guests: every method through one
+    /// typed function with the arguments and result in the wire format
+    /// (bulk bytes move as one `list<u8>`, no per-value conversion).
+    fast: Option<FastCall>,
 }
+
+type FastCall = TypedFunc<(u32, Vec<u8>), (Result<Vec<u8>, String>,)>;
 
 impl Drop for WasmPlugin {
     fn drop(&mut self) {
@@ -742,10 +767,16 @@ impl WasmPlugin {
             }
         }
         let destroy = lookup(&mut store, "plugin", "destroy");
+        let fast = if settings.typed_exports_only {
+            None
+        } else {
+            lookup(&mut store, "fast", "call").and_then(|f| f.typed(&store).ok())
+        };
         Ok(Live {
             store,
             funcs,
             destroy,
+            fast,
         })
     }
 
@@ -890,6 +921,21 @@ impl WasmPlugin {
         args: &[Vec<u8>],
     ) -> Result<Vec<u8>, (CallError, bool)> {
         let fail = |error| (error, false);
+        if let (Some(fast), Some(Some(number))) = (&live.fast, self.slots.get(index)) {
+            let args = args.concat();
+            self.arm(&mut live.store);
+            return match fast.call(&mut live.store, (*number, args)) {
+                Ok((Ok(bytes),)) => Ok(bytes),
+                Ok((Err(message),)) => Err(fail(CallError::ArgumentDecode {
+                    method: name,
+                    message,
+                })),
+                Err(e) => Err((
+                    trap_error(name, &self.shared.settings.deadline, &mut live.store, e),
+                    true,
+                )),
+            };
+        }
         let Some(method) = live.funcs.get(index).and_then(Option::as_ref) else {
             return Err(fail(CallError::Protocol {
                 method: name,

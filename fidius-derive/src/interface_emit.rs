@@ -612,6 +612,10 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
     for arg in &m.args {
         let name = &arg.name;
         let arg_name = name.to_string();
+        if matches!(arg.kind, ArgKind::Bytes | ArgKind::Vec) {
+            args.push(quote!(#p::encode_bytes_arg(&#name)));
+            continue;
+        }
         let value = match &arg.kind {
             ArgKind::Str | ArgKind::Bytes | ArgKind::Wire { by_ref: true, .. } => quote!(#name),
             ArgKind::Stream { .. } => {
@@ -643,9 +647,15 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
             return ::core::result::Result::Err(#p::unsupported(__METHOD, "streams"));
         };
     };
+    let decode = match &m.ret {
+        Ret::Plain(v) if v.kind == RetKind::Vec => {
+            quote!(#p::decode_dynamic_bytes(__METHOD, &__bytes))
+        }
+        _ => quote!(#p::decode_dynamic::<#ty>(__METHOD, &__bytes)),
+    };
     quote! {
         let __args = [#(#args),*];
         let __bytes = __dynamic.call(#index, __METHOD, &__args)?;
-        return #p::decode_dynamic::<#ty>(__METHOD, &__bytes);
+        return #decode;
     }
 }

@@ -162,6 +162,18 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
             let v = format_ident!("__f{}", i);
             let span = input.ty.span();
+            if is_u8_slice_ref(&input.ty) {
+                fast_decode.push(
+                    quote_spanned!(span=> let #v: &[u8] = #p::fast_bytes(&mut __rest, #what)?;),
+                );
+                fast_args.push(quote!(#v));
+                continue;
+            }
+            if is_vec_u8(&input.ty) {
+                fast_decode.push(quote_spanned!(span=> let #v: ::std::vec::Vec<u8> = #p::fast_bytes(&mut __rest, #what)?.to_vec();));
+                fast_args.push(quote!(#v));
+                continue;
+            }
             match &*input.ty {
                 Type::Reference(r) => {
                     let target = match &*r.elem {
@@ -186,12 +198,16 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             }
         }
         let what_ret = format!("result of `{method}`");
+        let fast_ret = match &user.sig.output {
+            syn::ReturnType::Type(_, t) if is_vec_u8(t) => quote!(#p::fast_ret_bytes(&__r)),
+            _ => quote!(#p::fast_ret(&__r, #what_ret)),
+        };
         fast_arms.push(quote! {
             #index => {
                 #(#fast_decode)*
                 #p::fast_end(__rest)?;
                 let __r = <#self_ty as #iface>::#method(&*__this(), #(#fast_args),*);
-                ::core::result::Result::Ok(#p::fast_ret(&__r, #what_ret))
+                ::core::result::Result::Ok(#fast_ret)
             }
         });
         let mut args = Vec::new();
@@ -379,4 +395,24 @@ pub(crate) fn wit_wire(input: TokenStream) -> TokenStream {
             }
         };
     }
+}
+
+/// `Vec<u8>` as written (any path ending in `Vec` with the argument `u8`).
+fn is_vec_u8(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(seg) = p.path.segments.last() else {
+        return false;
+    };
+    if seg.ident != "Vec" {
+        return false;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return false;
+    };
+    matches!(args.args.first(), Some(syn::GenericArgument::Type(Type::Path(t))) if args.args.len() == 1 && t.path.is_ident("u8"))
+}
+
+/// `&[u8]` as written.
+fn is_u8_slice_ref(ty: &Type) -> bool {
+    matches!(ty, Type::Reference(r) if matches!(&*r.elem, Type::Slice(s) if matches!(&*s.elem, Type::Path(t) if t.path.is_ident("u8"))))
 }

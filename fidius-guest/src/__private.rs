@@ -34,8 +34,8 @@ pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    fast_arg, fast_end, fast_ret, transcode, wasm_config, wasm_install_panic_hook,
-    wasm_not_created, wasm_not_implemented, wit_hash_matches,
+    fast_arg, fast_bytes, fast_end, fast_ret, fast_ret_bytes, transcode, wasm_config,
+    wasm_install_panic_hook, wasm_not_created, wasm_not_implemented, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]
@@ -943,6 +943,37 @@ pub fn encode_arg<T: Serialize + ?Sized>(
 #[inline(always)]
 pub fn take_scalar<S: Scalar>(method: &'static str, repr: S::Repr) -> Result<S, CallError> {
     S::from_repr(repr).map_err(|detail| CallError::Protocol { method, detail })
+}
+
+/// [`encode_arg`] for byte buffers (`Vec<u8>`, `&[u8]`): the same bytes,
+/// one copy.
+#[inline]
+pub fn encode_bytes_arg(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    wire::encode_bytes_into(bytes, &mut out);
+    out
+}
+
+/// [`decode_dynamic`] for a `Vec<u8>` result, one copy.
+///
+/// # Errors
+/// [`CallError::ResultDecode`].
+#[inline]
+pub fn decode_dynamic_bytes(method: &'static str, bytes: &[u8]) -> Result<Vec<u8>, CallError> {
+    let mut input = bytes;
+    let decoded = wire::take_bytes(&mut input).and_then(|b| {
+        if input.is_empty() {
+            Ok(b.to_vec())
+        } else {
+            wire::decode::<Vec<u8>>(bytes)
+        }
+    });
+    decoded.map_err(|source| CallError::ResultDecode {
+        method,
+        what: "result",
+        expected: "Vec<u8>",
+        source: Box::new(source),
+    })
 }
 
 /// Decodes the result a [`DynInstance`] returned.

@@ -47,6 +47,21 @@ pub fn fast_arg<T: DeserializeOwned>(rest: &mut &[u8], what: &str) -> Result<T, 
     }
 }
 
+/// [`fast_arg`] for a byte buffer, one copy.
+///
+/// # Errors
+/// The decode error, naming the argument.
+pub fn fast_bytes<'a>(rest: &mut &'a [u8], what: &str) -> Result<&'a [u8], String> {
+    crate::wire::take_bytes(rest).map_err(|e| format!("{what}: {e}"))
+}
+
+/// [`fast_ret`] for a `Vec<u8>` result, one copy.
+pub fn fast_ret_bytes(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::wire::encode_bytes_into(value, &mut out);
+    out
+}
+
 /// Checks that a `fast.call` used all its argument bytes.
 ///
 /// # Errors

@@ -56,6 +56,55 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(value)
 }
 
+/// Appends `bytes` exactly as postcard encodes a `Vec<u8>` or `&[u8]` (a
+/// varint length, then the bytes), without going through serde one byte
+/// at a time.
+pub fn encode_bytes_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut n = bytes.len() as u64;
+    out.reserve(bytes.len() + 10);
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(bytes);
+}
+
+/// Takes one postcard-encoded byte buffer (`Vec<u8>`) off the front of
+/// `input`, with one copy.
+///
+/// # Errors
+/// [`WireError`] when the length is malformed or longer than the input.
+pub fn take_bytes<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
+    let mut len: u64 = 0;
+    let mut i = 0;
+    loop {
+        let b = *input.get(i).ok_or_else(|| WireError {
+            message: "truncated length".into(),
+        })?;
+        len |= u64::from(b & 0x7f) << (7 * i);
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        if i == 10 {
+            return Err(WireError {
+                message: "length varint too long".into(),
+            });
+        }
+    }
+    let rest = &input[i..];
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= rest.len())
+        .ok_or_else(|| WireError {
+            message: format!("length {len} beyond the {} bytes left", rest.len()),
+        })?;
+    let (bytes, tail) = rest.split_at(len);
+    *input = tail;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +133,22 @@ mod tests {
             [0xac, 0x02, 0x02, b'h', b'i', 0x02, 0x01, 0x04, 0x01, 0x01]
         );
         assert_eq!(decode::<Sample>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn the_byte_fast_paths_match_postcard() {
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut fast = Vec::new();
+            encode_bytes_into(&data, &mut fast);
+            assert_eq!(fast, encode(&data).unwrap(), "{len}");
+            fast.push(9);
+            let mut input = fast.as_slice();
+            assert_eq!(take_bytes(&mut input).unwrap(), data.as_slice());
+            assert_eq!(input, [9]);
+        }
+        assert!(take_bytes(&mut &[0x05, 1, 2][..]).is_err());
+        assert!(take_bytes(&mut &[0x80][..]).is_err());
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl ImageFilterClient {
         let __slot: usize = 2usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
             let __args = [
-                ::fidius::__private::encode_arg(__METHOD, "data", data)?,
+                ::fidius::__private::encode_bytes_arg(&data),
                 ::fidius::__private::encode_arg(__METHOD, "name", name)?,
             ];
             let __bytes = __dynamic.call(2usize, __METHOD, &__args)?;

@@ -682,6 +682,29 @@ struct Method {
     func: Func,
     params: Box<[Type]>,
     result: Option<Type>,
+    /// Whether `fast.call` beats the typed export: it does when a string,
+    /// list or compound value crosses (one bulk copy instead of one
+    /// component value per element); for scalars only, the typed call is
+    /// cheaper.
+    prefer_fast: bool,
+}
+
+fn is_scalar(ty: &Type) -> bool {
+    matches!(
+        ty,
+        Type::Bool
+            | Type::S8
+            | Type::U8
+            | Type::S16
+            | Type::U16
+            | Type::S32
+            | Type::U32
+            | Type::S64
+            | Type::U64
+            | Type::Float32
+            | Type::Float64
+            | Type::Char
+    )
 }
 
 impl WasmPlugin {
@@ -737,10 +760,14 @@ impl WasmPlugin {
             .map(|m| {
                 let func = lookup(&mut store, &iface, m)?;
                 let ty = func.ty(&store);
+                let params: Box<[Type]> = ty.params().map(|(_, t)| t).collect();
+                let result = ty.results().next();
+                let prefer_fast = !params.iter().chain(&result).all(is_scalar);
                 Some(Method {
                     func,
-                    params: ty.params().map(|(_, t)| t).collect(),
-                    result: ty.results().next(),
+                    params,
+                    result,
+                    prefer_fast,
                 })
             })
             .collect();
@@ -921,7 +948,14 @@ impl WasmPlugin {
         args: &[Vec<u8>],
     ) -> Result<Vec<u8>, (CallError, bool)> {
         let fail = |error| (error, false);
-        if let (Some(fast), Some(Some(number))) = (&live.fast, self.slots.get(index)) {
+        let prefer_fast = live
+            .funcs
+            .get(index)
+            .and_then(Option::as_ref)
+            .is_none_or(|m| m.prefer_fast);
+        if let (true, Some(fast), Some(Some(number))) =
+            (prefer_fast, &live.fast, self.slots.get(index))
+        {
             let args = args.concat();
             self.arm(&mut live.store);
             return match fast.call(&mut live.store, (*number, args)) {

@@ -613,7 +613,7 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
         let name = &arg.name;
         let arg_name = name.to_string();
         if matches!(arg.kind, ArgKind::Bytes | ArgKind::Vec) {
-            args.push(quote!(#p::encode_bytes_arg(&#name)));
+            args.push(quote!(#p::encode_bytes_arg_into(&mut __args, &#name);));
             continue;
         }
         let value = match &arg.kind {
@@ -626,7 +626,7 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
             }
             _ => quote!(&#name),
         };
-        args.push(quote!(#p::encode_arg(__METHOD, #arg_name, #value)?));
+        args.push(quote!(#p::encode_arg_into(&mut __args, __METHOD, #arg_name, #value)?;));
     }
     let value_ty = |v: &Value| -> Option<TokenStream> {
         match &v.kind {
@@ -654,7 +654,8 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
         _ => quote!(#p::decode_dynamic::<#ty>(__METHOD, &__bytes)),
     };
     quote! {
-        let __args = [#(#args),*];
+        let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+        #(#args)*
         let __bytes = __dynamic.call(#index, __METHOD, &__args)?;
         return #decode;
     }

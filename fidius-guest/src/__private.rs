@@ -508,16 +508,12 @@ struct InstanceInner {
 /// it with every argument in the wire format and get the result (for
 /// `Result<T, E>` methods: the whole `Result`) back in the wire format.
 pub trait DynInstance: Send + Sync + 'static {
-    /// Calls method `index` (in the caller's interface order) named `name`.
+    /// Calls method `index` (in the caller's interface order) named `name`
+    /// with `args`, its arguments in the wire format one after another.
     ///
     /// # Errors
     /// The [`CallError`] the call ended with.
-    fn call(
-        &self,
-        index: usize,
-        name: &'static str,
-        args: &[Vec<u8>],
-    ) -> Result<Vec<u8>, CallError>;
+    fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError>;
 }
 
 unsafe extern "C" fn no_destroy(_: InstancePtr) {}
@@ -936,6 +932,39 @@ pub fn encode_arg<T: Serialize + ?Sized>(
     })
 }
 
+/// [`encode_arg`] appending to `out` (a [`DynInstance`] call's arguments,
+/// one after another).
+///
+/// # Errors
+/// [`CallError::ArgumentEncode`].
+#[inline]
+pub fn encode_arg_into<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    method: &'static str,
+    argument: &'static str,
+    value: &T,
+) -> Result<(), CallError> {
+    let taken = core::mem::take(out);
+    match postcard::to_extend(value, taken) {
+        Ok(filled) => {
+            *out = filled;
+            Ok(())
+        }
+        Err(e) => Err(CallError::ArgumentEncode {
+            method,
+            argument,
+            source: e.into(),
+        }),
+    }
+}
+
+/// [`encode_arg_into`] for byte buffers (`Vec<u8>`, `&[u8]`): the same
+/// bytes, one copy.
+#[inline]
+pub fn encode_bytes_arg_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    wire::encode_bytes_into(bytes, out);
+}
+
 /// Converts a scalar result.
 ///
 /// # Errors
@@ -943,15 +972,6 @@ pub fn encode_arg<T: Serialize + ?Sized>(
 #[inline(always)]
 pub fn take_scalar<S: Scalar>(method: &'static str, repr: S::Repr) -> Result<S, CallError> {
     S::from_repr(repr).map_err(|detail| CallError::Protocol { method, detail })
-}
-
-/// [`encode_arg`] for byte buffers (`Vec<u8>`, `&[u8]`): the same bytes,
-/// one copy.
-#[inline]
-pub fn encode_bytes_arg(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::encode_bytes_into(bytes, &mut out);
-    out
 }
 
 /// [`decode_dynamic`] for a `Vec<u8>` result, one copy.

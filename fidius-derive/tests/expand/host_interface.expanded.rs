@@ -79,9 +79,13 @@ impl ServicesClient {
         const __METHOD: &str = "log";
         let __slot: usize = 0usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let __args = [
-                ::fidius::__private::encode_arg(__METHOD, "message", message)?,
-            ];
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+            ::fidius::__private::encode_arg_into(
+                &mut __args,
+                __METHOD,
+                "message",
+                message,
+            )?;
             let __bytes = __dynamic.call(0usize, __METHOD, &__args)?;
             return ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes);
         }
@@ -109,7 +113,8 @@ impl ServicesClient {
         const __METHOD: &str = "lookup";
         let __slot: usize = 1usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let __args = [::fidius::__private::encode_arg(__METHOD, "key", &key)?];
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+            ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "key", &key)?;
             let __bytes = __dynamic.call(1usize, __METHOD, &__args)?;
             return ::fidius::__private::decode_dynamic::<
                 Option<String>,

@@ -140,7 +140,13 @@ impl ImageFilterClient {
         const __METHOD: &str = "apply";
         let __slot: usize = 0usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let __args = [::fidius::__private::encode_arg(__METHOD, "input", &input)?];
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+            ::fidius::__private::encode_arg_into(
+                &mut __args,
+                __METHOD,
+                "input",
+                &input,
+            )?;
             let __bytes = __dynamic.call(0usize, __METHOD, &__args)?;
             return ::fidius::__private::decode_dynamic::<
                 ApplyOutput,
@@ -185,10 +191,9 @@ impl ImageFilterClient {
         const __METHOD: &str = "add";
         let __slot: usize = 1usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let __args = [
-                ::fidius::__private::encode_arg(__METHOD, "a", &a)?,
-                ::fidius::__private::encode_arg(__METHOD, "b", &b)?,
-            ];
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+            ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "a", &a)?;
+            ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "b", &b)?;
             let __bytes = __dynamic.call(1usize, __METHOD, &__args)?;
             return ::fidius::__private::decode_dynamic::<i64>(__METHOD, &__bytes);
         }
@@ -231,10 +236,9 @@ impl ImageFilterClient {
         const __METHOD: &str = "count";
         let __slot: usize = 2usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let __args = [
-                ::fidius::__private::encode_bytes_arg(&data),
-                ::fidius::__private::encode_arg(__METHOD, "name", name)?,
-            ];
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+            ::fidius::__private::encode_bytes_arg_into(&mut __args, &data);
+            ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "name", name)?;
             let __bytes = __dynamic.call(2usize, __METHOD, &__args)?;
             return ::fidius::__private::decode_dynamic::<
                 ::core::result::Result<u64, PluginError>,
@@ -286,7 +290,7 @@ impl ImageFilterClient {
         const __METHOD: &str = "reset";
         let __slot: usize = 3usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let __args = [];
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
             let __bytes = __dynamic.call(3usize, __METHOD, &__args)?;
             return ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes);
         }

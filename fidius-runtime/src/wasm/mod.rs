@@ -662,7 +662,7 @@ struct Live {
     fast: Option<FastCall>,
 }
 
-type FastCall = TypedFunc<(u32, Vec<u8>), (Result<Vec<u8>, String>,)>;
+type FastCall = TypedFunc<(u32, &'static [u8]), (Result<Vec<u8>, String>,)>;
 
 impl Drop for WasmPlugin {
     fn drop(&mut self) {
@@ -903,12 +903,7 @@ fn trap_error(
 }
 
 impl DynInstance for WasmPlugin {
-    fn call(
-        &self,
-        index: usize,
-        name: &'static str,
-        args: &[Vec<u8>],
-    ) -> Result<Vec<u8>, CallError> {
+    fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
         let mut guard = self.lock();
         if self.shared.settings.isolation == Isolation::PerCall {
             // A fresh instance, used for this call only.
@@ -945,7 +940,7 @@ impl WasmPlugin {
         live: &mut Live,
         index: usize,
         name: &'static str,
-        args: &[Vec<u8>],
+        args: &[u8],
     ) -> Result<Vec<u8>, (CallError, bool)> {
         let fail = |error| (error, false);
         let prefer_fast = live
@@ -956,7 +951,6 @@ impl WasmPlugin {
         if let (true, Some(fast), Some(Some(number))) =
             (prefer_fast, &live.fast, self.slots.get(index))
         {
-            let args = args.concat();
             self.arm(&mut live.store);
             return match fast.call(&mut live.store, (*number, args)) {
                 Ok((Ok(bytes),)) => Ok(bytes),
@@ -976,35 +970,22 @@ impl WasmPlugin {
                 detail: "the component does not export this method".into(),
             }));
         };
-        if method.params.len() != args.len() {
-            return Err(fail(CallError::Protocol {
+        let values = value::decode_all(args, &method.params).map_err(|message| {
+            fail(CallError::ArgumentDecode {
                 method: name,
-                detail: format!(
-                    "the component's `{name}` takes {} arguments, not {}",
-                    method.params.len(),
-                    args.len()
-                ),
-            }));
-        }
-        let mut values = Vec::with_capacity(args.len());
-        for (bytes, t) in args.iter().zip(&method.params) {
-            let value = value::decode(bytes, t).map_err(|message| {
-                fail(CallError::ArgumentDecode {
-                    method: name,
-                    message,
-                })
-            })?;
-            values.push(value);
-        }
-        let (func, result_ty) = (method.func, method.result.clone());
-        let mut results = vec![Val::Bool(false); usize::from(result_ty.is_some())];
+                message,
+            })
+        })?;
+        let (func, result_ty) = (method.func, &method.result);
+        let mut results = [Val::Bool(false)];
+        let results = &mut results[..usize::from(result_ty.is_some())];
         self.arm(&mut live.store);
-        if let Err(e) = func.call(&mut live.store, &values, &mut results) {
+        if let Err(e) = func.call(&mut live.store, &values, results) {
             let error = trap_error(name, &self.shared.settings.deadline, &mut live.store, e);
             return Err((error, true));
         }
         let mut out = Vec::new();
-        if let (Some(v), Some(t)) = (results.first(), &result_ty) {
+        if let (Some(v), Some(t)) = (results.first(), result_ty) {
             value::encode(v, t, &mut out).map_err(|message| {
                 fail(CallError::ResultEncode {
                     method: name,

@@ -72,14 +72,18 @@ fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-/// Decodes one wire-format value of type `ty` that must use all of `bytes`.
-pub(crate) fn decode(bytes: &[u8], ty: &Type) -> Result<Val, Error> {
+/// Decodes wire-format values of types `types`, one after another, that
+/// must use all of `bytes`.
+pub(crate) fn decode_all(bytes: &[u8], types: &[Type]) -> Result<Vec<Val>, Error> {
     let mut r = Reader { bytes };
-    let v = read(&mut r, ty)?;
-    if !r.bytes.is_empty() {
-        return Err(format!("{} trailing bytes", r.bytes.len()));
+    let mut values = Vec::with_capacity(types.len());
+    for (i, ty) in types.iter().enumerate() {
+        values.push(read(&mut r, ty).map_err(|e| format!("argument {i}: {e}"))?);
     }
-    Ok(v)
+    if !r.bytes.is_empty() {
+        return Err(format!("{} bytes after the last argument", r.bytes.len()));
+    }
+    Ok(values)
 }
 
 fn narrow<T: TryFrom<u64>>(v: u64) -> Result<T, Error> {

@@ -8,7 +8,10 @@ use crate::run::{cargo, output, root, status, target_dir};
 /// plugin for the host and writes a package signed with a fresh key from
 /// `cargo fidius keygen`; `cargo fidius verify` checks it; the example host
 /// opens it under a trust policy holding that key and calls every plugin.
+/// Then the same for the sepia filter packaged as a WASM component only,
+/// which the host runs in the sandbox.
 pub(crate) fn demo() -> Result<(), String> {
+    setup()?;
     print!("{}", demo_output()?);
     Ok(())
 }

@@ -199,8 +199,11 @@ fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
     let trait_ident = &iface.ident;
     let vtable = vtable_ident(trait_ident);
     emit_side(item, iface, quote!(), |p, init| {
+        let dispatch = host_dispatch(iface, p);
         quote! {
             impl #p::HostInterface for dyn #trait_ident {
+                #dispatch
+
                 fn export(host: ::std::sync::Arc<Self>) -> #p::HostExport {
                     static VTABLE: #vtable = #init;
                     // The shims expect `this` to be the `Arc<dyn Trait>`
@@ -658,5 +661,58 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
         #(#args)*
         let __bytes = __dynamic.call(#index, __METHOD, &__args)?;
         return #decode;
+    }
+}
+
+/// `HostInterface::dispatch`: a host method called with wire-format
+/// arguments (how WASM plugins call the host), panics caught.
+fn host_dispatch(iface: &Interface, p: &TokenStream) -> TokenStream {
+    let trait_ident = &iface.ident;
+    let arms = iface.methods.iter().enumerate().map(|(index, m)| {
+        let method = &m.ident;
+        let mut decode = Vec::new();
+        let mut call_args = Vec::new();
+        for (i, arg) in m.args.iter().enumerate() {
+            let v = format_ident!("__a{}", i);
+            let what = format!("argument `{}` of `{}`", arg.name, method);
+            let ty = &arg.ty;
+            let (target, by_ref) = match &arg.kind {
+                ArgKind::Scalar | ArgKind::String | ArgKind::Vec => (quote!(#ty), false),
+                ArgKind::Str => (quote!(::std::string::String), true),
+                ArgKind::Bytes => (quote!(::std::vec::Vec<u8>), true),
+                ArgKind::Wire { by_ref, inner } => (quote!(#inner), *by_ref),
+                ArgKind::Stream { .. } => {
+                    let msg = format!("`{method}` takes a stream, which WASM plugins cannot pass yet");
+                    return quote!(#index => ::core::result::Result::Err(::std::string::String::from(#msg)),);
+                }
+            };
+            decode.push(quote!(let #v: #target = #p::fast_arg(&mut __rest, #what)?;));
+            call_args.push(if by_ref { quote!(&#v) } else { quote!(#v) });
+        }
+        let returns_stream = match &m.ret {
+            Ret::Plain(v) | Ret::Fallible { ok: v, .. } => matches!(v.kind, RetKind::Stream { .. }),
+        };
+        if returns_stream {
+            let msg = format!("`{method}` returns a stream, which WASM plugins cannot receive yet");
+            return quote!(#index => ::core::result::Result::Err(::std::string::String::from(#msg)),);
+        }
+        let what = format!("result of `{method}`");
+        quote! {
+            #index => {
+                #(#decode)*
+                #p::fast_end(__rest)?;
+                let __r = #p::catch_host_panic(|| <dyn #trait_ident as #trait_ident>::#method(host, #(#call_args),*))?;
+                ::core::result::Result::Ok(#p::fast_ret(&__r, #what))
+            }
+        }
+    });
+    quote! {
+        fn dispatch(host: &Self, index: usize, args: &[u8]) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            let mut __rest: &[u8] = args;
+            match index {
+                #(#arms)*
+                __other => ::core::result::Result::Err(::std::format!("no host method number {__other}")),
+            }
+        }
     }
 }

@@ -61,12 +61,6 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
     let iface = g.iface;
     let iface_kebab = kebab(g.iface_name);
     let file = format!("{iface_kebab}.wit");
-    if g.host {
-        return error(
-            "host callbacks (`#[plugin_impl(…, host)]`) are not supported by WASM plugins yet"
-                .to_owned(),
-        );
-    }
     let Some(path) = find_wit(&file) else {
         return error(format!(
             "no WIT found for interface `{}`: build WASM plugins with `cargo fidius build \
@@ -241,24 +235,33 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         });
     }
 
+    let host = if g.host {
+        quote!(#p::wasm_host_client(#plugin_name, __b::fidius::#pkg::host::call))
+    } else {
+        quote!()
+    };
     let ctor = match g.config {
-        None => {
+        None if !g.host => {
             quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default()))
         }
-        Some(config) => quote_spanned! {config.span()=>
-            let __config: #config = match #p::wasm_config::<#config>(&__config) {
-                ::core::result::Result::Ok(__c) => __c,
-                ::core::result::Result::Err(__m) => return ::core::result::Result::Err(#lifecycle::CreateError::Config(__m)),
-            };
-            match <#self_ty>::configure(__config) {
-                ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
-                ::core::result::Result::Err(__e) => {
-                    #[allow(unused_imports)]
-                    use #p::{IntoPluginErrorDisplay as _, IntoPluginErrorExact as _};
-                    ::core::result::Result::Err((&&#p::ErrorWrap(__e)).fidius_plugin_error())
+        None => quote!(::core::result::Result::Ok(<#self_ty>::new(#host))),
+        Some(config) => {
+            let comma = if g.host { quote!(,) } else { quote!() };
+            quote_spanned! {config.span()=>
+                let __config: #config = match #p::wasm_config::<#config>(&__config) {
+                    ::core::result::Result::Ok(__c) => __c,
+                    ::core::result::Result::Err(__m) => return ::core::result::Result::Err(#lifecycle::CreateError::Config(__m)),
+                };
+                match <#self_ty>::configure(__config #comma #host) {
+                    ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
+                    ::core::result::Result::Err(__e) => {
+                        #[allow(unused_imports)]
+                        use #p::{IntoPluginErrorDisplay as _, IntoPluginErrorExact as _};
+                        ::core::result::Result::Err((&&#p::ErrorWrap(__e)).fidius_plugin_error())
+                    }
                 }
             }
-        },
+        }
     };
     let module = format_ident!("__fidius_wasm_{}_{}", g.iface_name, plugin_name);
 

@@ -34,8 +34,9 @@ pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    fast_arg, fast_bytes, fast_end, fast_ret, fast_ret_bytes, transcode, wasm_config,
-    wasm_install_panic_hook, wasm_not_created, wasm_not_implemented, wit_hash_matches,
+    PANIC_PREFIX, catch_host_panic, fast_arg, fast_bytes, fast_end, fast_ret, fast_ret_bytes,
+    transcode, wasm_config, wasm_host_client, wasm_install_panic_hook, wasm_not_created,
+    wasm_not_implemented, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]

@@ -155,6 +155,19 @@ pub trait HostInterface: 'static {
     /// Packs the host's implementation into a callback table for plugins.
     #[doc(hidden)]
     fn export(host: std::sync::Arc<Self>) -> crate::__private::HostExport;
+
+    /// Calls method `index` of `host` with its arguments in the wire format
+    /// one after another, returning the result in the wire format: how a
+    /// sandboxed (WASM) plugin calls the host.
+    ///
+    /// # Errors
+    /// Why the call failed: arguments that do not decode, a stream (not
+    /// supported this way yet), or a panic in the host's method.
+    #[doc(hidden)]
+    fn dispatch(host: &Self, index: usize, args: &[u8]) -> Result<Vec<u8>, String> {
+        let _ = (host, index, args);
+        Err("this interface has no host methods".into())
+    }
 }
 
 impl HostInterface for () {

@@ -86,6 +86,68 @@ pub fn fast_ret<R: Serialize>(value: &R, what: &str) -> Vec<u8> {
     }
 }
 
+/// Runs a host method for a sandboxed plugin, turning a panic into the
+/// error the plugin's call reports.
+///
+/// # Errors
+/// `panicked: <message>`.
+pub fn catch_host_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "<non-string panic payload>".into());
+        format!("{PANIC_PREFIX}{message}")
+    })
+}
+
+/// How [`catch_host_panic`] marks a panic, so the plugin side reports
+/// `CallError::Panic`.
+pub const PANIC_PREFIX: &str = "panicked: ";
+
+/// A client for the host's interface inside a WASM plugin: its calls go
+/// through the `host.call` import (`call`).
+pub fn wasm_host_client<P: crate::PluginClient>(
+    plugin: &str,
+    call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
+) -> P {
+    let info = &<P::Interface as crate::Interface>::INFO;
+    let slots: Vec<Option<u32>> = (0..info.methods.len() as u32).map(Some).collect();
+    let backend = std::sync::Arc::new(HostCalls { call });
+    P::from_instance(crate::__private::Instance::from_dynamic(
+        backend, plugin, &slots,
+    ))
+}
+
+struct HostCalls {
+    call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
+}
+
+impl crate::__private::DynInstance for HostCalls {
+    fn call(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+    ) -> Result<Vec<u8>, crate::CallError> {
+        let index = u32::try_from(index).map_err(|_| crate::CallError::Protocol {
+            method: name,
+            detail: "method index out of range".into(),
+        })?;
+        (self.call)(index, args).map_err(|e| match e.strip_prefix(PANIC_PREFIX) {
+            Some(message) => crate::CallError::Panic {
+                method: name,
+                message: message.to_owned(),
+            },
+            None => crate::CallError::Protocol {
+                method: name,
+                detail: e,
+            },
+        })
+    }
+}
+
 /// Decodes a plugin's configuration; the message names the config type.
 ///
 /// # Errors

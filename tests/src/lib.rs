@@ -54,7 +54,7 @@ fn library_path(profile: &str, crate_name: &str) -> PathBuf {
 }
 
 /// The fixture crates that also build as WebAssembly components.
-pub const WASM_FIXTURES: &[&str] = &["fixture-plugins", "fixture-hostile"];
+pub const WASM_FIXTURES: &[&str] = &["fixture-plugins", "fixture-hostile", "fixture-scripted"];
 
 /// Builds the WASM fixtures (`wasm32-wasip2`, debug or `release`) into
 /// `target_dir`, with the interfaces' committed WIT.
@@ -199,6 +199,29 @@ impl Backend {
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?.load(plugin),
             Backend::Wasm => open_wasm(crate_name, false).load(plugin),
             Backend::WasmTyped => open_wasm(crate_name, true).load(plugin),
+        }
+    }
+
+    /// Plugin `plugin` given the host's implementation of its interface's
+    /// host interface.
+    pub fn load_with_host<C: fidius::PluginClient>(
+        self,
+        crate_name: &str,
+        plugin: &str,
+        host: std::sync::Arc<<C::Interface as fidius::Interface>::Host>,
+    ) -> Result<C, fidius::LoadError>
+    where
+        <C::Interface as fidius::Interface>::Host: Send + Sync,
+    {
+        match self {
+            Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?
+                .instance(plugin)
+                .host(host)
+                .build(),
+            Backend::Wasm | Backend::WasmTyped => open_wasm(crate_name, self == Backend::WasmTyped)
+                .instance(plugin)
+                .host(host)
+                .build(),
         }
     }
 

@@ -1,11 +1,12 @@
-//! Plugin → host callbacks through a `#[host_interface]`.
+//! Plugin → host callbacks through a `#[host_interface]`, on every backend
+//! where they apply.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use fidius::runtime::InterfaceField;
 use fidius::{Interface, LoadError, PluginError, PluginLibrary, Stream};
-use fidius_tests::fixture;
+use fidius_tests::{Backend, fixture, for_each_backend};
 use fixture_api::{ScriptedClient, Services};
 
 /// The host's implementation of `Services`.
@@ -41,11 +42,12 @@ impl Services for Host {
 }
 
 fn load(host: Arc<Host>) -> ScriptedClient {
-    PluginLibrary::open(fixture("fixture_features"))
-        .unwrap()
-        .instance::<ScriptedClient>("Script")
-        .host(host)
-        .build()
+    load_on(Backend::Native, host)
+}
+
+fn load_on(backend: Backend, host: Arc<Host>) -> ScriptedClient {
+    backend
+        .load_with_host::<ScriptedClient>("fixture_scripted", "Script", host)
         .unwrap()
 }
 
@@ -54,28 +56,6 @@ fn host() -> Arc<Host> {
         values: [("answer".to_string(), "42".to_string())].into(),
         ..Host::default()
     })
-}
-
-#[test]
-fn plugins_call_the_host_with_typed_results_and_errors() {
-    let host = host();
-    let script = load(host.clone());
-    assert_eq!(script.run("answer").unwrap().unwrap(), "42");
-    let error = script.run("question").unwrap().unwrap_err();
-    assert_eq!(error.code, "unknown_key");
-    assert_eq!(error.message, "no value for `question`");
-    assert_eq!(*host.log.lock().unwrap(), ["run answer", "run question"]);
-}
-
-#[test]
-fn a_host_panic_reaches_the_plugin_as_a_typed_error() {
-    let script = load(host());
-    assert_eq!(
-        script.host_panic().unwrap(),
-        "host failed: `explode` panicked: the host exploded"
-    );
-    // Both sides stay usable.
-    assert_eq!(script.run("answer").unwrap().unwrap(), "42");
 }
 
 #[test]
@@ -109,30 +89,8 @@ fn host_streams_flow_to_the_plugin() {
 }
 
 #[test]
-fn the_host_object_lives_while_the_plugin_holds_it() {
-    let host = host();
-    let script = load(host.clone());
-    assert_eq!(
-        Arc::strong_count(&host),
-        2,
-        "the plugin holds one reference"
-    );
-    drop(script);
-    assert_eq!(Arc::strong_count(&host), 1, "released with the instance");
-}
-
-#[test]
-fn a_missing_host_is_a_typed_error() {
-    let lib = PluginLibrary::open(fixture("fixture_features")).unwrap();
-    match lib.load::<ScriptedClient>("Script") {
-        Err(LoadError::NeedsHost { host_interface, .. }) => assert_eq!(host_interface, "Services"),
-        other => panic!("expected NeedsHost, got {other:?}"),
-    }
-}
-
-#[test]
 fn the_host_interface_is_checked_by_hash_before_loading() {
-    let lib = PluginLibrary::open(fixture("fixture_features")).unwrap();
+    let lib = PluginLibrary::open(fixture("fixture_scripted")).unwrap();
     let meta = lib
         .plugins()
         .iter()
@@ -151,7 +109,7 @@ fn the_host_interface_is_checked_by_hash_before_loading() {
 
     // A plugin built against a different host interface is refused.
     let dir = fidius_tests::scratch("host_hash");
-    let original = std::fs::read(fixture("fixture_features")).unwrap();
+    let original = std::fs::read(fixture("fixture_scripted")).unwrap();
     let needle = services.hash.to_le_bytes();
     let at = original
         .windows(8)
@@ -171,5 +129,79 @@ fn the_host_interface_is_checked_by_hash_before_loading() {
             assert_eq!(field, InterfaceField::HostInterface)
         }
         other => panic!("expected a host interface mismatch, got {other:?}"),
+    }
+}
+
+for_each_backend! {
+
+#[test]
+fn plugins_call_the_host_with_typed_results_and_errors() {
+    let host = host();
+    let script = load_on(BACKEND, host.clone());
+    assert_eq!(script.run("answer").unwrap().unwrap(), "42");
+    let error = script.run("question").unwrap().unwrap_err();
+    assert_eq!(error.code, "unknown_key");
+    assert_eq!(error.message, "no value for `question`");
+    assert_eq!(*host.log.lock().unwrap(), ["run answer", "run question"]);
+}
+
+#[test]
+fn a_host_panic_reaches_the_plugin_as_a_typed_error() {
+    let script = load_on(BACKEND, host());
+    assert_eq!(
+        script.host_panic().unwrap(),
+        "host failed: `explode` panicked: the host exploded"
+    );
+    // Both sides stay usable.
+    assert_eq!(script.run("answer").unwrap().unwrap(), "42");
+}
+
+#[test]
+fn the_host_object_lives_while_the_plugin_holds_it() {
+    let host = host();
+    let script = load_on(BACKEND, host.clone());
+    assert_eq!(
+        Arc::strong_count(&host),
+        2,
+        "the plugin holds one reference"
+    );
+    drop(script);
+    assert_eq!(Arc::strong_count(&host), 1, "released with the instance");
+}
+
+#[test]
+fn a_missing_host_is_a_typed_error() {
+    match BACKEND.load::<ScriptedClient>("fixture_scripted", "Script") {
+        Err(LoadError::NeedsHost { host_interface, .. }) => assert_eq!(host_interface, "Services"),
+        other => panic!("expected NeedsHost, got {other:?}"),
+    }
+}
+
+}
+
+mod wasm_limits {
+    use super::*;
+
+    /// A host callback that calls back into the same WASM instance is
+    /// refused (the instance is inside the call that made the callback);
+    /// nothing deadlocks and the plugin stays usable.
+    #[test]
+    fn re_entrant_calls_into_a_wasm_plugin_are_refused_not_deadlocked() {
+        let host = host();
+        let script = load_on(Backend::Wasm, host.clone());
+        *host.plugin.lock().unwrap() = Some(script.clone());
+        // The host's `call_back` unwraps the refused call and panics; the
+        // plugin sees that panic as an error and returns `i64::MIN`.
+        assert_eq!(script.reenter(21).unwrap(), i64::MIN);
+        assert_eq!(script.double(21).unwrap(), 42);
+        host.plugin.lock().unwrap().take();
+    }
+
+    /// Streams do not cross between a WASM plugin and the host yet: the
+    /// plugin's call gets an error (and this plugin reports 0).
+    #[test]
+    fn host_streams_are_an_error_for_wasm_plugins() {
+        let script = load_on(Backend::Wasm, host());
+        assert_eq!(script.sum_host_numbers(100).unwrap(), 0);
     }
 }

@@ -158,6 +158,8 @@ pub(crate) fn test() -> Result<(), String> {
             "fixture-plugins",
             "--package",
             "fixture-hostile",
+            "--package",
+            "fixture-scripted",
             "--target-dir",
         ])
         .arg(&fixtures)

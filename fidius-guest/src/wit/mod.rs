@@ -310,6 +310,11 @@ interface fast {
 interface host {
     /// Records the message of a panic about to abort the guest.
     panicked: func(message: string);
+
+    /// Calls method number `method` of the interface's host interface (for
+    /// `#[plugin_interface(host = …)]`), arguments and result in the fidius
+    /// wire format as in `fast.call`.
+    call: func(method: u32, args: list<u8>) -> result<list<u8>, string>;
 }
 ";
 

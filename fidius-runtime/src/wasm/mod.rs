@@ -265,6 +265,17 @@ impl WasmRuntime {
                     .instance(name)
                     .and_then(|mut i| {
                         i.func_wrap(
+                            "call",
+                            |mut store: wasmtime::StoreContextMut<'_, HostState>,
+                             (method, args): (u32, Vec<u8>)| {
+                                let result = match &store.data_mut().host {
+                                    Some(host) => host(method as usize, &args),
+                                    None => Err("this plugin was given no host interface".into()),
+                                };
+                                Ok((result,))
+                            },
+                        )?;
+                        i.func_wrap(
                             "panicked",
                             |mut store: wasmtime::StoreContextMut<'_, HostState>,
                              (message,): (String,)| {
@@ -476,6 +487,7 @@ impl WasmLibrary {
             name,
             config: None,
             capabilities: Capabilities::none(),
+            host: None,
             _client: PhantomData,
         }
     }
@@ -488,6 +500,7 @@ pub struct WasmInstanceBuilder<'a, C: PluginClient> {
     name: &'a str,
     config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
     capabilities: Capabilities,
+    host: Option<HostCall>,
     _client: PhantomData<fn() -> C>,
 }
 
@@ -519,6 +532,22 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
         self
     }
 
+    /// The host's implementation of the interface's `host = Trait`
+    /// interface, which the plugin calls through its client (as for native
+    /// plugins; stream arguments and results are not available this way
+    /// yet).
+    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self
+    where
+        <C::Interface as Interface>::Host: Send + Sync,
+    {
+        self.host = Some(Arc::new(move |index, args| {
+            <<C::Interface as Interface>::Host as fidius_guest::HostInterface>::dispatch(
+                &host, index, args,
+            )
+        }));
+        self
+    }
+
     /// What the plugin may touch (default: nothing).
     pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
@@ -543,7 +572,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
         let meta = &library.plugins[index];
         let slots = check_interface(path, info, meta)?;
         let config = resolve_config(path, meta, self.config)?;
-        if let Some(host) = info.host {
+        if let (Some(host), None) = (info.host, &self.host) {
             return Err(LoadError::NeedsHost {
                 path: path.clone(),
                 plugin: meta.plugin_name.clone(),
@@ -563,6 +592,8 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
             config,
             capabilities: self.capabilities,
             slots: slots.clone(),
+            host: self.host,
+            busy: std::sync::atomic::AtomicU64::new(0),
             live: Mutex::new(None),
         };
         let live = plugin.instantiate().map_err(|source| LoadError::Create {
@@ -593,7 +624,12 @@ struct HostState {
     limits: Limits,
     /// The message the guest's panic hook reported before trapping.
     panic: Option<String>,
+    /// The host's implementation of the interface's host interface.
+    host: Option<HostCall>,
 }
+
+/// Dispatches a guest's `host.call` to the host object.
+type HostCall = Arc<dyn Fn(usize, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -647,6 +683,11 @@ struct WasmPlugin {
     /// Per method of the caller's interface: its position in the plugin's
     /// interface (the `fast.call` number), `None` if not implemented.
     slots: Vec<Option<u32>>,
+    host: Option<HostCall>,
+    /// The thread inside a call on this instance, to refuse a host
+    /// callback that calls back into the same instance (it would wait for
+    /// itself).
+    busy: std::sync::atomic::AtomicU64,
     live: Mutex<Option<Live>>,
 }
 
@@ -739,6 +780,7 @@ impl WasmPlugin {
                     hit: false,
                 },
                 panic: None,
+                host: self.host.clone(),
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -904,7 +946,39 @@ fn trap_error(
 
 impl DynInstance for WasmPlugin {
     fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
+        let me = thread_token();
+        if self.busy.load(Ordering::Acquire) == me {
+            return Err(CallError::Protocol {
+                method: name,
+                detail: "a host callback called back into the same WASM plugin instance, which \
+                         is still inside the call that made the callback (not supported)"
+                    .into(),
+            });
+        }
         let mut guard = self.lock();
+        self.busy.store(me, Ordering::Release);
+        let result = self.call_locked(&mut guard, index, name, args);
+        self.busy.store(0, Ordering::Release);
+        result
+    }
+}
+
+/// A nonzero number unique to the current thread.
+fn thread_token() -> u64 {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| t as *const u8 as u64)
+}
+
+impl WasmPlugin {
+    fn call_locked(
+        &self,
+        guard: &mut Option<Live>,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
         if self.shared.settings.isolation == Isolation::PerCall {
             // A fresh instance, used for this call only.
             let mut live = self.instantiate()?;

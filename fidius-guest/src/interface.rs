@@ -146,7 +146,7 @@ pub trait Interface: 'static {
     /// The interface's static description.
     const INFO: InterfaceInfo;
     /// The `#[host_interface]` plugins can call (`dyn HostTrait`), or `()`.
-    type Host: ?Sized + HostInterface;
+    type Host: ?Sized + HostInterface + Send + Sync;
 }
 
 /// Implemented by `#[host_interface]` for `dyn Trait` (and by `()`, "no

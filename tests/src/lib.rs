@@ -209,10 +209,7 @@ impl Backend {
         crate_name: &str,
         plugin: &str,
         host: std::sync::Arc<<C::Interface as fidius::Interface>::Host>,
-    ) -> Result<C, fidius::LoadError>
-    where
-        <C::Interface as fidius::Interface>::Host: Send + Sync,
-    {
+    ) -> Result<C, fidius::LoadError> {
         match self {
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?
                 .instance(plugin)

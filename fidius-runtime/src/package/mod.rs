@@ -644,8 +644,8 @@ impl Package {
         self.instance(name).build()
     }
 
-    /// A builder for a configured instance (or, native only, one with a
-    /// host interface).
+    /// A builder for a configured instance, or one with the host's
+    /// implementation of the interface's host interface.
     pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> PackageInstanceBuilder<'a, C> {
         PackageInstanceBuilder {
             package: self,
@@ -686,9 +686,7 @@ impl<C: PluginClient> PackageInstanceBuilder<'_, C> {
         self
     }
 
-    /// The host's implementation of the interface's host interface
-    /// (native plugins; WASM plugins report
-    /// [`LoadError::NeedsHost`] for interfaces with one, for now).
+    /// The host's implementation of the interface's host interface.
     pub fn host(
         mut self,
         host: std::sync::Arc<<C::Interface as fidius_guest::Interface>::Host>,
@@ -712,11 +710,16 @@ impl<C: PluginClient> PackageInstanceBuilder<'_, C> {
                 b.build()
             }
             #[cfg(feature = "wasm")]
-            Library::Wasm { library, grant } => library
-                .instance::<C>(self.name)
-                .encoded_config(self.config)
-                .capabilities(grant.clone())
-                .build(),
+            Library::Wasm { library, grant } => {
+                let mut b = library
+                    .instance::<C>(self.name)
+                    .encoded_config(self.config)
+                    .capabilities(grant.clone());
+                if let Some(host) = self.host {
+                    b = b.host(host);
+                }
+                b.build()
+            }
         }
     }
 }

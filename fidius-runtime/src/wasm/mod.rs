@@ -536,10 +536,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
     /// interface, which the plugin calls through its client (as for native
     /// plugins; stream arguments and results are not available this way
     /// yet).
-    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self
-    where
-        <C::Interface as Interface>::Host: Send + Sync,
-    {
+    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self {
         self.host = Some(Arc::new(move |index, args| {
             <<C::Interface as Interface>::Host as fidius_guest::HostInterface>::dispatch(
                 &host, index, args,

@@ -191,6 +191,48 @@ const _: () = {
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
     impl ::fidius::__private::HostInterface for dyn Services {
+        fn dispatch(
+            host: &Self,
+            index: usize,
+            args: &[u8],
+        ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            let mut __rest: &[u8] = args;
+            match index {
+                0usize => {
+                    let __a0: ::std::string::String = ::fidius::__private::fast_arg(
+                        &mut __rest,
+                        "argument `message` of `log`",
+                    )?;
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = ::fidius::__private::catch_host_panic(|| <dyn Services as Services>::log(
+                        host,
+                        &__a0,
+                    ))?;
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(&__r, "result of `log`"),
+                    )
+                }
+                1usize => {
+                    let __a0: String = ::fidius::__private::fast_arg(
+                        &mut __rest,
+                        "argument `key` of `lookup`",
+                    )?;
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = ::fidius::__private::catch_host_panic(|| <dyn Services as Services>::lookup(
+                        host,
+                        __a0,
+                    ))?;
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(&__r, "result of `lookup`"),
+                    )
+                }
+                __other => {
+                    ::core::result::Result::Err(
+                        ::std::format!("no host method number {__other}"),
+                    )
+                }
+            }
+        }
         fn export(host: ::std::sync::Arc<Self>) -> ::fidius::__private::HostExport {
             static VTABLE: __FidiusServicesVTable = __FidiusServicesVTable {
                 log: __fidius_shim_Services_log,

@@ -5,7 +5,7 @@ impl ImageFilter for Invert {
 }
 #[cfg(target_family = "wasm")]
 ::core::compile_error!(
-    "host callbacks (`#[plugin_impl(…, host)]`) are not supported by WASM plugins yet"
+    "no WIT found for interface `ImageFilter`: build WASM plugins with `cargo fidius build --target wasm32-wasip2`, which finds `wit/image-filter.wit` in the interface crate (write it with `cargo fidius wit -p <interface crate>`), or list the directory holding it in FIDIUS_WIT_PATH"
 );
 impl ::fidius::__private::Implemented for Invert {
     const METHODS: &'static [&'static str] = &["apply"];

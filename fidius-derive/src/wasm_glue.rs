@@ -170,14 +170,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             }
             match &*input.ty {
                 Type::Reference(r) => {
-                    let target = match &*r.elem {
-                        Type::Path(tp) if tp.path.is_ident("str") => quote!(::std::string::String),
-                        Type::Slice(s) => {
-                            let e = &s.elem;
-                            quote!(::std::vec::Vec<#e>)
-                        }
-                        other => quote!(#other),
-                    };
+                    let target = owned(&r.elem);
                     fast_decode.push(
                         quote_spanned!(span=> let #v: #target = #p::fast_arg(&mut __rest, #what)?;),
                     );
@@ -210,14 +203,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             let span = input.ty.span();
             let arg = match &*input.ty {
                 Type::Reference(r) => {
-                    let target = match &*r.elem {
-                        Type::Path(tp) if tp.path.is_ident("str") => quote!(::std::string::String),
-                        Type::Slice(s) => {
-                            let e = &s.elem;
-                            quote!(::std::vec::Vec<#e>)
-                        }
-                        other => quote!(#other),
-                    };
+                    let target = owned(&r.elem);
                     quote_spanned!(span=> &#p::transcode::<#wit_ty, #target>(#name, #what))
                 }
                 _ => quote_spanned!(span=> #p::transcode::<#wit_ty, _>(#name, #what)),
@@ -418,4 +404,17 @@ fn is_vec_u8(ty: &Type) -> bool {
 /// `&[u8]` as written.
 fn is_u8_slice_ref(ty: &Type) -> bool {
     matches!(ty, Type::Reference(r) if matches!(&*r.elem, Type::Slice(s) if matches!(&*s.elem, Type::Path(t) if t.path.is_ident("u8"))))
+}
+
+/// The owned type a `&T` parameter is decoded into: `String` for `str`,
+/// `Vec<E>` for `[E]`, else `T`.
+fn owned(referent: &Type) -> TokenStream {
+    match referent {
+        Type::Path(tp) if tp.path.is_ident("str") => quote!(::std::string::String),
+        Type::Slice(s) => {
+            let e = &s.elem;
+            quote!(::std::vec::Vec<#e>)
+        }
+        other => quote!(#other),
+    }
 }

@@ -321,18 +321,8 @@ impl CargoArgs {
             if !self.packages.is_empty() && !wanted(&package.name, &version) {
                 continue;
             }
-            let extra_targets = match fidius.get("targets") {
-                None => Vec::new(),
-                Some(list) => list
-                    .as_array()
-                    .and_then(|a| a.iter().map(|t| t.as_str().map(str::to_owned)).collect())
-                    .with_context(|| {
-                        format!(
-                            "`{}`: `[package.metadata.fidius] targets` must be a list of target triples",
-                            package.manifest_path
-                        )
-                    })?,
-            };
+            let extra_targets =
+                string_list(fidius, "targets", "target triples", &package.manifest_path)?;
             if !package
                 .targets
                 .iter()
@@ -343,18 +333,8 @@ impl CargoArgs {
                     package.name
                 );
             }
-            let capabilities: Vec<String> = match fidius.get("capabilities") {
-                None => Vec::new(),
-                Some(list) => list
-                    .as_array()
-                    .and_then(|a| a.iter().map(|t| t.as_str().map(str::to_owned)).collect())
-                    .with_context(|| {
-                        format!(
-                            "`{}`: `[package.metadata.fidius] capabilities` must be a list of strings",
-                            package.manifest_path
-                        )
-                    })?,
-            };
+            let capabilities =
+                string_list(fidius, "capabilities", "strings", &package.manifest_path)?;
             if let Some(bad) = capabilities
                 .iter()
                 .find(|c| !fidius_runtime::package::is_capability(c))
@@ -531,5 +511,23 @@ impl Plan {
             }
         }
         Ok(built)
+    }
+}
+
+/// `[package.metadata.fidius] <key>`: absent, or a list of strings.
+fn string_list(
+    table: &serde_json::Value,
+    key: &str,
+    what: &str,
+    manifest: &cargo_metadata::camino::Utf8Path,
+) -> anyhow::Result<Vec<String>> {
+    match table.get(key) {
+        None => Ok(Vec::new()),
+        Some(list) => list
+            .as_array()
+            .and_then(|a| a.iter().map(|t| t.as_str().map(str::to_owned)).collect())
+            .with_context(|| {
+                format!("`{manifest}`: `[package.metadata.fidius] {key}` must be a list of {what}")
+            }),
     }
 }

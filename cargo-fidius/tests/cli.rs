@@ -82,6 +82,13 @@ fn inspect_shows_optional_methods_metadata_config_and_host() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("Scaler/Affine\n"), "{stdout}");
     assert!(stdout.contains("  config:    AffineConfig\n"), "{stdout}");
+
+    let out = cargo_fidius()
+        .arg("inspect")
+        .arg(fidius_tests::fixture("fixture_scripted"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.contains("Scripted/Script\n  interface: Scripted v1"),
         "{stdout}"

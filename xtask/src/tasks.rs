@@ -166,28 +166,19 @@ pub(crate) fn test() -> Result<(), String> {
         .env("FIDIUS_WIT_PATH", root().join("tests/fixtures/api/wit"));
     status(build)?;
 
+    // Unit, integration and doc tests in one invocation, so the doc tests
+    // link against the same builds (a separate `--doc` run resolves other
+    // features and compiles wasmtime again); then the benchmarks, once
+    // each, as tests.
     let mut test = cargo();
-    test.args(["test", "--workspace", "--all-targets"])
+    test.args(["test", "--workspace"])
         .env("FIDIUS_FIXTURES_DIR", &fixtures);
     status(test)?;
-    // The library crates' doc tests, with the same features as the test
-    // build above (so wasmtime is not compiled a second time).
-    let mut doc = cargo();
-    doc.args([
-        "test",
-        "--doc",
-        "--package",
-        "fidius-guest",
-        "--package",
-        "fidius-derive",
-        "--package",
-        "fidius",
-        "--package",
-        "fidius-runtime",
-        "--features",
-        "fidius-runtime/wasm",
-    ]);
-    status(doc)?;
+    let mut benches = cargo();
+    benches
+        .args(["test", "--workspace", "--benches"])
+        .env("FIDIUS_FIXTURES_DIR", &fixtures);
+    status(benches)?;
 
     // What plugins depend on must build for WebAssembly guests.
     let mut wasm = cargo();

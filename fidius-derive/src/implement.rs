@@ -217,22 +217,12 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
                 ),
             );
 
-            const __FIDIUS_RECORD: #p::MetaRecord = #p::MetaRecord {
-                interface: &<dyn #iface as #p::Interface>::INFO,
-                plugin_name: #plugin_name,
-                implemented: <#self_ty as #p::Implemented>::METHODS,
-                config_type: #config_type,
-            };
-            const __FIDIUS_META_LEN: usize = #p::meta_len(&__FIDIUS_RECORD);
-            #[unsafe(export_name = #meta_symbol)]
-            static __FIDIUS_META: [u8; __FIDIUS_META_LEN] =
-                #p::meta_encode::<__FIDIUS_META_LEN>(&__FIDIUS_RECORD);
         };
 
-        // On WASM the same record goes into the `fidius-meta` custom
-        // section, which the runtime and `cargo fidius inspect` read without
-        // instantiating the component.
-        #[cfg(target_family = "wasm")]
+        // The static metadata record: an exported symbol in a native
+        // library; on WASM the `fidius-meta` custom section, which the
+        // runtime and `cargo fidius inspect` read without instantiating the
+        // component.
         const _: () = {
             const __FIDIUS_RECORD: #p::MetaRecord = #p::MetaRecord {
                 interface: &<dyn #iface as #p::Interface>::INFO,
@@ -241,8 +231,8 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
                 config_type: #config_type,
             };
             const __FIDIUS_META_LEN: usize = #p::meta_len(&__FIDIUS_RECORD);
-            #[unsafe(link_section = "fidius-meta")]
-            #[used]
+            #[cfg_attr(not(target_family = "wasm"), unsafe(export_name = #meta_symbol))]
+            #[cfg_attr(target_family = "wasm", unsafe(link_section = "fidius-meta"), used)]
             static __FIDIUS_META: [u8; __FIDIUS_META_LEN] =
                 #p::meta_encode::<__FIDIUS_META_LEN>(&__FIDIUS_RECORD);
         };

@@ -73,19 +73,7 @@ const _: () = {
             <Invert as ::fidius::__private::Implemented>::METHODS,
         ),
     );
-    const __FIDIUS_RECORD: ::fidius::__private::MetaRecord = ::fidius::__private::MetaRecord {
-        interface: &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
-        plugin_name: "Invert",
-        implemented: <Invert as ::fidius::__private::Implemented>::METHODS,
-        config_type: "InvertConfig",
-    };
-    const __FIDIUS_META_LEN: usize = ::fidius::__private::meta_len(&__FIDIUS_RECORD);
-    #[unsafe(export_name = "fidius_meta__ImageFilter__Invert")]
-    static __FIDIUS_META: [u8; __FIDIUS_META_LEN] = ::fidius::__private::meta_encode::<
-        __FIDIUS_META_LEN,
-    >(&__FIDIUS_RECORD);
 };
-#[cfg(target_family = "wasm")]
 const _: () = {
     const __FIDIUS_RECORD: ::fidius::__private::MetaRecord = ::fidius::__private::MetaRecord {
         interface: &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
@@ -94,8 +82,11 @@ const _: () = {
         config_type: "InvertConfig",
     };
     const __FIDIUS_META_LEN: usize = ::fidius::__private::meta_len(&__FIDIUS_RECORD);
-    #[unsafe(link_section = "fidius-meta")]
-    #[used]
+    #[cfg_attr(
+        not(target_family = "wasm"),
+        unsafe(export_name = "fidius_meta__ImageFilter__Invert")
+    )]
+    #[cfg_attr(target_family = "wasm", unsafe(link_section = "fidius-meta"), used)]
     static __FIDIUS_META: [u8; __FIDIUS_META_LEN] = ::fidius::__private::meta_encode::<
         __FIDIUS_META_LEN,
     >(&__FIDIUS_RECORD);

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use fidius_guest::abi::{ABI_VERSION, WIRE_VERSION};
 use fidius_guest::meta;
 
 use crate::{LoadError, PluginInfo};
@@ -71,19 +70,7 @@ pub(crate) fn plugins(path: &Path, bytes: &[u8]) -> Result<Vec<PluginInfo>, Load
                 })
             })?;
             let info = meta::decode(record).map_err(malformed)?;
-            for (what, expected, found) in [
-                ("ABI", ABI_VERSION, info.abi_version),
-                ("wire", WIRE_VERSION, info.wire_version),
-            ] {
-                if expected != found {
-                    return Err(LoadError::AbiVersionMismatch {
-                        path: path.to_owned(),
-                        what,
-                        expected,
-                        found,
-                    });
-                }
-            }
+            crate::error::check_versions(path, info.abi_version, info.wire_version)?;
             plugins.push(info);
             rest = &rest[len..];
         }

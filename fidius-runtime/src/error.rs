@@ -265,6 +265,24 @@ pub enum LoadError {
     },
 }
 
+/// [`LoadError::AbiVersionMismatch`] unless `abi` and `wire` are this
+/// host's ABI and wire versions.
+#[cfg(any(feature = "native", feature = "package"))]
+pub(crate) fn check_versions(path: &std::path::Path, abi: u32, wire: u32) -> Result<(), LoadError> {
+    use fidius_guest::abi::{ABI_VERSION, WIRE_VERSION};
+    for (what, expected, found) in [("ABI", ABI_VERSION, abi), ("wire", WIRE_VERSION, wire)] {
+        if expected != found {
+            return Err(LoadError::AbiVersionMismatch {
+                path: path.to_owned(),
+                what,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "no plugins".to_owned()

@@ -11,8 +11,8 @@ use fidius_guest::__private::{
     CreateArgs, Instance, LibraryHeader, PluginDescriptor, Prefix, StrRef,
 };
 use fidius_guest::abi::{
-    ABI_VERSION, DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, LIBRARY_LAYOUT_VERSION,
-    LIBRARY_MAGIC, LIBRARY_SYMBOL, WIRE_VERSION,
+    DESCRIPTOR_LAYOUT_VERSION, DESCRIPTOR_MAGIC, LIBRARY_LAYOUT_VERSION, LIBRARY_MAGIC,
+    LIBRARY_SYMBOL,
 };
 use fidius_guest::meta::PluginMeta;
 
@@ -71,19 +71,7 @@ pub(crate) fn open(path: &Path) -> Result<Arc<Loaded>, LoadError> {
     // bytes, checked by `check_prefix`; it is an immutable static of a
     // library we keep loaded.
     let header = unsafe { &*header };
-    for (what, expected, found) in [
-        ("ABI", ABI_VERSION, header.abi_version),
-        ("wire", WIRE_VERSION, header.wire_version),
-    ] {
-        if expected != found {
-            return Err(LoadError::AbiVersionMismatch {
-                path: path.to_owned(),
-                what,
-                expected,
-                found,
-            });
-        }
-    }
+    crate::error::check_versions(path, header.abi_version, header.wire_version)?;
     Ok(Arc::new(Loaded { library }))
 }
 

@@ -12,10 +12,16 @@ pub(crate) fn root() -> PathBuf {
         .to_owned()
 }
 
-/// The cargo that runs us (`$CARGO`), or `cargo`.
+/// The cargo that runs us (`$CARGO`), or `cargo`, with incremental
+/// compilation off unless the caller set `CARGO_INCREMENTAL`: the tasks
+/// build from scratch or once, and the incremental caches would double the
+/// workspace's share of the target dir.
 pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    if std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     cmd
 }
 

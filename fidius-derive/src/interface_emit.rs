@@ -612,55 +612,90 @@ fn client_method(iface: &Interface, index: usize, m: &Method, p: &TokenStream) -
 /// methods) back in the wire format.
 fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
     let mut args = Vec::new();
+    let mut streams = false;
     for arg in &m.args {
         let name = &arg.name;
         let arg_name = name.to_string();
-        if matches!(arg.kind, ArgKind::Bytes | ArgKind::Vec) {
-            args.push(quote!(#p::encode_bytes_arg_into(&mut __args, &#name);));
-            continue;
-        }
         let value = match &arg.kind {
-            ArgKind::Str | ArgKind::Bytes | ArgKind::Wire { by_ref: true, .. } => quote!(#name),
-            ArgKind::Stream { .. } => {
-                return quote! {
-                    let _ = __dynamic;
-                    return ::core::result::Result::Err(#p::unsupported(__METHOD, "streams"));
-                };
+            ArgKind::Bytes | ArgKind::Vec => {
+                args.push(quote!(#p::encode_bytes_arg_into(&mut __args, &#name);));
+                continue;
             }
+            ArgKind::Stream { item } => {
+                // The stream goes to `__inputs`; its position there goes
+                // in the arguments.
+                streams = true;
+                args.push(quote! {
+                    #p::encode_stream_arg_into::<#item>(
+                        &mut __args,
+                        &mut __inputs,
+                        __METHOD,
+                        #p::stream_arg::<#item, _>(#name),
+                    )?;
+                });
+                continue;
+            }
+            ArgKind::Str | ArgKind::Wire { by_ref: true, .. } => quote!(#name),
             _ => quote!(&#name),
         };
         args.push(quote!(#p::encode_arg_into(&mut __args, __METHOD, #arg_name, #value)?;));
     }
-    let value_ty = |v: &Value| -> Option<TokenStream> {
+    let stream_item = |v: &Value| match &v.kind {
+        RetKind::Stream { item } => Some(item.clone()),
+        _ => None,
+    };
+    let value_ty = |v: &Value| -> TokenStream {
         match &v.kind {
-            RetKind::Unit => Some(quote!(())),
-            RetKind::Stream { .. } => None,
-            _ => Some(v.ty.to_token_stream()),
+            RetKind::Unit => quote!(()),
+            // A returned stream crosses as a `u32` handle.
+            RetKind::Stream { .. } => quote!(u32),
+            _ => v.ty.to_token_stream(),
         }
-    };
-    let ty = match &m.ret {
-        Ret::Plain(v) => value_ty(v),
-        Ret::Fallible { ok, err } => {
-            value_ty(ok).map(|ok| quote!(::core::result::Result<#ok, #err>))
-        }
-    };
-    let Some(ty) = ty else {
-        return quote! {
-            let _ = __dynamic;
-            return ::core::result::Result::Err(#p::unsupported(__METHOD, "streams"));
-        };
     };
     let decode = match &m.ret {
         Ret::Plain(v) if v.kind == RetKind::Vec => {
             quote!(#p::decode_dynamic_bytes(__METHOD, &__bytes))
         }
-        _ => quote!(#p::decode_dynamic::<#ty>(__METHOD, &__bytes)),
+        Ret::Plain(v) => match stream_item(v) {
+            Some(item) => quote! {
+                let __handle: u32 = #p::decode_dynamic::<u32>(__METHOD, &__bytes)?;
+                self.instance.dynamic_stream::<#item>(__METHOD, __handle)
+            },
+            None => {
+                let ty = value_ty(v);
+                quote!(#p::decode_dynamic::<#ty>(__METHOD, &__bytes))
+            }
+        },
+        Ret::Fallible { ok, err } => {
+            let ok_ty = value_ty(ok);
+            let ty = quote!(::core::result::Result<#ok_ty, #err>);
+            match stream_item(ok) {
+                Some(item) => quote! {
+                    match #p::decode_dynamic::<#ty>(__METHOD, &__bytes)? {
+                        ::core::result::Result::Ok(__handle) => ::core::result::Result::Ok(
+                            ::core::result::Result::Ok(self.instance.dynamic_stream::<#item>(__METHOD, __handle)?),
+                        ),
+                        ::core::result::Result::Err(__e) => ::core::result::Result::Ok(::core::result::Result::Err(__e)),
+                    }
+                },
+                None => quote!(#p::decode_dynamic::<#ty>(__METHOD, &__bytes)),
+            }
+        }
+    };
+    let (inputs, call) = if streams {
+        (
+            quote!(let mut __inputs: ::std::vec::Vec<#p::OwnedStream> = ::std::vec::Vec::new();),
+            quote!(__dynamic.call_streams(#index, __METHOD, &__args, __inputs)?),
+        )
+    } else {
+        (quote!(), quote!(__dynamic.call(#index, __METHOD, &__args)?))
     };
     quote! {
         let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+        #inputs
         #(#args)*
-        let __bytes = __dynamic.call(#index, __METHOD, &__args)?;
-        return #decode;
+        let __bytes = #call;
+        return { #decode };
     }
 }
 

@@ -74,9 +74,23 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         Ok(t) => t,
         Err(e) => return error(format!("cannot read {}: {e}", path.display())),
     };
-    let funcs = match wit_parse::funcs(&text, &iface_kebab) {
+    let (funcs, outputs) = match wit_parse::interface(&text, &iface_kebab) {
         Ok(f) => f,
         Err(e) => return error(format!("{}: {e}", path.display())),
+    };
+    // Argument streams are resources of the imported `sources` interface.
+    let inputs = if text.lines().any(|l| l.trim() == "interface sources {") {
+        match wit_parse::interface(&text, "sources") {
+            Ok((_, r)) => r,
+            Err(e) => return error(format!("{}: {e}", path.display())),
+        }
+    } else {
+        Vec::new()
+    };
+    let is_input = |t: &wit_parse::WitType| matches!(t, wit_parse::WitType::Named(n) if inputs.iter().any(|r| &r.name == n));
+    let output_of = |t: &wit_parse::WitType| match t {
+        wit_parse::WitType::Named(n) => outputs.iter().find(|r| &r.name == n),
+        _ => None,
     };
     let path_str = path.display().to_string();
     let world = format!("fidius:{iface_kebab}/{iface_kebab}-rust-plugin");
@@ -138,6 +152,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             continue;
         };
         let method = &user.sig.ident;
+        let method_name = method.to_string();
         let inputs: Vec<&syn::PatType> = user
             .sig
             .inputs
@@ -156,6 +171,14 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
             let v = format_ident!("__f{}", i);
             let span = input.ty.span();
+            let ty = &input.ty;
+            if is_stream(ty) {
+                fast_decode.push(quote_spanned! {span=>
+                    let #v: #ty = #p::fast_stream_arg(&mut __rest, &__streams, #what, #method_name, __host_streams())?;
+                });
+                fast_args.push(quote!(#v));
+                continue;
+            }
             if is_u8_slice_ref(&input.ty) {
                 fast_decode.push(
                     quote_spanned!(span=> let #v: &[u8] = #p::fast_bytes(&mut __rest, #what)?;),
@@ -187,6 +210,13 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         let what_ret = format!("result of `{method}`");
         let fast_ret = match &user.sig.output {
             syn::ReturnType::Type(_, t) if is_vec_u8(t) => quote!(#p::fast_ret_bytes(&__r)),
+            // A returned stream crosses as its handle.
+            syn::ReturnType::Type(_, t) if is_stream(t) => {
+                quote!(#p::fast_ret(&#p::fast_stream_ret(__r, #method_name), #what_ret))
+            }
+            syn::ReturnType::Type(_, t) if result_ok(t).is_some_and(is_stream) => quote! {
+                #p::fast_ret(&__r.map(|__s| #p::fast_stream_ret(__s, #method_name)), #what_ret)
+            },
             _ => quote!(#p::fast_ret(&__r, #what_ret)),
         };
         fast_arms.push(quote! {
@@ -198,9 +228,16 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             }
         });
         let mut args = Vec::new();
-        for ((name, wit_ty), input) in params.iter().zip(&inputs) {
+        for (((name, wit_ty), input), (_, wit)) in params.iter().zip(&inputs).zip(&f.params) {
             let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
             let span = input.ty.span();
+            if is_input(wit) {
+                args.push(quote_spanned! {span=>
+                    #p::typed_stream_arg(move |__max: u32| #name.next(__max), #method_name)
+                });
+                continue;
+            }
+            let _ = wit_ty;
             let arg = match &*input.ty {
                 Type::Reference(r) => {
                     let target = owned(&r.elem);
@@ -212,9 +249,32 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         }
         let call = quote!(<#self_ty as #iface>::#method(&*__this(), #(#args),*));
         let what = format!("result of `{method}`");
-        let body = match &ret {
-            Some(r) => quote!(#p::transcode::<_, #r>(#call, #what)),
-            None => quote!(#call;),
+        // A returned stream becomes its `<method>-stream` resource.
+        let wrap = |r: &wit_parse::WitResource, value: TokenStream| {
+            let handle = wit_parse::WitType::Named(r.name.clone()).rust(&exports);
+            let imp = format_ident!("__Out{}", wit_parse::upper_camel(&r.name));
+            quote!(#handle::new(#imp(#p::TypedStreamOut::new(#value, #method_name))))
+        };
+        let body = match (&f.result, &ret) {
+            (Some(t), _) if output_of(t).is_some() => {
+                let r = output_of(t).expect("checked");
+                wrap(r, call)
+            }
+            (Some(wit_parse::WitType::Result(Some(ok), err)), Some(_))
+                if output_of(ok).is_some() =>
+            {
+                let r = output_of(ok).expect("checked");
+                let ok = wrap(r, quote!(__s));
+                let err_ty = err.as_ref().map_or(quote!(()), |t| t.rust(&exports));
+                quote! {
+                    match #call {
+                        ::core::result::Result::Ok(__s) => ::core::result::Result::Ok(#ok),
+                        ::core::result::Result::Err(__e) => ::core::result::Result::Err(#p::transcode::<_, #err_ty>(__e, #what)),
+                    }
+                }
+            }
+            (_, Some(r)) => quote!(#p::transcode::<_, #r>(#call, #what)),
+            (_, None) => quote!(#call;),
         };
         methods.push(quote! {
             fn #rust_name(#(#decl),*) #ret_decl { #body }
@@ -249,11 +309,31 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             }
         }
     };
+    // The exported stream resources: their types in `Guest`, and their
+    // `next` reading the stream the method returned.
+    let mut resource_types = Vec::new();
+    let mut resource_impls = Vec::new();
+    for r in &outputs {
+        let camel = format_ident!("{}", wit_parse::upper_camel(&r.name));
+        let guest = format_ident!("Guest{}", wit_parse::upper_camel(&r.name));
+        let imp = format_ident!("__Out{}", wit_parse::upper_camel(&r.name));
+        let item = r.item.rust(&exports);
+        resource_types.push(quote!(type #camel = #imp;));
+        resource_impls.push(quote! {
+            struct #imp(#p::TypedStreamOut);
+
+            impl #exports::#guest for #imp {
+                fn next(&self, __max: u32) -> ::core::result::Result<::std::vec::Vec<#item>, ::std::string::String> {
+                    self.0.next::<#item>(__max)
+                }
+            }
+        });
+    }
     let module = format_ident!("__fidius_wasm_{}_{}", g.iface_name, plugin_name);
 
     quote! {
         #[cfg(target_family = "wasm")]
-        #[allow(non_snake_case, unused_imports, clippy::all)]
+        #[allow(non_snake_case, unused_imports, dead_code, clippy::all)]
         #[doc(hidden)]
         mod #module {
             use super::*;
@@ -315,19 +395,41 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             }
 
             impl #exports::Guest for __Glue {
+                #(#resource_types)*
                 #(#methods)*
+            }
+
+            #(#resource_impls)*
+
+            fn __host_streams() -> #p::HostStreamFns {
+                #p::HostStreamFns {
+                    next: __b::fidius::#pkg::host::stream_next,
+                    drop: __b::fidius::#pkg::host::stream_drop,
+                }
             }
 
             impl #fast::Guest for __Glue {
                 fn call(
                     __method: u32,
                     __args: ::std::vec::Vec<u8>,
+                    __streams: ::std::vec::Vec<u32>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                     let mut __rest: &[u8] = &__args;
                     match __method {
                         #(#fast_arms)*
                         __other => ::core::result::Result::Err(::std::format!("no method number {__other}")),
                     }
+                }
+
+                fn stream_next(
+                    __stream: u32,
+                    __max: u32,
+                ) -> ::core::result::Result<::core::option::Option<::std::vec::Vec<u8>>, ::std::string::String> {
+                    #p::fast_stream_next(__stream, __max)
+                }
+
+                fn stream_drop(__stream: u32) {
+                    #p::fast_stream_drop(__stream)
                 }
             }
 
@@ -399,6 +501,32 @@ fn is_vec_u8(ty: &Type) -> bool {
         return false;
     };
     matches!(args.args.first(), Some(syn::GenericArgument::Type(Type::Path(t))) if args.args.len() == 1 && t.path.is_ident("u8"))
+}
+
+/// `Stream<T>` as written (any path ending in `Stream` with one type
+/// argument).
+fn is_stream(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    p.path.segments.last().is_some_and(|seg| {
+        seg.ident == "Stream"
+            && matches!(&seg.arguments, syn::PathArguments::AngleBracketed(a) if a.args.len() == 1)
+    })
+}
+
+/// `T` of `Result<T, E>` as written.
+fn result_ok(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    if seg.ident != "Result" {
+        return None;
+    }
+    match &seg.arguments {
+        syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// `&[u8]` as written.

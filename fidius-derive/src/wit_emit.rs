@@ -9,6 +9,20 @@ use syn::spanned::Spanned;
 use crate::interface::{Interface, Ret, Value};
 use crate::types::{ArgKind, RetKind};
 
+/// The WIT type of a stream item; a `Result<T, E>` item (errors as items)
+/// becomes `result<T, E>`.
+fn stream_item(item: &syn::Type, what: &str, p: &TokenStream) -> TokenStream {
+    match crate::types::as_result(item) {
+        Some((ok, err)) => quote_spanned! {item.span()=>
+            #p::WitTy::Result(
+                ::std::boxed::Box::new(__w.ty::<#ok>(#what)?),
+                ::std::boxed::Box::new(__w.ty::<#err>(#what)?),
+            )
+        },
+        None => quote_spanned!(item.span()=> __w.ty::<#item>(#what)?),
+    }
+}
+
 pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
     let trait_ident = &iface.ident;
     let methods = iface.methods.iter().map(|m| {
@@ -22,9 +36,9 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
                 ArgKind::Str => quote!(::std::string::String),
                 ArgKind::Bytes => quote!(::std::vec::Vec<u8>),
                 ArgKind::Wire { inner, .. } => quote!(#inner),
-                ArgKind::Stream { .. } => {
-                    let msg = format!("{what}: streams are not supported by WASM plugins yet");
-                    return quote!(return ::core::result::Result::Err(#p::WitError::unsupported(#msg)););
+                ArgKind::Stream { item } => {
+                    let item = stream_item(item, &format!("item of {what}"), p);
+                    return quote_spanned!(arg.ty.span()=> __params.push((#arg_name, #p::WitTy::Stream(::std::boxed::Box::new(#item))));)
                 }
             };
             quote_spanned!(arg.ty.span()=> __params.push((#arg_name, __w.ty::<#traced>(#what)?));)
@@ -33,9 +47,9 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
             let ty = &v.ty;
             match &v.kind {
                 RetKind::Unit => quote!(#p::WitTy::Unit),
-                RetKind::Stream { .. } => {
-                    let msg = format!("{what}: streams are not supported by WASM plugins yet");
-                    quote!(return ::core::result::Result::Err(#p::WitError::unsupported(#msg)))
+                RetKind::Stream { item } => {
+                    let item = stream_item(item, &format!("item of {what}"), p);
+                    quote_spanned!(ty.span()=> #p::WitTy::Stream(::std::boxed::Box::new(#item)))
                 }
                 _ => quote_spanned!(ty.span()=> __w.ty::<#ty>(#what)?),
             }

@@ -29,31 +29,74 @@ pub(crate) struct WitFunc {
     pub(crate) result: Option<WitType>,
 }
 
+/// A stream resource (`resource <name> { next: func(max: u32) ->
+/// result<list<item>, string>; }`).
+#[derive(Debug)]
+pub(crate) struct WitResource {
+    pub(crate) name: String,
+    pub(crate) item: WitType,
+}
+
 /// The functions of `interface <iface>` in `text`, in order.
+#[cfg(test)]
 pub(crate) fn funcs(text: &str, iface: &str) -> Result<Vec<WitFunc>, String> {
+    Ok(interface(text, iface)?.0)
+}
+
+/// The functions and stream resources of `interface <iface>` in `text`, in
+/// order.
+pub(crate) fn interface(
+    text: &str,
+    iface: &str,
+) -> Result<(Vec<WitFunc>, Vec<WitResource>), String> {
     let header = format!("interface {} {{", names::ident(iface));
     let start = text
         .lines()
         .position(|l| l.trim() == header)
         .ok_or_else(|| format!("no `{header}` block"))?;
     let mut out = Vec::new();
+    let mut resources = Vec::new();
+    let mut resource: Option<String> = None;
     let mut depth = 0usize;
     for line in text.lines().skip(start + 1) {
         let line = line.trim();
         if line.ends_with('{') {
+            if depth == 0
+                && let Some(name) = line
+                    .strip_prefix("resource ")
+                    .and_then(|l| l.strip_suffix('{'))
+            {
+                resource = Some(name.trim().trim_start_matches('%').to_owned());
+            }
             depth += 1;
             continue;
         }
         if line == "}" {
             if depth == 0 {
-                return Ok(out);
+                return Ok((out, resources));
             }
             depth -= 1;
+            resource = None;
             continue;
         }
         let Some((name, rest)) = line.split_once(": func(") else {
             continue;
         };
+        if depth > 0 {
+            // A resource's `next`: its result is `result<list<item>, string>`.
+            if let (Some(resource), "next") = (&resource, name) {
+                let item = rest
+                    .strip_prefix("max: u32) -> result<list<")
+                    .and_then(|r| r.strip_suffix(">, string>;"))
+                    .ok_or_else(|| format!("unexpected stream resource method `{line}`"))?;
+                let mut p = Parser { s: item, i: 0 };
+                resources.push(WitResource {
+                    name: resource.clone(),
+                    item: p.ty()?,
+                });
+            }
+            continue;
+        }
         let rest = rest
             .strip_suffix(';')
             .ok_or_else(|| format!("`{line}` does not end with `;`"))?;

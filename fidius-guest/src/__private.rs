@@ -27,16 +27,17 @@ pub use crate::interface::HostInterface;
 pub use crate::meta::{
     Record as MetaRecord, capabilities, contains, encode as meta_encode, encoded_len as meta_len,
 };
-pub use crate::stream::{RemoteStream, Stream, StreamFailure};
+pub use crate::stream::{BatchSource, RemoteStream, Stream, StreamFailure};
 use crate::wire;
 pub use crate::{Interface, InterfaceInfo, MethodInfo, PluginClient};
 pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    PANIC_PREFIX, catch_host_panic, fast_arg, fast_bytes, fast_end, fast_ret, fast_ret_bytes,
-    transcode, wasm_config, wasm_host_client, wasm_install_panic_hook, wasm_not_created,
-    wasm_not_implemented, wit_hash_matches,
+    HostStreamFns, PANIC_PREFIX, TypedStreamOut, catch_host_panic, fast_arg, fast_bytes, fast_end,
+    fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop, fast_stream_next, fast_stream_ret,
+    transcode, typed_stream_arg, wasm_config, wasm_host_client, wasm_install_panic_hook,
+    wasm_not_created, wasm_not_implemented, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]
@@ -515,6 +516,120 @@ pub trait DynInstance: Send + Sync + 'static {
     /// # Errors
     /// The [`CallError`] the call ended with.
     fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError>;
+
+    /// [`call`](Self::call) for a method with stream arguments: `args`
+    /// holds each stream argument as a `u32`, its position in `inputs`;
+    /// the backend owns `inputs` from here on (the callee pulls them and
+    /// drops them when done).
+    ///
+    /// # Errors
+    /// The [`CallError`] the call ended with; [`CallError::Unsupported`]
+    /// from backends that do not carry streams.
+    fn call_streams(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, CallError> {
+        let _ = (index, args, inputs);
+        Err(unsupported(name, "streams"))
+    }
+
+    /// The stream a call returned, as the `u32` handle its result held.
+    ///
+    /// # Errors
+    /// [`CallError::Unsupported`] from backends that do not carry streams.
+    fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
+        let _ = handle;
+        Err(unsupported(name, "streams"))
+    }
+}
+
+/// A stream one side gave up to another backend: its producer, pulled in
+/// batches of wire-encoded items, and cancelled when this drops.
+pub struct OwnedStream {
+    raw: RawStream,
+    method: &'static str,
+}
+
+// SAFETY: the producer state behind `raw` is `Send` (streams are exported
+// only from `Send` iterators) and is only touched through `&mut self`.
+unsafe impl Send for OwnedStream {}
+
+impl core::fmt::Debug for OwnedStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OwnedStream({})", self.method)
+    }
+}
+
+impl OwnedStream {
+    /// Takes over `stream` (an argument of `method`).
+    pub fn new<T: Serialize + DeserializeOwned + Send + 'static>(
+        stream: Stream<T>,
+        method: &'static str,
+    ) -> Self {
+        Self {
+            raw: stream.into_raw(),
+            method,
+        }
+    }
+
+    /// The method whose argument this is.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+}
+
+impl BatchSource for OwnedStream {
+    fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError> {
+        Ok(pull(&self.raw, max_items, self.method)?.map(|b| b.as_slice().to_vec()))
+    }
+}
+
+impl Drop for OwnedStream {
+    fn drop(&mut self) {
+        drop_raw_stream(self.raw);
+    }
+}
+
+/// Appends a stream argument for [`DynInstance::call_streams`]: its
+/// position in `inputs`, as a `u32`.
+///
+/// # Errors
+/// [`CallError::Protocol`] past `u32::MAX` stream arguments.
+pub fn encode_stream_arg_into<T: Serialize + DeserializeOwned + Send + 'static>(
+    out: &mut Vec<u8>,
+    inputs: &mut Vec<OwnedStream>,
+    method: &'static str,
+    stream: Stream<T>,
+) -> Result<(), CallError> {
+    let position = u32::try_from(inputs.len()).map_err(|_| CallError::Protocol {
+        method,
+        detail: "too many stream arguments".into(),
+    })?;
+    inputs.push(OwnedStream::new(stream, method));
+    encode_arg_into(out, method, "stream", &position)
+}
+
+/// Pulls one batch from a [`BatchSource`]: `Ok(None)` at the end.
+pub(crate) fn pull_batches(
+    source: &mut dyn BatchSource,
+    max_items: u32,
+    method: &'static str,
+) -> Result<Option<PluginBytes>, CallError> {
+    match source.next_batch(max_items)? {
+        None => Ok(None),
+        Some(bytes) if bytes.is_empty() => Err(CallError::Protocol {
+            method,
+            detail: "stream returned an empty batch".into(),
+        }),
+        // SAFETY: the buffer is a `Vec` of this binary's allocator, which
+        // `free_buffer` returns it to.
+        Some(bytes) => {
+            unsafe { PluginBytes::new(free_buffer, method, buf_from_vec(bytes)) }.map(Some)
+        }
+    }
 }
 
 unsafe extern "C" fn no_destroy(_: InstancePtr) {}
@@ -672,6 +787,25 @@ impl Instance {
                 dynamic: Some(backend),
             }),
         }
+    }
+
+    /// The stream a [`DynInstance`] call returned (`handle` in its result),
+    /// keeping this instance alive while it is read.
+    ///
+    /// # Errors
+    /// As [`DynInstance::stream`].
+    pub fn dynamic_stream<T>(
+        &self,
+        method: &'static str,
+        handle: u32,
+    ) -> Result<RemoteStream<T>, CallError> {
+        let backend = self.dynamic().ok_or_else(|| CallError::Protocol {
+            method,
+            detail: "not an instance of a dynamic backend".into(),
+        })?;
+        let source = backend.stream(method, handle)?;
+        let keep: Arc<dyn Any + Send + Sync> = self.inner.clone();
+        Ok(RemoteStream::from_batches(source, method, Some(keep)))
     }
 
     /// The backend of an instance made by [`from_dynamic`](Self::from_dynamic).

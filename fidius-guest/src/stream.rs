@@ -101,7 +101,12 @@ impl<T: DeserializeOwned + 'static> Iterator for Stream<T> {
     fn next(&mut self) -> Option<T> {
         match self.try_next()? {
             Ok(item) => Some(item),
+            // Natively the call's shim catches this; a WASM guest cannot
+            // unwind, so there the panic hook must see it to report it.
+            #[cfg(not(target_family = "wasm"))]
             Err(e) => std::panic::resume_unwind(Box::new(StreamFailure(e))),
+            #[cfg(target_family = "wasm")]
+            Err(e) => std::panic::panic_any(StreamFailure(e)),
         }
     }
 }
@@ -112,7 +117,7 @@ impl<T: DeserializeOwned + 'static> Iterator for Stream<T> {
 /// After an `Err` item the stream is finished. Dropping it cancels the
 /// producer (its iterator is dropped right away).
 pub struct RemoteStream<T> {
-    raw: crate::abi::RawStream,
+    source: Pull,
     /// The current batch and how far into it we are.
     batch: Option<(crate::__private::PluginBytes, usize)>,
     next_batch: u32,
@@ -124,8 +129,31 @@ pub struct RemoteStream<T> {
     _items: PhantomData<fn() -> T>,
 }
 
-// SAFETY: the producer state behind `raw` is `Send` (streams are exported
-// only from `Send` iterators) and is only touched through `&mut self`.
+/// Where a [`RemoteStream`]'s batches come from.
+enum Pull {
+    /// A producer behind the C ABI (a native plugin, or the host's side of
+    /// a native plugin's argument stream).
+    Raw(crate::abi::RawStream),
+    /// A producer behind another backend (a WASM instance, or the host of a
+    /// WASM plugin).
+    Batches(Box<dyn BatchSource>),
+}
+
+/// A stream producer that another backend runs (a WASM component, or the
+/// host seen from a WASM plugin): hands out batches of wire-encoded items.
+/// Dropping it cancels the producer.
+pub trait BatchSource: Send + 'static {
+    /// At most `max_items` items, wire-encoded one after another (never an
+    /// empty batch), or `Ok(None)` at the end of the stream.
+    ///
+    /// # Errors
+    /// The [`CallError`] that ended the stream.
+    fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError>;
+}
+
+// SAFETY: the producer state behind a `Pull::Raw` is `Send` (streams are
+// exported only from `Send` iterators) and is only touched through
+// `&mut self`; a `Pull::Batches` is `Send` by its trait bound.
 #[expect(unsafe_code, reason = "the raw stream holds a pointer to Send state")]
 unsafe impl<T> Send for RemoteStream<T> {}
 
@@ -145,8 +173,24 @@ impl<T> RemoteStream<T> {
         method: &'static str,
         keep: Option<Arc<dyn Any + Send + Sync>>,
     ) -> Self {
+        Self::from_pull(Pull::Raw(raw), method, keep)
+    }
+
+    pub(crate) fn from_batches(
+        source: Box<dyn BatchSource>,
+        method: &'static str,
+        keep: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Self {
+        Self::from_pull(Pull::Batches(source), method, keep)
+    }
+
+    fn from_pull(
+        source: Pull,
+        method: &'static str,
+        keep: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Self {
         Self {
-            raw,
+            source,
             batch: None,
             next_batch: 1,
             limit: DEFAULT_BATCH_LIMIT,
@@ -208,7 +252,13 @@ impl<T> RemoteStream<T> {
         if self.done {
             return Some(None);
         }
-        match crate::__private::pull(&self.raw, self.next_batch, self.method) {
+        let pulled = match &mut self.source {
+            Pull::Raw(raw) => crate::__private::pull(raw, self.next_batch, self.method),
+            Pull::Batches(source) => {
+                crate::__private::pull_batches(&mut **source, self.next_batch, self.method)
+            }
+        };
+        match pulled {
             Ok(Some(bytes)) => {
                 self.next_batch = self.next_batch.saturating_mul(2).min(self.limit);
                 self.batch = Some((bytes, 0));
@@ -238,7 +288,9 @@ impl<T> Drop for RemoteStream<T> {
     fn drop(&mut self) {
         // Free the batch with the producer's allocator before its state.
         self.batch = None;
-        crate::__private::drop_raw_stream(self.raw);
+        if let Pull::Raw(raw) = self.source {
+            crate::__private::drop_raw_stream(raw);
+        }
     }
 }
 
@@ -264,16 +316,29 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
             Inner::Local(source) => crate::__private::export_source::<T>(source),
             // A stream received from the other side with nothing buffered
             // here and nothing to keep alive passes straight on.
-            Inner::Remote(remote)
-                if remote.batch.is_none() && !remote.done && remote._keep.is_none() =>
-            {
-                // Nothing else in `remote` needs dropping; its new owner
+            Inner::Remote(remote) => match remote.into_passthrough() {
+                Ok(raw) => raw,
+                Err(remote) => crate::__private::export_source::<T>(Box::new(IterSource(
+                    Self::from_remote(remote),
+                ))),
+            },
+        }
+    }
+}
+
+impl<T> RemoteStream<T> {
+    /// The raw stream itself, for a stream received from the other side of
+    /// a C ABI with nothing buffered here and nothing to keep alive: it
+    /// passes straight on to its new owner.
+    fn into_passthrough(self) -> Result<crate::abi::RawStream, Self> {
+        match self.source {
+            Pull::Raw(raw) if self.batch.is_none() && !self.done && self._keep.is_none() => {
+                // Nothing else in `self` needs dropping; the new owner
                 // drops the raw stream.
-                core::mem::ManuallyDrop::new(remote).raw
+                core::mem::forget(self);
+                Ok(raw)
             }
-            Inner::Remote(remote) => crate::__private::export_source::<T>(Box::new(IterSource(
-                Self::from_remote(remote),
-            ))),
+            _ => Err(self),
         }
     }
 }

@@ -2,6 +2,12 @@
 //! emits on `wasm32` targets (see `fidius-derive/src/wasm_glue.rs`).
 
 use std::any::Any;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::__private::{BatchSource, OwnedStream, RemoteStream, Stream};
+use crate::CallError;
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -148,6 +154,210 @@ impl crate::__private::DynInstance for HostCalls {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Streams. Through `fast`, a stream crosses as a `u32` handle: the guest's
+// own streams (results) sit in `OUTGOING` until the host drops them; the
+// host's (arguments) are pulled through the `host.stream-next` import.
+// Through the typed WIT exports, results are `<method>-stream` resources
+// and arguments imported `<method>-<argument>` resources.
+
+/// The streams this guest returned, by handle, until the host drops them.
+static OUTGOING: Mutex<Outgoing> = Mutex::new(Outgoing {
+    next: 1,
+    streams: BTreeMap::new(),
+});
+
+struct Outgoing {
+    next: u32,
+    streams: BTreeMap<u32, OwnedStream>,
+}
+
+fn outgoing() -> std::sync::MutexGuard<'static, Outgoing> {
+    OUTGOING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Registers a stream a method returned; its handle goes in the result.
+pub fn fast_stream_ret<T: Serialize + DeserializeOwned + Send + 'static>(
+    stream: Stream<T>,
+    method: &'static str,
+) -> u32 {
+    let stream = OwnedStream::new(stream, method);
+    let mut table = outgoing();
+    let handle = table.next;
+    table.next = table.next.wrapping_add(1).max(1);
+    table.streams.insert(handle, stream);
+    handle
+}
+
+/// `fast.stream-next`: the next batch of stream `handle`, `None` at its
+/// end.
+///
+/// # Errors
+/// An unknown handle, or the error that ended the stream.
+pub fn fast_stream_next(handle: u32, max_items: u32) -> Result<Option<Vec<u8>>, String> {
+    // Pulled outside the lock: the producer may return streams itself.
+    let mut stream = outgoing()
+        .streams
+        .remove(&handle)
+        .ok_or_else(|| format!("no stream with handle {handle}"))?;
+    let batch = stream.next_batch(max_items).map_err(|e| e.to_string());
+    outgoing().streams.insert(handle, stream);
+    batch
+}
+
+/// `fast.stream-drop`: cancels stream `handle` (drops its producer).
+pub fn fast_stream_drop(handle: u32) {
+    let stream = outgoing().streams.remove(&handle);
+    drop(stream);
+}
+
+/// The host's stream functions, as imported by a plugin's bindings.
+#[derive(Debug, Clone, Copy)]
+pub struct HostStreamFns {
+    /// `host.stream-next`.
+    pub next: fn(u32, u32) -> Result<Option<Vec<u8>>, String>,
+    /// `host.stream-drop`.
+    pub drop: fn(u32),
+}
+
+/// A stream argument the host produces, pulled through the imports.
+struct HostStream {
+    handle: u32,
+    fns: HostStreamFns,
+    method: &'static str,
+}
+
+impl BatchSource for HostStream {
+    fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError> {
+        (self.fns.next)(self.handle, max_items).map_err(|e| host_error(self.method, e))
+    }
+}
+
+impl Drop for HostStream {
+    fn drop(&mut self) {
+        (self.fns.drop)(self.handle);
+    }
+}
+
+fn host_error(method: &'static str, e: String) -> CallError {
+    match e.strip_prefix(PANIC_PREFIX) {
+        Some(message) => CallError::Panic {
+            method,
+            message: message.to_owned(),
+        },
+        None => CallError::Protocol { method, detail: e },
+    }
+}
+
+/// Takes the next `fast.call` argument as a stream: a `u32` position in
+/// `streams`, the handles the host passed.
+///
+/// # Errors
+/// The decode error, or a position past `streams`, naming the argument.
+pub fn fast_stream_arg<T>(
+    rest: &mut &[u8],
+    streams: &[u32],
+    what: &str,
+    method: &'static str,
+    fns: HostStreamFns,
+) -> Result<Stream<T>, String> {
+    let position: u32 = fast_arg(rest, what)?;
+    let handle = *streams
+        .get(position as usize)
+        .ok_or_else(|| format!("{what}: no stream number {position}"))?;
+    Ok(Stream::from_remote(RemoteStream::from_batches(
+        Box::new(HostStream {
+            handle,
+            fns,
+            method,
+        }),
+        method,
+        None,
+    )))
+}
+
+/// A returned stream behind a typed `<method>-stream` resource.
+#[derive(Debug)]
+pub struct TypedStreamOut(RefCell<OwnedStream>);
+
+impl TypedStreamOut {
+    /// Wraps the stream `method` returned.
+    pub fn new<T: Serialize + DeserializeOwned + Send + 'static>(
+        stream: Stream<T>,
+        method: &'static str,
+    ) -> Self {
+        Self(RefCell::new(OwnedStream::new(stream, method)))
+    }
+
+    /// The resource's `next`: up to `max` items as the bindings' item type
+    /// `W` (same encoding), an empty list at the end.
+    ///
+    /// # Errors
+    /// The error that ended the stream.
+    pub fn next<W: DeserializeOwned>(&self, max: u32) -> Result<Vec<W>, String> {
+        let batch = self
+            .0
+            .borrow_mut()
+            .next_batch(max)
+            .map_err(|e| e.to_string())?;
+        let Some(bytes) = batch else {
+            return Ok(Vec::new());
+        };
+        let mut rest: &[u8] = &bytes;
+        let mut items = Vec::new();
+        while !rest.is_empty() {
+            items.push(fast_arg::<W>(&mut rest, "stream item")?);
+        }
+        Ok(items)
+    }
+}
+
+/// An argument stream behind an imported typed `<method>-<argument>`
+/// resource, whose `next` is `pull`: items of the bindings' type `W`
+/// become the interface's `T` through the wire format.
+pub fn typed_stream_arg<W, T, F>(pull: F, method: &'static str) -> Stream<T>
+where
+    W: Serialize + 'static,
+    F: FnMut(u32) -> Result<Vec<W>, String> + Send + 'static,
+{
+    struct Typed<F, W> {
+        pull: F,
+        method: &'static str,
+        _items: core::marker::PhantomData<fn() -> W>,
+    }
+    impl<W, F> BatchSource for Typed<F, W>
+    where
+        W: Serialize + 'static,
+        F: FnMut(u32) -> Result<Vec<W>, String> + Send + 'static,
+    {
+        fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError> {
+            let items = (self.pull)(max_items).map_err(|e| host_error(self.method, e))?;
+            if items.is_empty() {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            for item in &items {
+                crate::stream::encode_item(item, &mut out).map_err(|e| CallError::Protocol {
+                    method: self.method,
+                    detail: format!("stream item: {e}"),
+                })?;
+            }
+            Ok(Some(out))
+        }
+    }
+    Stream::from_remote(RemoteStream::from_batches(
+        Box::new(Typed {
+            pull,
+            method,
+            _items: core::marker::PhantomData,
+        }),
+        method,
+        None,
+    ))
+}
+
 /// Decodes a plugin's configuration; the message names the config type.
 ///
 /// # Errors
@@ -161,6 +371,11 @@ pub fn wasm_config<C: DeserializeOwned>(bytes: &[u8]) -> Result<C, String> {
 pub fn wasm_install_panic_hook(report: fn(&str)) {
     std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
+        if let Some(crate::StreamFailure(e)) = payload.downcast_ref::<crate::StreamFailure>() {
+            // A plugin iterating an argument stream whose producer failed.
+            report(&format!("input stream failed: {e}"));
+            return;
+        }
         let message = payload
             .downcast_ref::<&str>()
             .copied()

@@ -54,7 +54,12 @@ fn library_path(profile: &str, crate_name: &str) -> PathBuf {
 }
 
 /// The fixture crates that also build as WebAssembly components.
-pub const WASM_FIXTURES: &[&str] = &["fixture-plugins", "fixture-hostile", "fixture-scripted"];
+pub const WASM_FIXTURES: &[&str] = &[
+    "fixture-plugins",
+    "fixture-features",
+    "fixture-hostile",
+    "fixture-scripted",
+];
 
 /// Builds the WASM fixtures (`wasm32-wasip2`, debug or `release`) into
 /// `target_dir`, with the interfaces' committed WIT.

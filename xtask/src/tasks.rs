@@ -157,6 +157,8 @@ pub(crate) fn test() -> Result<(), String> {
             "--package",
             "fixture-plugins",
             "--package",
+            "fixture-features",
+            "--package",
             "fixture-hostile",
             "--package",
             "fixture-scripted",

@@ -59,6 +59,12 @@ pub enum Ty {
     Named(String),
     /// No value: `()` (a method without a result, `Ok(())`).
     Unit,
+    /// `result<ok, err>` (`Ty::Unit` for a side without a value): a
+    /// `Result` stream item.
+    Result(Box<Ty>, Box<Ty>),
+    /// `Stream<T>` as a whole argument or result (or `Ok` type): becomes a
+    /// resource (see [`WitBuilder::method`]).
+    Stream(Box<Ty>),
 }
 
 impl Ty {
@@ -85,6 +91,13 @@ impl Ty {
             }
             Ty::Named(n) => ident(n),
             Ty::Unit => "_".into(),
+            Ty::Stream(t) => format!("stream<{}>", t.render()),
+            Ty::Result(ok, err) => match (&**ok, &**err) {
+                (Ty::Unit, Ty::Unit) => "result".into(),
+                (ok, Ty::Unit) => format!("result<{}>", ok.render()),
+                (Ty::Unit, err) => format!("result<_, {}>", err.render()),
+                (ok, err) => format!("result<{}, {}>", ok.render(), err.render()),
+            },
         }
     }
 }
@@ -137,6 +150,10 @@ pub struct WitBuilder {
     info: &'static InterfaceInfo,
     registry: trace::Registry,
     funcs: Vec<String>,
+    /// Resources for returned streams: name, item type, method.
+    outputs: Vec<(String, Ty, String)>,
+    /// Resources for argument streams: name, item type, method, argument.
+    inputs: Vec<(String, Ty, String, String)>,
 }
 
 impl WitBuilder {
@@ -146,6 +163,8 @@ impl WitBuilder {
             info,
             registry: trace::Registry::default(),
             funcs: Vec::new(),
+            outputs: Vec::new(),
+            inputs: Vec::new(),
         }
     }
 
@@ -159,7 +178,12 @@ impl WitBuilder {
         self.registry.trace::<T>(what)
     }
 
-    /// Adds method `name`.
+    /// Adds method `name`. A `Stream<T>` argument becomes an imported
+    /// resource `<method>-<argument>` (interface `sources`, which the host
+    /// implements) and a returned stream an exported resource
+    /// `<method>-stream`; each has `next: func(max: u32) ->
+    /// result<list<T>, string>`, which hands out up to `max` items and an
+    /// empty list at the end.
     ///
     /// # Errors
     /// [`WitError`] when an argument is `()`.
@@ -171,13 +195,35 @@ impl WitBuilder {
     ) -> Result<(), WitError> {
         let mut params_text = Vec::new();
         for (param, ty) in params {
-            if ty == Ty::Unit {
-                return Err(WitError::new(format!(
-                    "argument `{param}` of `{name}`: `()` cannot be an argument in WIT"
-                )));
-            }
+            let ty = match ty {
+                Ty::Unit => {
+                    return Err(WitError::new(format!(
+                        "argument `{param}` of `{name}`: `()` cannot be an argument in WIT"
+                    )));
+                }
+                Ty::Stream(item) => {
+                    let resource = format!("{}-{}", kebab(name), kebab(param));
+                    self.inputs
+                        .push((resource.clone(), *item, name.to_owned(), param.to_owned()));
+                    Ty::Named(resource)
+                }
+                ty => ty,
+            };
             params_text.push(format!("{}: {}", ident(&kebab(param)), ty.render()));
         }
+        let mut output = |ty: Ty| match ty {
+            Ty::Stream(item) => {
+                let resource = format!("{}-stream", kebab(name));
+                self.outputs
+                    .push((resource.clone(), *item, name.to_owned()));
+                Ty::Named(resource)
+            }
+            ty => ty,
+        };
+        let returns = match returns {
+            Returns::Plain(ty) => Returns::Plain(output(ty)),
+            Returns::Fallible(ok, err) => Returns::Fallible(output(ok), err),
+        };
         let result = match returns {
             Returns::Plain(Ty::Unit) => String::new(),
             Returns::Plain(ty) => format!(" -> {}", ty.render()),
@@ -207,37 +253,64 @@ impl WitBuilder {
             info.name, info.name, info.version, info.hash
         );
         let _ = writeln!(out, "package fidius:{iface}@{}.0.0;\n", info.version);
+        let mut defs = String::new();
+        for (name, _, def) in &self.registry.defs {
+            render_def(&mut defs, name, def);
+        }
+        let names: Vec<String> = self
+            .registry
+            .defs
+            .iter()
+            .map(|(n, _, _)| ident(n))
+            .collect();
+        // Argument streams are resources the host implements, so they live
+        // in an imported interface; the types they carry then move to a
+        // `types` interface both can use.
+        let split = !self.inputs.is_empty();
+        if split {
+            if !names.is_empty() {
+                let _ = writeln!(out, "/// The types of the `{}` interface.", info.name);
+                let _ = writeln!(out, "interface types {{");
+                out.push_str(&defs);
+                let _ = writeln!(out, "}}\n");
+            }
+            let _ = writeln!(
+                out,
+                "/// The argument streams of the `{}` interface, which the host produces.",
+                info.name
+            );
+            let _ = writeln!(out, "interface sources {{");
+            if !names.is_empty() {
+                let _ = writeln!(out, "    use types.{{{}}};\n", names.join(", "));
+            }
+            for (resource, item, method, param) in &self.inputs {
+                let _ = writeln!(
+                    out,
+                    "    /// Argument `{param}` of `{method}`: `next` hands out up to `max` items\n    \
+                     /// (at least one), an empty list at the end of the stream."
+                );
+                render_resource(&mut out, resource, item);
+            }
+            let _ = writeln!(out, "}}\n");
+        }
         let _ = writeln!(out, "/// The `{}` interface.", info.name);
         let _ = writeln!(out, "interface {} {{", ident(&iface));
-        for (name, _, def) in &self.registry.defs {
-            match def {
-                Def::Record(fields) => {
-                    let _ = writeln!(out, "    record {} {{", ident(name));
-                    for (f, t) in fields {
-                        let _ = writeln!(out, "        {}: {},", ident(f), t.render());
-                    }
-                }
-                Def::Variant(cases) => {
-                    let _ = writeln!(out, "    variant {} {{", ident(name));
-                    for (c, t) in cases {
-                        match t {
-                            Some(t) => {
-                                let _ = writeln!(out, "        {}({}),", ident(c), t.render());
-                            }
-                            None => {
-                                let _ = writeln!(out, "        {},", ident(c));
-                            }
-                        }
-                    }
-                }
-                Def::Enum(cases) => {
-                    let _ = writeln!(out, "    enum {} {{", ident(name));
-                    for c in cases {
-                        let _ = writeln!(out, "        {},", ident(c));
-                    }
-                }
+        if split {
+            if !names.is_empty() {
+                let _ = writeln!(out, "    use types.{{{}}};", names.join(", "));
             }
-            let _ = writeln!(out, "    }}\n");
+            let inputs: Vec<String> = self.inputs.iter().map(|(r, ..)| ident(r)).collect();
+            let _ = writeln!(out, "    use sources.{{{}}};\n", inputs.join(", "));
+        } else {
+            out.push_str(&defs);
+        }
+        for (resource, item, method) in &self.outputs {
+            let _ = writeln!(
+                out,
+                "    /// The stream `{method}` returns: `next` hands out up to `max` items (at\n    \
+                 /// least one), an empty list at the end of the stream."
+            );
+            render_resource(&mut out, resource, item);
         }
         for (func, method) in self.funcs.iter().zip(info.methods) {
             if method.since.is_some() {
@@ -253,6 +326,9 @@ impl WitBuilder {
         out.push_str(LIFECYCLE);
         let _ = writeln!(out, "\nworld {}-plugin {{", iface);
         let _ = writeln!(out, "    import host;");
+        if split {
+            let _ = writeln!(out, "    import sources;");
+        }
         let _ = writeln!(out, "    export plugin;");
         let _ = writeln!(out, "    export {};", ident(&iface));
         let _ = writeln!(out, "}}");
@@ -264,6 +340,47 @@ impl WitBuilder {
         );
         out
     }
+}
+
+fn render_def(out: &mut String, name: &str, def: &Def) {
+    match def {
+        Def::Record(fields) => {
+            let _ = writeln!(out, "    record {} {{", ident(name));
+            for (f, t) in fields {
+                let _ = writeln!(out, "        {}: {},", ident(f), t.render());
+            }
+        }
+        Def::Variant(cases) => {
+            let _ = writeln!(out, "    variant {} {{", ident(name));
+            for (c, t) in cases {
+                match t {
+                    Some(t) => {
+                        let _ = writeln!(out, "        {}({}),", ident(c), t.render());
+                    }
+                    None => {
+                        let _ = writeln!(out, "        {},", ident(c));
+                    }
+                }
+            }
+        }
+        Def::Enum(cases) => {
+            let _ = writeln!(out, "    enum {} {{", ident(name));
+            for c in cases {
+                let _ = writeln!(out, "        {},", ident(c));
+            }
+        }
+    }
+    let _ = writeln!(out, "    }}\n");
+}
+
+fn render_resource(out: &mut String, name: &str, item: &Ty) {
+    let _ = writeln!(out, "    resource {} {{", ident(name));
+    let _ = writeln!(
+        out,
+        "        next: func(max: u32) -> result<list<{}>, string>;",
+        item.render()
+    );
+    let _ = writeln!(out, "    }}\n");
 }
 
 /// The two interfaces every fidius world has besides the trait's own.
@@ -303,7 +420,17 @@ interface fast {
     /// one after another; returns the result in the wire format (for a
     /// `result<…>` function: the whole result), or why the arguments did not
     /// decode.
-    call: func(method: u32, args: list<u8>) -> result<list<u8>, string>;
+    /// Stream arguments are `u32` positions in `streams`, the handles of the
+    /// host's streams (pulled with `host.stream-next`); a returned stream is
+    /// a `u32` handle for `stream-next` here.
+    call: func(method: u32, args: list<u8>, streams: list<u32>) -> result<list<u8>, string>;
+
+    /// Up to `max` items (at least one) of the plugin's stream `handle`,
+    /// in the wire format one after another; `none` at its end.
+    stream-next: func(handle: u32, max: u32) -> result<option<list<u8>>, string>;
+
+    /// Cancels the plugin's stream `handle`.
+    stream-drop: func(handle: u32);
 }
 
 /// What the fidius runtime offers every plugin.
@@ -315,6 +442,14 @@ interface host {
     /// `#[plugin_interface(host = …)]`), arguments and result in the fidius
     /// wire format as in `fast.call`.
     call: func(method: u32, args: list<u8>) -> result<list<u8>, string>;
+
+    /// Up to `max` items (at least one) of the host's stream `handle` (a
+    /// stream argument of `fast.call`), in the wire format; `none` at its
+    /// end.
+    stream-next: func(handle: u32, max: u32) -> result<option<list<u8>>, string>;
+
+    /// Lets go of the host's stream `handle` (its producer stops).
+    stream-drop: func(handle: u32);
 }
 ";
 

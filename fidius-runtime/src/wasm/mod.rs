@@ -19,6 +19,7 @@
 //! ```
 
 mod capabilities;
+mod streams;
 mod value;
 
 use std::marker::PhantomData;
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fidius_guest::__private::{DynInstance, Instance as ClientInstance};
+use fidius_guest::__private::{BatchSource, DynInstance, Instance as ClientInstance, OwnedStream};
 use fidius_guest::{CallError, Interface, PluginClient, PluginError};
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::{
@@ -259,11 +260,26 @@ impl WasmRuntime {
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| wasm_err("cannot link WASI", e))?;
-        for (name, _) in component.component_type().imports(&self.engine) {
-            if name.starts_with("fidius:") && name.contains("/host") {
+        for (name, item) in component.component_type().imports(&self.engine) {
+            let fidius_interface = name
+                .strip_prefix("fidius:")
+                .and_then(|n| n.split_once('/'))
+                .map(|(_, n)| n.split('@').next().unwrap_or(n));
+            if let (
+                Some("sources"),
+                wasmtime::component::types::ComponentItem::ComponentInstance(instance),
+            ) = (fidius_interface, &item.ty)
+            {
+                linker
+                    .instance(name)
+                    .and_then(|mut i| streams::link_sources(&self.engine, &mut i, instance))
+                    .map_err(|e| wasm_err("cannot link the fidius stream sources", e))?;
+            }
+            if fidius_interface == Some("host") {
                 linker
                     .instance(name)
                     .and_then(|mut i| {
+                        streams::link_host(&mut i)?;
                         i.func_wrap(
                             "call",
                             |mut store: wasmtime::StoreContextMut<'_, HostState>,
@@ -577,7 +593,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
             });
         }
         let package = format!("fidius:{}", crate::wit_name(info.name));
-        let plugin = WasmPlugin {
+        let plugin = Core {
             shared: library.shared.clone(),
             package,
             version: meta.interface_version,
@@ -605,7 +621,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
         } else {
             *plugin.lock() = Some(live);
         }
-        let backend: Arc<dyn DynInstance> = Arc::new(plugin);
+        let backend: Arc<dyn DynInstance> = Arc::new(WasmPlugin(Arc::new(plugin)));
         Ok(C::from_instance(ClientInstance::from_dynamic(
             backend,
             &meta.plugin_name,
@@ -623,6 +639,8 @@ struct HostState {
     panic: Option<String>,
     /// The host's implementation of the interface's host interface.
     host: Option<HostCall>,
+    /// The host's streams the plugin was given and has not dropped.
+    streams: streams::StreamTable,
 }
 
 /// Dispatches a guest's `host.call` to the host object.
@@ -667,8 +685,8 @@ impl ResourceLimiter for Limits {
 }
 
 /// One plugin instance: a store and component instance, re-made after a
-/// trap.
-struct WasmPlugin {
+/// trap. Shared by the client and the streams it returned.
+struct Core {
     shared: Arc<Shared>,
     /// `fidius:<interface>`.
     package: String,
@@ -689,6 +707,8 @@ struct WasmPlugin {
 }
 
 struct Live {
+    /// Unique per instantiation: streams belong to one instance.
+    id: u64,
     store: Store<HostState>,
     /// Per method of the caller's interface.
     funcs: Vec<Option<Method>>,
@@ -698,11 +718,24 @@ struct Live {
     /// typed function with the arguments and result in the wire format
     /// (bulk bytes move as one `list<u8>`, no per-value conversion).
     fast: Option<FastCall>,
+    /// `fast.stream-next` and `fast.stream-drop`.
+    fast_streams: Option<(FastStreamNext, TypedFunc<(u32,), ()>)>,
+    /// Streams returned through the typed exports: the resource, its
+    /// `next` and the item type, by handle (with [`streams::TYPED`] set).
+    typed_streams: std::collections::HashMap<u32, TypedStream>,
+    next_typed: u32,
 }
 
-type FastCall = TypedFunc<(u32, &'static [u8]), (Result<Vec<u8>, String>,)>;
+struct TypedStream {
+    resource: wasmtime::component::ResourceAny,
+    next: Func,
+    item: Type,
+}
 
-impl Drop for WasmPlugin {
+type FastCall = TypedFunc<(u32, &'static [u8], &'static [u32]), (Result<Vec<u8>, String>,)>;
+type FastStreamNext = TypedFunc<(u32, u32), (Result<Option<Vec<u8>>, String>,)>;
+
+impl Drop for Core {
     fn drop(&mut self) {
         let live = self
             .live
@@ -725,6 +758,9 @@ struct Method {
     /// component value per element); for scalars only, the typed call is
     /// cheaper.
     prefer_fast: bool,
+    /// For a method returning a stream: its resource's `next` and the
+    /// item type.
+    stream_next: Option<(Func, Type)>,
 }
 
 fn is_scalar(ty: &Type) -> bool {
@@ -745,7 +781,7 @@ fn is_scalar(ty: &Type) -> bool {
     )
 }
 
-impl WasmPlugin {
+impl Core {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Live>> {
         // A panic while holding the lock leaves `None` or a usable
         // instance; either is consistent.
@@ -778,6 +814,7 @@ impl WasmPlugin {
                 },
                 panic: None,
                 host: self.host.clone(),
+                streams: streams::StreamTable::default(),
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -802,11 +839,23 @@ impl WasmPlugin {
                 let params: Box<[Type]> = ty.params().map(|(_, t)| t).collect();
                 let result = ty.results().next();
                 let prefer_fast = !params.iter().chain(&result).all(is_scalar);
+                let stream_next = lookup(&mut store, &iface, &format!("[method]{m}-stream.next"))
+                    .and_then(|next| {
+                        let item = match next.ty(&store).results().next() {
+                            Some(Type::Result(r)) => match r.ok() {
+                                Some(Type::List(l)) => l.ty(),
+                                _ => return None,
+                            },
+                            _ => return None,
+                        };
+                        Some((next, item))
+                    });
                 Some(Method {
                     func,
                     params,
                     result,
                     prefer_fast,
+                    stream_next,
                 })
             })
             .collect();
@@ -833,16 +882,24 @@ impl WasmPlugin {
             }
         }
         let destroy = lookup(&mut store, "plugin", "destroy");
-        let fast = if settings.typed_exports_only {
-            None
+        let (fast, fast_streams) = if settings.typed_exports_only {
+            (None, None)
         } else {
-            lookup(&mut store, "fast", "call").and_then(|f| f.typed(&store).ok())
+            let call = lookup(&mut store, "fast", "call").and_then(|f| f.typed(&store).ok());
+            let next = lookup(&mut store, "fast", "stream-next").and_then(|f| f.typed(&store).ok());
+            let drop = lookup(&mut store, "fast", "stream-drop").and_then(|f| f.typed(&store).ok());
+            (call, next.zip(drop))
         };
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Live {
+            id: INSTANCES.fetch_add(1, Ordering::Relaxed),
             store,
             funcs,
             destroy,
             fast,
+            fast_streams,
+            typed_streams: std::collections::HashMap::new(),
+            next_typed: 0,
         })
     }
 
@@ -941,22 +998,43 @@ fn trap_error(
     }
 }
 
+/// What the client holds: the shared [`Core`].
+struct WasmPlugin(Arc<Core>);
+
+thread_local! {
+    /// The instance the last call on this thread ran on, for the stream
+    /// its result may hold (the client asks for it right after the call).
+    static LAST_INSTANCE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl DynInstance for WasmPlugin {
     fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
-        let me = thread_token();
-        if self.busy.load(Ordering::Acquire) == me {
-            return Err(CallError::Protocol {
+        self.0.call(index, name, args, Vec::new())
+    }
+
+    fn call_streams(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, CallError> {
+        self.0.call(index, name, args, inputs)
+    }
+
+    fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
+        if self.0.shared.settings.isolation == Isolation::PerCall {
+            return Err(CallError::Unsupported {
                 method: name,
-                detail: "a host callback called back into the same WASM plugin instance, which \
-                         is still inside the call that made the callback (not supported)"
-                    .into(),
+                what: "returned streams with a fresh instance per call",
             });
         }
-        let mut guard = self.lock();
-        self.busy.store(me, Ordering::Release);
-        let result = self.call_locked(&mut guard, index, name, args);
-        self.busy.store(0, Ordering::Release);
-        result
+        Ok(Box::new(streams::WasmStream {
+            core: self.0.clone(),
+            instance: LAST_INSTANCE.with(std::cell::Cell::get),
+            handle,
+            method: name,
+        }))
     }
 }
 
@@ -968,43 +1046,189 @@ fn thread_token() -> u64 {
     TOKEN.with(|t| t as *const u8 as u64)
 }
 
-impl WasmPlugin {
-    fn call_locked(
+/// How a step on an instance failed: the error, and whether it trapped
+/// (the instance is then discarded).
+type Failure = (CallError, bool);
+
+impl Core {
+    /// Runs `f` on the live instance, holding the lock; refuses a
+    /// re-entrant call from a host callback on this thread (it would wait
+    /// for itself). With `instance`, only on that instance (a stream's),
+    /// never on a fresh one.
+    fn with_live<R>(
         &self,
-        guard: &mut Option<Live>,
-        index: usize,
         name: &'static str,
-        args: &[u8],
-    ) -> Result<Vec<u8>, CallError> {
-        if self.shared.settings.isolation == Isolation::PerCall {
-            // A fresh instance, used for this call only.
-            let mut live = self.instantiate()?;
-            let result = self.call_on(&mut live, index, name, args);
-            if let Ok(_) | Err((_, false)) = &result {
-                self.retire(live);
-            }
-            return result.map_err(|(error, _)| error);
+        instance: Option<u64>,
+        f: impl FnOnce(&Self, &mut Live) -> Result<R, Failure>,
+    ) -> Result<R, CallError> {
+        let me = thread_token();
+        if self.busy.load(Ordering::Acquire) == me {
+            return Err(CallError::Protocol {
+                method: name,
+                detail: "the host called back into the same WASM plugin instance while it is \
+                         inside a call (from a host callback, or from a stream the plugin \
+                         returned being passed back to it as an argument); not supported"
+                    .into(),
+            });
         }
-        let live = match guard.take() {
-            Some(live) => guard.insert(live),
-            // The last call trapped: start over on a fresh instance.
-            None => guard.insert(self.instantiate()?),
-        };
-        match self.call_on(live, index, name, args) {
-            Ok(out) => Ok(out),
-            Err((error, trapped)) => {
+        let mut guard = self.lock();
+        self.busy.store(me, Ordering::Release);
+        let result = (|| {
+            let live = match (guard.take(), instance) {
+                (Some(live), None) => guard.insert(live),
+                (Some(live), Some(id)) if live.id == id => guard.insert(live),
+                (live, Some(_)) => {
+                    *guard = live;
+                    return Err(CallError::Protocol {
+                        method: name,
+                        detail: "the plugin instance that produced this stream was discarded \
+                                 after a trap"
+                            .into(),
+                    });
+                }
+                // The last call trapped: start over on a fresh instance.
+                (None, None) => guard.insert(self.instantiate()?),
+            };
+            LAST_INSTANCE.with(|c| c.set(live.id));
+            f(self, live).map_err(|(error, trapped)| {
                 if trapped {
                     // The instance may be in any state after a trap:
                     // discard it.
                     *guard = None;
                 }
-                Err(error)
+                error
+            })
+        })();
+        self.busy.store(0, Ordering::Release);
+        result
+    }
+
+    fn call(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, CallError> {
+        if self.shared.settings.isolation == Isolation::PerCall {
+            // A fresh instance, used for this call only (stream arguments
+            // can be read during the call only).
+            let mut live = self.instantiate()?;
+            let result = self.call_on(&mut live, index, name, args, inputs);
+            if let Ok(_) | Err((_, false)) = &result {
+                self.retire(live);
             }
+            return result.map_err(|(error, _)| error);
         }
+        self.with_live(name, None, |core, live| {
+            core.call_on(live, index, name, args, inputs)
+        })
+    }
+
+    /// The next batch of stream `handle`, which instance `instance`
+    /// returned from `method`.
+    fn stream_next(
+        &self,
+        instance: u64,
+        handle: u32,
+        method: &'static str,
+        max: u32,
+    ) -> Result<Option<Vec<u8>>, CallError> {
+        self.with_live(method, Some(instance), |core, live| {
+            let deadline = &core.shared.settings.deadline;
+            if handle & streams::TYPED != 0 {
+                let Some(stream) = live.typed_streams.get(&handle) else {
+                    return Err((unknown_stream(method, handle), false));
+                };
+                let (next, resource, item) = (stream.next, stream.resource, stream.item.clone());
+                let mut results = [Val::Bool(false)];
+                core.arm(&mut live.store);
+                if let Err(e) = next.call(
+                    &mut live.store,
+                    &[Val::Resource(resource), Val::U32(max)],
+                    &mut results,
+                ) {
+                    return Err((trap_error(method, deadline, &mut live.store, e), true));
+                }
+                return match &results[0] {
+                    Val::Result(Ok(Some(list))) => match &**list {
+                        Val::List(items) if items.is_empty() => Ok(None),
+                        Val::List(items) => {
+                            let mut out = Vec::new();
+                            for v in items {
+                                value::encode(v, &item, &mut out).map_err(|message| {
+                                    (CallError::ResultEncode { method, message }, false)
+                                })?;
+                            }
+                            Ok(Some(out))
+                        }
+                        other => Err((stream_protocol(method, other), false)),
+                    },
+                    Val::Result(Err(Some(e))) => match &**e {
+                        Val::String(message) => Err((
+                            CallError::Protocol {
+                                method,
+                                detail: format!("the plugin's stream failed: {message}"),
+                            },
+                            false,
+                        )),
+                        other => Err((stream_protocol(method, other), false)),
+                    },
+                    other => Err((stream_protocol(method, other), false)),
+                };
+            }
+            let Some((next, _)) = &live.fast_streams else {
+                return Err((unknown_stream(method, handle), false));
+            };
+            core.arm(&mut live.store);
+            match next.call(&mut live.store, (handle, max)) {
+                Ok((Ok(batch),)) => Ok(batch),
+                Ok((Err(detail),)) => Err((CallError::Protocol { method, detail }, false)),
+                Err(e) => Err((trap_error(method, deadline, &mut live.store, e), true)),
+            }
+        })
+    }
+
+    /// Cancels stream `handle` in the plugin (its iterator is dropped).
+    /// Nothing to do when its instance is gone; a drop from inside a call
+    /// on this instance (a host callback) leaves it to the instance's end.
+    fn stream_drop(&self, instance: u64, handle: u32, method: &'static str) {
+        let _ = self.with_live(method, Some(instance), |core, live| {
+            core.arm(&mut live.store);
+            let deadline = &core.shared.settings.deadline;
+            if handle & streams::TYPED != 0 {
+                if let Some(stream) = live.typed_streams.remove(&handle) {
+                    stream
+                        .resource
+                        .resource_drop(&mut live.store)
+                        .map_err(|e| (trap_error(method, deadline, &mut live.store, e), true))?;
+                }
+                return Ok(());
+            }
+            if let Some((_, drop)) = &live.fast_streams {
+                drop.call(&mut live.store, (handle,))
+                    .map_err(|e| (trap_error(method, deadline, &mut live.store, e), true))?;
+            }
+            Ok(())
+        });
     }
 }
 
-impl WasmPlugin {
+fn unknown_stream(method: &'static str, handle: u32) -> CallError {
+    CallError::Protocol {
+        method,
+        detail: format!("the plugin has no stream with handle {handle:#x}"),
+    }
+}
+
+fn stream_protocol(method: &'static str, found: &Val) -> CallError {
+    CallError::Protocol {
+        method,
+        detail: format!("a stream's `next` returned {found:?}"),
+    }
+}
+
+impl Core {
     /// One call on `live`; on failure, whether it trapped.
     fn call_on(
         &self,
@@ -1012,8 +1236,10 @@ impl WasmPlugin {
         index: usize,
         name: &'static str,
         args: &[u8],
-    ) -> Result<Vec<u8>, (CallError, bool)> {
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, Failure> {
         let fail = |error| (error, false);
+        let deadline = &self.shared.settings.deadline;
         let prefer_fast = live
             .funcs
             .get(index)
@@ -1022,17 +1248,25 @@ impl WasmPlugin {
         if let (true, Some(fast), Some(Some(number))) =
             (prefer_fast, &live.fast, self.slots.get(index))
         {
+            // The guest owns the stream arguments from here on.
+            let handles: Vec<u32> = inputs
+                .into_iter()
+                .map(|s| live.store.data_mut().streams.insert(s))
+                .collect();
             self.arm(&mut live.store);
-            return match fast.call(&mut live.store, (*number, args)) {
+            return match fast.call(&mut live.store, (*number, args, &handles)) {
                 Ok((Ok(bytes),)) => Ok(bytes),
-                Ok((Err(message),)) => Err(fail(CallError::ArgumentDecode {
-                    method: name,
-                    message,
-                })),
-                Err(e) => Err((
-                    trap_error(name, &self.shared.settings.deadline, &mut live.store, e),
-                    true,
-                )),
+                Ok((Err(message),)) => {
+                    // The arguments did not decode: the method never ran.
+                    for h in handles {
+                        drop(live.store.data_mut().streams.remove(h));
+                    }
+                    Err(fail(CallError::ArgumentDecode {
+                        method: name,
+                        message,
+                    }))
+                }
+                Err(e) => Err((trap_error(name, deadline, &mut live.store, e), true)),
             };
         }
         let Some(method) = live.funcs.get(index).and_then(Option::as_ref) else {
@@ -1041,7 +1275,16 @@ impl WasmPlugin {
                 detail: "the component does not export this method".into(),
             }));
         };
-        let values = value::decode_all(args, &method.params).map_err(|message| {
+        let mut inputs: Vec<Option<OwnedStream>> = inputs.into_iter().map(Some).collect();
+        let store = &mut live.store;
+        let values = value::decode_args(args, &method.params, &mut |position| {
+            let stream = inputs
+                .get_mut(position as usize)
+                .and_then(Option::take)
+                .ok_or_else(|| format!("no stream number {position}"))?;
+            streams::source_val(store, stream)
+        })
+        .map_err(|message| {
             fail(CallError::ArgumentDecode {
                 method: name,
                 message,
@@ -1052,17 +1295,52 @@ impl WasmPlugin {
         let results = &mut results[..usize::from(result_ty.is_some())];
         self.arm(&mut live.store);
         if let Err(e) = func.call(&mut live.store, &values, results) {
-            let error = trap_error(name, &self.shared.settings.deadline, &mut live.store, e);
+            let error = trap_error(name, deadline, &mut live.store, e);
             return Err((error, true));
         }
         let mut out = Vec::new();
-        if let (Some(v), Some(t)) = (results.first(), result_ty) {
-            value::encode(v, t, &mut out).map_err(|message| {
-                fail(CallError::ResultEncode {
-                    method: name,
-                    message,
-                })
-            })?;
+        let (Some(v), Some(t)) = (results.first(), result_ty) else {
+            return Ok(out);
+        };
+        let stream_next = method.stream_next.clone();
+        let encode_error = |message| {
+            fail(CallError::ResultEncode {
+                method: name,
+                message,
+            })
+        };
+        // A returned stream becomes a handle.
+        let register = |live: &mut Live, v: &Val| -> Result<u32, Failure> {
+            let (Val::Resource(resource), Some((next, item))) = (v, &stream_next) else {
+                return Err(encode_error(format!(
+                    "expected a stream resource, found {v:?}"
+                )));
+            };
+            live.next_typed = live.next_typed.wrapping_add(1) & !streams::TYPED;
+            let handle = live.next_typed | streams::TYPED;
+            live.typed_streams.insert(
+                handle,
+                TypedStream {
+                    resource: *resource,
+                    next: *next,
+                    item: item.clone(),
+                },
+            );
+            Ok(handle)
+        };
+        match (v, t) {
+            (v, Type::Own(_)) => {
+                let handle = register(live, v)?;
+                value::encode(&Val::U32(handle), &Type::U32, &mut out).map_err(encode_error)?;
+            }
+            (Val::Result(Ok(Some(ok))), Type::Result(r))
+                if matches!(r.ok(), Some(Type::Own(_))) =>
+            {
+                let handle = register(live, ok)?;
+                out.push(0);
+                value::encode(&Val::U32(handle), &Type::U32, &mut out).map_err(encode_error)?;
+            }
+            (v, t) => value::encode(v, t, &mut out).map_err(encode_error)?,
         }
         Ok(out)
     }

@@ -73,17 +73,37 @@ fn zigzag(v: i64) -> u64 {
 }
 
 /// Decodes wire-format values of types `types`, one after another, that
-/// must use all of `bytes`.
-pub(crate) fn decode_all(bytes: &[u8], types: &[Type]) -> Result<Vec<Val>, Error> {
+/// must use all of `bytes`. A stream argument (an owned resource) is a
+/// `u32` position that `stream` turns into its value.
+pub(crate) fn decode_args(
+    bytes: &[u8],
+    types: &[Type],
+    stream: &mut dyn FnMut(u32) -> Result<Val, Error>,
+) -> Result<Vec<Val>, Error> {
     let mut r = Reader { bytes };
     let mut values = Vec::with_capacity(types.len());
     for (i, ty) in types.iter().enumerate() {
-        values.push(read(&mut r, ty).map_err(|e| format!("argument {i}: {e}"))?);
+        let value = match ty {
+            Type::Own(_) => r.varint(5).and_then(|p| stream(narrow(p)?)),
+            ty => read(&mut r, ty),
+        };
+        values.push(value.map_err(|e| format!("argument {i}: {e}"))?);
     }
     if !r.bytes.is_empty() {
         return Err(format!("{} bytes after the last argument", r.bytes.len()));
     }
     Ok(values)
+}
+
+/// Decodes wire-format values of type `ty` until `bytes` ends (a batch of
+/// stream items).
+pub(crate) fn decode_items(bytes: &[u8], ty: &Type) -> Result<Vec<Val>, Error> {
+    let mut r = Reader { bytes };
+    let mut items = Vec::new();
+    while !r.bytes.is_empty() {
+        items.push(read(&mut r, ty)?);
+    }
+    Ok(items)
 }
 
 fn narrow<T: TryFrom<u64>>(v: u64) -> Result<T, Error> {

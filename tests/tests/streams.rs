@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use fidius::{CallError, DEFAULT_BATCH_LIMIT, PluginError};
 use fidius_tests::{Backend, for_each_backend};
-use fixture_api::StreamsClient;
+use fixture_api::{AffineConfig, ScalerClient, StreamsClient};
 
 fn streamer_on(backend: Backend) -> StreamsClient {
     backend.load("fixture_features", "Streamer").unwrap()
@@ -217,6 +217,20 @@ fn a_batch_limit_of_one_is_item_at_a_time() {
 }
 
 #[test]
+fn streams_work_on_configured_instances() {
+    let config = AffineConfig {
+        mul: 3,
+        add: 1,
+        label: format!("streams-{BACKEND:?}"),
+    };
+    let scaler: ScalerClient = BACKEND
+        .configure("fixture_features", "Affine", &config)
+        .unwrap();
+    let series: Vec<i64> = scaler.series(4).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(series, [1, 4, 7, 10]);
+}
+
+#[test]
 fn returned_streams_are_futures_streams_too() {
     let s = streamer_on(BACKEND);
     let items: Vec<u64> = futures_executor::block_on_stream(s.count_up(0, 4).unwrap())
@@ -234,4 +248,68 @@ fn streams_outlive_the_client_and_cross_threads() {
         .unwrap();
     assert_eq!(total, 499_500);
 }
+}
+
+/// What is particular to WASM: a stream lives in its instance.
+mod wasm_only {
+    use fidius::wasm::{WasmRuntime, WasmSettings};
+    use fidius_tests::wasm_fixture;
+
+    use super::*;
+
+    #[test]
+    fn a_trap_ends_the_streams_of_the_discarded_instance() {
+        let s = streamer_on(Backend::Wasm);
+        let mut before = s.count_up(0, 1_000).unwrap();
+        assert_eq!(before.next().unwrap().unwrap(), 0);
+        // A panic traps the guest; its instance is discarded.
+        let mut exploding = s.explode_after(0).unwrap();
+        assert!(matches!(
+            exploding.next(),
+            Some(Err(CallError::Panic { .. }))
+        ));
+        match before.next() {
+            Some(Err(CallError::Protocol { method, detail })) => {
+                assert_eq!(method, "count_up");
+                assert!(detail.contains("discarded after a trap"), "{detail}");
+            }
+            other => panic!("expected a typed error, got {other:?}"),
+        }
+        assert!(before.next().is_none(), "the stream ends after an error");
+        assert_eq!(s.count_up(0, 3).unwrap().count(), 3, "a fresh instance");
+    }
+
+    #[test]
+    fn dropping_a_returned_stream_drops_the_guests_iterator() {
+        // Its own instance, so its own counters.
+        let s = streamer_on(Backend::Wasm);
+        let mut endless = s.count_up(0, u64::MAX).unwrap();
+        for expected in 0..10u64 {
+            assert_eq!(endless.next().unwrap().unwrap(), expected);
+        }
+        assert_eq!(s.stats().unwrap().live_iterators, 1);
+        drop(endless);
+        let stats = s.stats().unwrap();
+        assert_eq!((stats.live_iterators, stats.dropped), (0, 1));
+        assert!(stats.produced <= 10 + u64::from(DEFAULT_BATCH_LIMIT));
+    }
+
+    #[test]
+    fn a_fresh_instance_per_call_reads_argument_streams_but_returns_none() {
+        let settings = WasmSettings::default()
+            .fresh_instance_per_call()
+            .memory_limit(16 << 20)
+            .cache_dir(Some(fidius_tests::fixtures_target().join("wasm-cache")));
+        let runtime = WasmRuntime::new(settings).unwrap();
+        let lib = runtime.open(wasm_fixture("fixture_features")).unwrap();
+        let s: StreamsClient = lib.load("Streamer").unwrap();
+        assert_eq!(s.sum(1..=100u64).unwrap(), 5050);
+        match s.count_up(0, 3) {
+            Err(CallError::Unsupported { method, what }) => {
+                assert_eq!(method, "count_up");
+                assert!(what.contains("fresh instance per call"), "{what}");
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
 }

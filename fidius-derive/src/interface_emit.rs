@@ -717,32 +717,43 @@ fn host_dispatch(iface: &Interface, p: &TokenStream) -> TokenStream {
                 ArgKind::Bytes => (quote!(::std::vec::Vec<u8>), true),
                 ArgKind::Wire { by_ref, inner } => (quote!(#inner), *by_ref),
                 ArgKind::Stream { .. } => {
-                    let msg = format!("`{method}` takes a stream, which WASM plugins cannot pass yet");
+                    let msg = format!("`{method}` takes a stream, which a WASM plugin cannot produce for its host");
                     return quote!(#index => ::core::result::Result::Err(::std::string::String::from(#msg)),);
                 }
             };
             decode.push(quote!(let #v: #target = #p::fast_arg(&mut __rest, #what)?;));
             call_args.push(if by_ref { quote!(&#v) } else { quote!(#v) });
         }
-        let returns_stream = match &m.ret {
-            Ret::Plain(v) | Ret::Fallible { ok: v, .. } => matches!(v.kind, RetKind::Stream { .. }),
-        };
-        if returns_stream {
-            let msg = format!("`{method}` returns a stream, which WASM plugins cannot receive yet");
-            return quote!(#index => ::core::result::Result::Err(::std::string::String::from(#msg)),);
-        }
         let what = format!("result of `{method}`");
+        let name = method.to_string();
+        // A returned stream stays with the runtime; the plugin gets its
+        // handle.
+        let ret = match &m.ret {
+            Ret::Plain(v) if matches!(v.kind, RetKind::Stream { .. }) => {
+                quote!(#p::fast_ret(&streams(#p::OwnedStream::new(__r, #name)), #what))
+            }
+            Ret::Fallible { ok, .. } if matches!(ok.kind, RetKind::Stream { .. }) => quote! {
+                #p::fast_ret(&__r.map(|__s| streams(#p::OwnedStream::new(__s, #name))), #what)
+            },
+            _ => quote!(#p::fast_ret(&__r, #what)),
+        };
         quote! {
             #index => {
                 #(#decode)*
                 #p::fast_end(__rest)?;
                 let __r = #p::catch_host_panic(|| <dyn #trait_ident as #trait_ident>::#method(host, #(#call_args),*))?;
-                ::core::result::Result::Ok(#p::fast_ret(&__r, #what))
+                ::core::result::Result::Ok(#ret)
             }
         }
     });
     quote! {
-        fn dispatch(host: &Self, index: usize, args: &[u8]) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+        fn dispatch(
+            host: &Self,
+            index: usize,
+            args: &[u8],
+            streams: &mut dyn ::core::ops::FnMut(#p::OwnedStream) -> u32,
+        ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            let _ = &streams;
             let mut __rest: &[u8] = args;
             match index {
                 #(#arms)*

@@ -282,7 +282,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
     }
 
     let host = if g.host {
-        quote!(#p::wasm_host_client(#plugin_name, __b::fidius::#pkg::host::call))
+        quote!(#p::wasm_host_client(#plugin_name, __b::fidius::#pkg::host::call, __host_streams()))
     } else {
         quote!()
     };

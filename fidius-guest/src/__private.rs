@@ -34,10 +34,10 @@ pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    HostStreamFns, PANIC_PREFIX, TypedStreamOut, catch_host_panic, fast_arg, fast_bytes, fast_end,
-    fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop, fast_stream_next, fast_stream_ret,
-    transcode, typed_stream_arg, wasm_config, wasm_host_client, wasm_install_panic_hook,
-    wasm_not_created, wasm_not_implemented, wit_hash_matches,
+    HostStreamFns, PANIC_PREFIX, StreamNextFn, TypedStreamOut, catch_host_panic, fast_arg,
+    fast_bytes, fast_end, fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop,
+    fast_stream_next, fast_stream_ret, transcode, typed_stream_arg, wasm_config, wasm_host_client,
+    wasm_install_panic_hook, wasm_not_created, wasm_not_implemented, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]
@@ -624,9 +624,9 @@ pub(crate) fn pull_batches(
             method,
             detail: "stream returned an empty batch".into(),
         }),
-        // SAFETY: the buffer is a `Vec` of this binary's allocator, which
-        // `free_buffer` returns it to.
         Some(bytes) => {
+            // SAFETY: the buffer is a `Vec` of this binary's allocator,
+            // which `free_buffer` returns it to.
             unsafe { PluginBytes::new(free_buffer, method, buf_from_vec(bytes)) }.map(Some)
         }
     }

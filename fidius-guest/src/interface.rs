@@ -160,12 +160,21 @@ pub trait HostInterface: 'static {
     /// one after another, returning the result in the wire format: how a
     /// sandboxed (WASM) plugin calls the host.
     ///
+    /// A returned stream is handed to `streams`, which keeps it for the
+    /// plugin to pull and gives the handle the result carries.
+    ///
     /// # Errors
-    /// Why the call failed: arguments that do not decode, a stream (not
-    /// supported this way yet), or a panic in the host's method.
+    /// Why the call failed: arguments that do not decode, a stream argument
+    /// (a plugin cannot produce one for its host this way), or a panic in
+    /// the host's method.
     #[doc(hidden)]
-    fn dispatch(host: &Self, index: usize, args: &[u8]) -> Result<Vec<u8>, String> {
-        let _ = (host, index, args);
+    fn dispatch(
+        host: &Self,
+        index: usize,
+        args: &[u8],
+        streams: &mut dyn FnMut(crate::__private::OwnedStream) -> u32,
+    ) -> Result<Vec<u8>, String> {
+        let _ = (host, index, args, streams);
         Err("this interface has no host methods".into())
     }
 }

@@ -117,10 +117,11 @@ pub const PANIC_PREFIX: &str = "panicked: ";
 pub fn wasm_host_client<P: crate::PluginClient>(
     plugin: &str,
     call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
+    streams: HostStreamFns,
 ) -> P {
     let info = &<P::Interface as crate::Interface>::INFO;
     let slots: Vec<Option<u32>> = (0..info.methods.len() as u32).map(Some).collect();
-    let backend = std::sync::Arc::new(HostCalls { call });
+    let backend = std::sync::Arc::new(HostCalls { call, streams });
     P::from_instance(crate::__private::Instance::from_dynamic(
         backend, plugin, &slots,
     ))
@@ -128,6 +129,7 @@ pub fn wasm_host_client<P: crate::PluginClient>(
 
 struct HostCalls {
     call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
+    streams: HostStreamFns,
 }
 
 impl crate::__private::DynInstance for HostCalls {
@@ -141,16 +143,17 @@ impl crate::__private::DynInstance for HostCalls {
             method: name,
             detail: "method index out of range".into(),
         })?;
-        (self.call)(index, args).map_err(|e| match e.strip_prefix(PANIC_PREFIX) {
-            Some(message) => crate::CallError::Panic {
-                method: name,
-                message: message.to_owned(),
-            },
-            None => crate::CallError::Protocol {
-                method: name,
-                detail: e,
-            },
-        })
+        (self.call)(index, args).map_err(|e| host_error(name, e))
+    }
+
+    /// A stream the host's method returned: the runtime keeps it, the
+    /// plugin pulls it through `host.stream-next`.
+    fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
+        Ok(Box::new(HostStream {
+            handle,
+            fns: self.streams,
+            method: name,
+        }))
     }
 }
 
@@ -213,11 +216,14 @@ pub fn fast_stream_drop(handle: u32) {
     drop(stream);
 }
 
+/// `stream-next(handle, max)`: a batch, `None` at the end, or why not.
+pub type StreamNextFn = fn(u32, u32) -> Result<Option<Vec<u8>>, String>;
+
 /// The host's stream functions, as imported by a plugin's bindings.
 #[derive(Debug, Clone, Copy)]
 pub struct HostStreamFns {
     /// `host.stream-next`.
-    pub next: fn(u32, u32) -> Result<Option<Vec<u8>>, String>,
+    pub next: StreamNextFn,
     /// `host.stream-drop`.
     pub drop: fn(u32),
 }

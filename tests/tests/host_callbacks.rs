@@ -197,11 +197,13 @@ mod wasm_limits {
         host.plugin.lock().unwrap().take();
     }
 
-    /// Streams do not cross between a WASM plugin and the host yet: the
-    /// plugin's call gets an error (and this plugin reports 0).
+    /// A stream a host method returns flows to a WASM plugin too (pulled
+    /// through `host.stream-next`).
     #[test]
-    fn host_streams_are_an_error_for_wasm_plugins() {
-        let script = load_on(Backend::Wasm, host());
-        assert_eq!(script.sum_host_numbers(100).unwrap(), 0);
+    fn host_streams_flow_to_wasm_plugins() {
+        for backend in [Backend::Wasm, Backend::WasmTyped] {
+            let script = load_on(backend, host());
+            assert_eq!(script.sum_host_numbers(100).unwrap(), 5050, "{backend:?}");
+        }
     }
 }

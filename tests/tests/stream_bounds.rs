@@ -87,7 +87,7 @@ fn pulls_drive_the_producer_and_drops_cancel_it() {
             after.saturating_sub(before) < 64 * 1024,
             "peak RSS grew by {} KiB streaming {} MiB",
             after - before,
-            2 * volume(BACKEND) >> 20
+            (2 * volume(BACKEND)) >> 20
         );
     }
 }

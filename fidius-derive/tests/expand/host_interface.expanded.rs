@@ -87,7 +87,7 @@ impl ServicesClient {
                 message,
             )?;
             let __bytes = __dynamic.call(0usize, __METHOD, &__args)?;
-            return ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes);
+            return { ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes) };
         }
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
@@ -116,9 +116,9 @@ impl ServicesClient {
             let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
             ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "key", &key)?;
             let __bytes = __dynamic.call(1usize, __METHOD, &__args)?;
-            return ::fidius::__private::decode_dynamic::<
-                Option<String>,
-            >(__METHOD, &__bytes);
+            return {
+                ::fidius::__private::decode_dynamic::<Option<String>>(__METHOD, &__bytes)
+            };
         }
         let mut __out = ::core::mem::MaybeUninit::<::fidius::__private::RBuf>::uninit();
         let mut __err = ::fidius::__private::RBuf::EMPTY;
@@ -195,7 +195,9 @@ const _: () = {
             host: &Self,
             index: usize,
             args: &[u8],
+            streams: &mut dyn ::core::ops::FnMut(::fidius::__private::OwnedStream) -> u32,
         ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            let _ = &streams;
             let mut __rest: &[u8] = args;
             match index {
                 0usize => {

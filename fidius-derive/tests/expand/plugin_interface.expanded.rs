@@ -148,9 +148,9 @@ impl ImageFilterClient {
                 &input,
             )?;
             let __bytes = __dynamic.call(0usize, __METHOD, &__args)?;
-            return ::fidius::__private::decode_dynamic::<
-                ApplyOutput,
-            >(__METHOD, &__bytes);
+            return {
+                ::fidius::__private::decode_dynamic::<ApplyOutput>(__METHOD, &__bytes)
+            };
         }
         let __enc_input = ::fidius::__private::encode_arg(__METHOD, "input", &input)?;
         let mut __out = ::core::mem::MaybeUninit::<::fidius::__private::RBuf>::uninit();
@@ -195,7 +195,7 @@ impl ImageFilterClient {
             ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "a", &a)?;
             ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "b", &b)?;
             let __bytes = __dynamic.call(1usize, __METHOD, &__args)?;
-            return ::fidius::__private::decode_dynamic::<i64>(__METHOD, &__bytes);
+            return { ::fidius::__private::decode_dynamic::<i64>(__METHOD, &__bytes) };
         }
         let mut __out = ::core::mem::MaybeUninit::<
             <i64 as ::fidius::__private::Scalar>::Repr,
@@ -240,9 +240,11 @@ impl ImageFilterClient {
             ::fidius::__private::encode_bytes_arg_into(&mut __args, &data);
             ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "name", name)?;
             let __bytes = __dynamic.call(2usize, __METHOD, &__args)?;
-            return ::fidius::__private::decode_dynamic::<
-                ::core::result::Result<u64, PluginError>,
-            >(__METHOD, &__bytes);
+            return {
+                ::fidius::__private::decode_dynamic::<
+                    ::core::result::Result<u64, PluginError>,
+                >(__METHOD, &__bytes)
+            };
         }
         let mut __out = ::core::mem::MaybeUninit::<
             <u64 as ::fidius::__private::Scalar>::Repr,
@@ -292,7 +294,7 @@ impl ImageFilterClient {
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
             let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
             let __bytes = __dynamic.call(3usize, __METHOD, &__args)?;
-            return ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes);
+            return { ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes) };
         }
         let mut __err = ::fidius::__private::RBuf::EMPTY;
         let __code = unsafe {
@@ -331,10 +333,23 @@ impl ImageFilterClient {
             }
         };
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
-            let _ = __dynamic;
-            return ::core::result::Result::Err(
-                ::fidius::__private::unsupported(__METHOD, "streams"),
-            );
+            let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
+            let mut __inputs: ::std::vec::Vec<::fidius::__private::OwnedStream> = ::std::vec::Vec::new();
+            ::fidius::__private::encode_stream_arg_into::<
+                ApplyInput,
+            >(
+                &mut __args,
+                &mut __inputs,
+                __METHOD,
+                ::fidius::__private::stream_arg::<ApplyInput, _>(input),
+            )?;
+            let __bytes = __dynamic.call_streams(4usize, __METHOD, &__args, __inputs)?;
+            return {
+                let __handle: u32 = ::fidius::__private::decode_dynamic::<
+                    u32,
+                >(__METHOD, &__bytes)?;
+                self.instance.dynamic_stream::<u64>(__METHOD, __handle)
+            };
         }
         let mut __out = ::core::mem::MaybeUninit::<
             ::fidius::__private::RawStream,
@@ -543,15 +558,19 @@ const _: () = {
             }
             {
                 let mut __params = ::std::vec::Vec::new();
-                return ::core::result::Result::Err(
-                    ::fidius::__private::WitError::unsupported(
-                        "argument `input` of `tiles`: streams are not supported by WASM plugins yet",
-                    ),
-                );
+                __params
+                    .push((
+                        "input",
+                        ::fidius::__private::WitTy::Stream(
+                            ::std::boxed::Box::new(
+                                __w.ty::<ApplyInput>("item of argument `input` of `tiles`")?,
+                            ),
+                        ),
+                    ));
                 let __returns = ::fidius::__private::WitReturns::Plain(
-                    return ::core::result::Result::Err(
-                        ::fidius::__private::WitError::unsupported(
-                            "result of `tiles`: streams are not supported by WASM plugins yet",
+                    ::fidius::__private::WitTy::Stream(
+                        ::std::boxed::Box::new(
+                            __w.ty::<u64>("item of result of `tiles`")?,
                         ),
                     ),
                 );

@@ -284,8 +284,11 @@ impl WasmRuntime {
                             "call",
                             |mut store: wasmtime::StoreContextMut<'_, HostState>,
                              (method, args): (u32, Vec<u8>)| {
-                                let result = match &store.data_mut().host {
-                                    Some(host) => host(method as usize, &args),
+                                let state = store.data_mut();
+                                let result = match state.host.clone() {
+                                    Some(host) => host(method as usize, &args, &mut |s| {
+                                        state.streams.insert(s)
+                                    }),
                                     None => Err("this plugin was given no host interface".into()),
                                 };
                                 Ok((result,))
@@ -550,12 +553,11 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
 
     /// The host's implementation of the interface's `host = Trait`
     /// interface, which the plugin calls through its client (as for native
-    /// plugins; stream arguments and results are not available this way
-    /// yet).
+    /// plugins; a host method can return a stream, but not take one).
     pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self {
-        self.host = Some(Arc::new(move |index, args| {
+        self.host = Some(Arc::new(move |index, args, streams| {
             <<C::Interface as Interface>::Host as fidius_guest::HostInterface>::dispatch(
-                &host, index, args,
+                &host, index, args, streams,
             )
         }));
         self
@@ -644,7 +646,12 @@ struct HostState {
 }
 
 /// Dispatches a guest's `host.call` to the host object.
-type HostCall = Arc<dyn Fn(usize, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+/// A stream the host's method returned goes to the store's stream table.
+type HostCall = Arc<
+    dyn Fn(usize, &[u8], &mut dyn FnMut(OwnedStream) -> u32) -> Result<Vec<u8>, String>
+        + Send
+        + Sync,
+>;
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {

@@ -424,3 +424,126 @@ mod packages {
         );
     }
 }
+
+/// Outbound HTTP through `wasi:http`, brokered by the host's egress hook,
+/// against a small HTTP server on 127.0.0.1 that answers with the request
+/// head it received.
+mod http {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use fidius::wasm::Egress;
+
+    use super::*;
+
+    struct Server {
+        port: u16,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Server {
+        fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = seen.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let mut head = String::new();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line.to_ascii_lowercase());
+                    }
+                    log.lock().unwrap().push(head.clone());
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+                        head.len()
+                    );
+                }
+            });
+            Self { port, seen }
+        }
+
+        fn seen(&self) -> Vec<String> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn requests_go_through_the_egress_hook() {
+        let server = Server::start();
+        let port = server.port;
+        let g = guest(Capabilities::none().http(|request| match request.host() {
+            Some("127.0.0.1") => {
+                request.set_header("x-fidius-egress", "checked");
+                Egress::Allow
+            }
+            Some("moved.invalid") => {
+                request.url = request.url.replace("moved.invalid", "127.0.0.1");
+                Egress::Allow
+            }
+            other => Egress::Deny(format!("{other:?} is not on the allow-list")),
+        }));
+
+        // Allowed: answered, and the server saw the hook's header and the
+        // plugin's own.
+        let out = g
+            .fetch(
+                format!("http://127.0.0.1:{port}/allowed"),
+                vec![("x-plugin".into(), "yes".into())],
+            )
+            .unwrap()
+            .unwrap();
+        assert!(out.starts_with("200\n"), "{out}");
+        assert!(out.contains("get /allowed http/1.1"), "{out}");
+        assert!(out.contains("x-fidius-egress: checked"), "{out}");
+        assert!(out.contains("x-plugin: yes"), "{out}");
+
+        // Denied: an HTTP error in the guest, never sent.
+        let err = g
+            .fetch(format!("http://localhost:{port}/denied"), vec![])
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("HttpRequestDenied"), "{err}");
+
+        // Rewritten: sent where the hook said, with a matching host header.
+        let out = g
+            .fetch(format!("http://moved.invalid:{port}/moved"), vec![])
+            .unwrap()
+            .unwrap();
+        assert!(out.contains("get /moved http/1.1"), "{out}");
+        assert!(out.contains(&format!("host: 127.0.0.1:{port}")), "{out}");
+
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen.iter().all(|r| !r.contains("/denied")), "{seen:?}");
+        still_works(&g);
+    }
+
+    #[test]
+    fn without_the_grant_every_request_is_denied() {
+        let server = Server::start();
+        let g = guest(Capabilities::none());
+        let err = g
+            .fetch(format!("http://127.0.0.1:{}/", server.port), vec![])
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("HttpRequestDenied"), "{err}");
+        assert!(server.seen().is_empty());
+        // Nor can the guest reach it around `wasi:http`.
+        let err = g
+            .connect(format!("127.0.0.1:{}", server.port))
+            .unwrap()
+            .unwrap_err();
+        assert!(!err.is_empty());
+        assert!(server.seen().is_empty());
+        still_works(&g);
+    }
+}

@@ -187,14 +187,15 @@ impl Manifest {
 
 /// The forms a requested capability may take (see `docs/src/sandbox.md`).
 pub const CAPABILITY_FORMS: &str = "`env:NAME`, `dir:/GUEST/PATH` (read-only), \
-     `dir-rw:/GUEST/PATH`, `stdout`, `stderr`, `clock` (wall clock) or `random`";
+     `dir-rw:/GUEST/PATH`, `stdout`, `stderr`, `clock` (wall clock), `random` or `http` \
+     (outbound HTTP through the host's egress hook)";
 
 /// Whether `name` is a capability a WASM artifact may request.
 pub fn is_capability(name: &str) -> bool {
     match name.split_once(':') {
         Some(("env", v)) => !v.is_empty() && !v.contains('='),
         Some(("dir" | "dir-rw", p)) => p.starts_with('/'),
-        None => matches!(name, "stdout" | "stderr" | "clock" | "random"),
+        None => matches!(name, "stdout" | "stderr" | "clock" | "random" | "http"),
         _ => false,
     }
 }

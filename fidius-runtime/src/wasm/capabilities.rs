@@ -3,6 +3,7 @@
 //! loading fails when the grant does not cover the request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
@@ -75,6 +76,70 @@ pub struct Capabilities {
     stderr: Output,
     clock: bool,
     random: bool,
+    http: Option<EgressHook>,
+}
+
+/// An outbound HTTP request from a plugin, as the egress hook sees it. The
+/// hook may change any part of it (rewrite the URL, add or remove headers)
+/// before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EgressRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The whole URL: `scheme://host[:port]/path?query`.
+    pub url: String,
+    /// Header names and values, in order (names lower-case).
+    pub headers: Vec<(String, String)>,
+}
+
+impl EgressRequest {
+    /// The URL's host (without port), if it has one.
+    pub fn host(&self) -> Option<&str> {
+        let rest = self.url.split_once("://")?.1;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let authority = authority.rsplit('@').next()?;
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next();
+        }
+        authority.split(':').next().filter(|h| !h.is_empty())
+    }
+
+    /// The value of header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets header `name` to `value`, replacing any value it had.
+    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into().to_ascii_lowercase();
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+    }
+}
+
+/// The egress hook's verdict on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Egress {
+    /// Send it (as the hook left it).
+    Allow,
+    /// Refuse it: the plugin gets the `wasi:http` error
+    /// `HTTP-request-denied`; the reason is logged (`tracing`, target
+    /// `fidius::egress`).
+    Deny(String),
+}
+
+/// The host's egress hook.
+#[derive(Clone)]
+pub(crate) struct EgressHook(pub(crate) Arc<dyn Fn(&mut EgressRequest) -> Egress + Send + Sync>);
+
+impl std::fmt::Debug for EgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EgressHook")
+    }
 }
 
 impl Capabilities {
@@ -137,6 +202,38 @@ impl Capabilities {
         self
     }
 
+    /// Outbound HTTP through `wasi:http`, every request brokered by `hook`:
+    /// it sees the method, URL and headers, may rewrite them, and allows or
+    /// denies the request. There is no other way to grant HTTP. A denied
+    /// request reaches the plugin as the `wasi:http` error
+    /// `HTTP-request-denied`; without this grant every request is denied
+    /// that way. Sockets stay closed either way: the host makes the
+    /// connection.
+    ///
+    /// ```
+    /// use fidius_runtime::wasm::{Capabilities, Egress};
+    /// let caps = Capabilities::none().http(|request| match request.host() {
+    ///     Some("api.example.com") => {
+    ///         request.set_header("authorization", "Bearer from-the-host");
+    ///         Egress::Allow
+    ///     }
+    ///     other => Egress::Deny(format!("{other:?} is not on the allow-list")),
+    /// });
+    /// assert_eq!(caps.names(), ["http"]);
+    /// ```
+    pub fn http(
+        mut self,
+        hook: impl Fn(&mut EgressRequest) -> Egress + Send + Sync + 'static,
+    ) -> Self {
+        self.http = Some(EgressHook(Arc::new(hook)));
+        self
+    }
+
+    /// The egress hook, if HTTP is granted.
+    pub(crate) fn egress(&self) -> Option<EgressHook> {
+        self.http.clone()
+    }
+
     /// The capability names this grant covers, in the manifest's form.
     pub fn names(&self) -> Vec<String> {
         let mut names = Vec::new();
@@ -161,6 +258,9 @@ impl Capabilities {
         }
         if self.random {
             names.push("random".into());
+        }
+        if self.http.is_some() {
+            names.push("http".into());
         }
         names
     }

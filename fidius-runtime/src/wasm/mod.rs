@@ -19,6 +19,7 @@
 //! ```
 
 mod capabilities;
+mod egress;
 mod streams;
 mod value;
 
@@ -37,7 +38,9 @@ use wasmtime::component::{
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub use capabilities::{CAPABILITY_FORMS, Capabilities, DirAccess, Output, OutputBuffer};
+pub use capabilities::{
+    CAPABILITY_FORMS, Capabilities, DirAccess, Egress, EgressRequest, Output, OutputBuffer,
+};
 
 use crate::component;
 use crate::library::{check_interface, find, resolve_config};
@@ -260,6 +263,10 @@ impl WasmRuntime {
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| wasm_err("cannot link WASI", e))?;
+        // Requests go through the instance's egress hook (denied without
+        // one).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(|e| wasm_err("cannot link WASI HTTP", e))?;
         for (name, item) in component.component_type().imports(&self.engine) {
             let fidius_interface = name
                 .strip_prefix("fidius:")
@@ -348,8 +355,9 @@ impl WasmRuntime {
 
 /// `<component sha256>-<engine hash>`: a stale or foreign compilation has
 /// another key.
-/// The WASI packages `wasmtime_wasi::p2::add_to_linker_sync` provides (their
-/// capabilities are then governed by the `WasiCtx`).
+/// The WASI packages `wasmtime_wasi::p2::add_to_linker_sync` and
+/// `wasmtime_wasi_http` provide (their capabilities are then governed by the
+/// `WasiCtx` and the egress hook).
 const LINKED: &[&str] = &[
     "wasi:cli/",
     "wasi:clocks/",
@@ -357,6 +365,7 @@ const LINKED: &[&str] = &[
     "wasi:io/",
     "wasi:random/",
     "wasi:sockets/",
+    "wasi:http/",
     "fidius:",
 ];
 
@@ -643,6 +652,19 @@ struct HostState {
     host: Option<HostCall>,
     /// The host's streams the plugin was given and has not dropped.
     streams: streams::StreamTable,
+    /// `wasi:http`, brokered by the egress hook.
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    egress: egress::Hooks,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
 }
 
 /// Dispatches a guest's `host.call` to the host object.
@@ -822,6 +844,10 @@ impl Core {
                 panic: None,
                 host: self.host.clone(),
                 streams: streams::StreamTable::default(),
+                http: wasmtime_wasi_http::WasiHttpCtx::new(),
+                egress: egress::Hooks {
+                    egress: self.capabilities.egress(),
+                },
             },
         );
         store.limiter(|s| &mut s.limits);

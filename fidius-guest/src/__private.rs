@@ -636,8 +636,8 @@ unsafe extern "C" fn no_destroy(_: InstancePtr) {}
 
 unsafe extern "C" fn no_free(_: RBuf) {}
 
-/// A [`DynInstance`] method was given a stream, which that backend does
-/// not carry yet.
+/// A [`DynInstance`] was asked for something its backend does not carry
+/// (e.g. a returned stream from a fresh instance per call).
 pub fn unsupported(method: &'static str, what: &'static str) -> CallError {
     CallError::Unsupported { method, what }
 }

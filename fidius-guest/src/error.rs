@@ -112,8 +112,9 @@ pub enum CallError {
         reason: String,
     },
     /// The backend serving this plugin does not support what the call
-    /// needs (e.g. streams on WASM, for now).
-    #[error("`{method}`: {what} are not supported by this plugin's backend yet")]
+    /// needs (e.g. a WASM plugin run on a fresh instance per call cannot
+    /// return a stream, which would outlive its instance).
+    #[error("`{method}`: {what} are not supported by this plugin's backend")]
     Unsupported {
         /// Method called.
         method: &'static str,

@@ -584,8 +584,9 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
     /// # Errors
     /// [`LoadError::NoSuchPlugin`], [`LoadError::InterfaceMismatch`],
     /// [`LoadError::NeedsConfig`], [`LoadError::NotConfigurable`],
-    /// [`LoadError::ConfigEncode`], [`LoadError::NeedsHost`] (host
-    /// callbacks are not supported on WASM yet), [`LoadError::Wasm`] or
+    /// [`LoadError::ConfigEncode`], [`LoadError::NeedsHost`] (the
+    /// interface calls a host interface and no [`host`](Self::host) was
+    /// given), [`LoadError::Wasm`] or
     /// [`LoadError::Create`] (the constructor failed, panicked, trapped,
     /// ran out of time or memory).
     pub fn build(self) -> Result<C, LoadError> {

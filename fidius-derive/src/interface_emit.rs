@@ -611,6 +611,14 @@ fn client_method(iface: &Interface, index: usize, m: &Method, p: &TokenStream) -
 /// argument in the wire format, the result (the whole `Result` for fallible
 /// methods) back in the wire format.
 fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
+    // Bytes in, bytes out: the buffers cross as they are.
+    if let ([arg], Ret::Plain(v)) = (m.args.as_slice(), &m.ret)
+        && matches!(arg.kind, ArgKind::Bytes | ArgKind::Vec)
+        && v.kind == RetKind::Vec
+    {
+        let name = &arg.name;
+        return quote!(return __dynamic.call_bytes(#index, __METHOD, &#name););
+    }
     let mut args = Vec::new();
     let mut streams = false;
     for arg in &m.args {

@@ -517,6 +517,24 @@ pub trait DynInstance: Send + Sync + 'static {
     /// The [`CallError`] the call ended with.
     fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError>;
 
+    /// [`call`](Self::call) for a method whose one argument is a byte
+    /// buffer and whose result is `Vec<u8>`: `bytes` and the result are the
+    /// bytes themselves, not their wire encoding, so a backend with a typed
+    /// `list<u8>` path copies them once each way.
+    ///
+    /// # Errors
+    /// The [`CallError`] the call ended with.
+    fn call_bytes(
+        &self,
+        index: usize,
+        name: &'static str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        let mut args = Vec::with_capacity(bytes.len() + 10);
+        wire::encode_bytes_into(bytes, &mut args);
+        decode_dynamic_bytes(name, &self.call(index, name, &args)?)
+    }
+
     /// [`call`](Self::call) for a method with stream arguments: `args`
     /// holds each stream argument as a `u32`, its position in `inputs`;
     /// the backend owns `inputs` from here on (the callee pulls them and

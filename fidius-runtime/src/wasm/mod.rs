@@ -791,6 +791,15 @@ struct Method {
     /// For a method returning a stream: its resource's `next` and the
     /// item type.
     stream_next: Option<(Func, Type)>,
+    /// For a `list<u8>` → `list<u8>` method: the typed export, which copies
+    /// the bytes once each way.
+    bytes: Option<BytesFunc>,
+}
+
+type BytesFunc = TypedFunc<(&'static [u8],), (Vec<u8>,)>;
+
+fn is_bytes(ty: &Type) -> bool {
+    matches!(ty, Type::List(l) if l.ty() == Type::U8)
 }
 
 fn is_scalar(ty: &Type) -> bool {
@@ -884,12 +893,17 @@ impl Core {
                         };
                         Some((next, item))
                     });
+                let bytes = match (&*params, &result) {
+                    ([p], Some(r)) if is_bytes(p) && is_bytes(r) => func.typed(&store).ok(),
+                    _ => None,
+                };
                 Some(Method {
                     func,
                     params,
                     result,
                     prefer_fast,
                     stream_next,
+                    bytes,
                 })
             })
             .collect();
@@ -1056,6 +1070,15 @@ impl DynInstance for WasmPlugin {
         self.0.call(index, name, args, inputs)
     }
 
+    fn call_bytes(
+        &self,
+        index: usize,
+        name: &'static str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        self.0.call_bytes(index, name, bytes)
+    }
+
     fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
         if self.0.shared.settings.isolation == Isolation::PerCall {
             return Err(CallError::Unsupported {
@@ -1157,6 +1180,47 @@ impl Core {
         self.with_live(name, None, |core, live| {
             core.call_on(live, index, name, args, inputs)
         })
+    }
+
+    /// A bytes-in, bytes-out call: through the typed export when the
+    /// component has one of that shape (one copy each way), else through
+    /// `call_on`.
+    fn call_bytes(
+        &self,
+        index: usize,
+        name: &'static str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        let run = |core: &Self, live: &mut Live| -> Result<Vec<u8>, Failure> {
+            let typed = live
+                .funcs
+                .get(index)
+                .and_then(Option::as_ref)
+                .and_then(|m| m.bytes);
+            if let Some(func) = typed {
+                core.arm(&mut live.store);
+                return match func.call(&mut live.store, (bytes,)) {
+                    Ok((out,)) => Ok(out),
+                    Err(e) => Err((
+                        trap_error(name, &core.shared.settings.deadline, &mut live.store, e),
+                        true,
+                    )),
+                };
+            }
+            let mut args = Vec::with_capacity(bytes.len() + 10);
+            fidius_guest::wire::encode_bytes_into(bytes, &mut args);
+            let out = core.call_on(live, index, name, &args, Vec::new())?;
+            fidius_guest::__private::decode_dynamic_bytes(name, &out).map_err(|e| (e, false))
+        };
+        if self.shared.settings.isolation == Isolation::PerCall {
+            let mut live = self.instantiate()?;
+            let result = run(self, &mut live);
+            if let Ok(_) | Err((_, false)) = &result {
+                self.retire(live);
+            }
+            return result.map_err(|(error, _)| error);
+        }
+        self.with_live(name, None, run)
     }
 
     /// The next batch of stream `handle`, which instance `instance`

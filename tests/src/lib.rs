@@ -134,6 +134,23 @@ pub fn wasm_runtime() -> &'static fidius::wasm::WasmRuntime {
     })
 }
 
+/// An engine in fresh-instance-per-call mode (pooled instances of 16 MiB),
+/// with the component of fixture `crate_name` opened on it (the engine must
+/// outlive the library, so both are returned).
+pub fn per_call_wasm_library(
+    crate_name: &str,
+) -> (fidius::wasm::WasmRuntime, fidius::wasm::WasmLibrary) {
+    let settings = fidius::wasm::WasmSettings::default()
+        .fresh_instance_per_call()
+        .memory_limit(16 << 20)
+        .cache_dir(Some(fixtures_target().join("wasm-cache")));
+    let runtime = fidius::wasm::WasmRuntime::new(settings).expect("wasmtime engine");
+    let library = runtime
+        .open(wasm_fixture(crate_name))
+        .unwrap_or_else(|e| panic!("open the {crate_name} component: {e}"));
+    (runtime, library)
+}
+
 /// A second engine that calls the components' typed WIT functions only,
 /// as for guests in other languages.
 pub fn typed_wasm_runtime() -> &'static fidius::wasm::WasmRuntime {

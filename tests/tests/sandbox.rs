@@ -198,12 +198,7 @@ fn fuel_bounds_work_per_call() {
 
 #[test]
 fn fresh_instance_per_call_leaves_nothing_behind() {
-    let settings = WasmSettings::default()
-        .fresh_instance_per_call()
-        .memory_limit(16 << 20)
-        .cache_dir(Some(fidius_tests::fixtures_target().join("wasm-cache")));
-    let runtime = WasmRuntime::new(settings).unwrap();
-    let lib = runtime.open(wasm_fixture("fixture_hostile")).unwrap();
+    let (_runtime, lib) = fidius_tests::per_call_wasm_library("fixture_hostile");
     let out = OutputBuffer::new(1 << 16);
     let g: HostileClient = lib
         .instance("Guest")

@@ -252,9 +252,6 @@ fn streams_outlive_the_client_and_cross_threads() {
 
 /// What is particular to WASM: a stream lives in its instance.
 mod wasm_only {
-    use fidius::wasm::{WasmRuntime, WasmSettings};
-    use fidius_tests::wasm_fixture;
-
     use super::*;
 
     #[test]
@@ -296,12 +293,7 @@ mod wasm_only {
 
     #[test]
     fn a_fresh_instance_per_call_reads_argument_streams_but_returns_none() {
-        let settings = WasmSettings::default()
-            .fresh_instance_per_call()
-            .memory_limit(16 << 20)
-            .cache_dir(Some(fidius_tests::fixtures_target().join("wasm-cache")));
-        let runtime = WasmRuntime::new(settings).unwrap();
-        let lib = runtime.open(wasm_fixture("fixture_features")).unwrap();
+        let (_runtime, lib) = fidius_tests::per_call_wasm_library("fixture_features");
         let s: StreamsClient = lib.load("Streamer").unwrap();
         assert_eq!(s.sum(1..=100u64).unwrap(), 5050);
         match s.count_up(0, 3) {

@@ -1167,17 +1167,7 @@ impl Core {
         args: &[u8],
         inputs: Vec<OwnedStream>,
     ) -> Result<Vec<u8>, CallError> {
-        if self.shared.settings.isolation == Isolation::PerCall {
-            // A fresh instance, used for this call only (stream arguments
-            // can be read during the call only).
-            let mut live = self.instantiate()?;
-            let result = self.call_on(&mut live, index, name, args, inputs);
-            if let Ok(_) | Err((_, false)) = &result {
-                self.retire(live);
-            }
-            return result.map_err(|(error, _)| error);
-        }
-        self.with_live(name, None, |core, live| {
+        self.run(name, |core, live| {
             core.call_on(live, index, name, args, inputs)
         })
     }
@@ -1212,15 +1202,26 @@ impl Core {
             let out = core.call_on(live, index, name, &args, Vec::new())?;
             fidius_guest::__private::decode_dynamic_bytes(name, &out).map_err(|e| (e, false))
         };
+        self.run(name, run)
+    }
+
+    /// Runs one call: on the client's instance, or with
+    /// [`Isolation::PerCall`] on a fresh instance used for this call only
+    /// (stream arguments can then be read during the call only).
+    fn run<R>(
+        &self,
+        name: &'static str,
+        f: impl FnOnce(&Self, &mut Live) -> Result<R, Failure>,
+    ) -> Result<R, CallError> {
         if self.shared.settings.isolation == Isolation::PerCall {
             let mut live = self.instantiate()?;
-            let result = run(self, &mut live);
+            let result = f(self, &mut live);
             if let Ok(_) | Err((_, false)) = &result {
                 self.retire(live);
             }
             return result.map_err(|(error, _)| error);
         }
-        self.with_live(name, None, run)
+        self.with_live(name, None, f)
     }
 
     /// The next batch of stream `handle`, which instance `instance`

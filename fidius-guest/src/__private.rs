@@ -567,12 +567,22 @@ pub trait DynInstance: Send + Sync + 'static {
 /// A stream one side gave up to another backend: its producer, pulled in
 /// batches of wire-encoded items, and cancelled when this drops.
 pub struct OwnedStream {
-    raw: RawStream,
+    /// `None` once handed back to its backend.
+    source: Option<Owned>,
     method: &'static str,
 }
 
-// SAFETY: the producer state behind `raw` is `Send` (streams are exported
-// only from `Send` iterators) and is only touched through `&mut self`.
+enum Owned {
+    /// A producer behind the C ABI (a local iterator, or a native plugin's).
+    Raw(RawStream),
+    /// A producer another backend runs (a stream a WASM instance returned),
+    /// passed on as it is.
+    Batches(Box<dyn BatchSource>),
+}
+
+// SAFETY: the producer state behind a `RawStream` is `Send` (streams are
+// exported only from `Send` iterators) and is only touched through
+// `&mut self`; a `BatchSource` is `Send` by its trait bound.
 unsafe impl Send for OwnedStream {}
 
 impl core::fmt::Debug for OwnedStream {
@@ -587,8 +597,13 @@ impl OwnedStream {
         stream: Stream<T>,
         method: &'static str,
     ) -> Self {
+        let mut stream = stream;
+        let source = match stream.take_batches() {
+            Some(batches) => Owned::Batches(batches),
+            None => Owned::Raw(stream.into_raw()),
+        };
         Self {
-            raw: stream.into_raw(),
+            source: Some(source),
             method,
         }
     }
@@ -597,17 +612,65 @@ impl OwnedStream {
     pub fn method(&self) -> &'static str {
         self.method
     }
+
+    /// Wraps another backend's producer (one [`into_backend`] took out but
+    /// that backend cannot take back after all).
+    ///
+    /// [`into_backend`]: Self::into_backend
+    pub fn from_backend(source: Box<dyn BatchSource>, method: &'static str) -> Self {
+        Self {
+            source: Some(Owned::Batches(source)),
+            method,
+        }
+    }
+
+    /// The producer itself when it is another backend's, of type `B` (so
+    /// that backend can take its own stream back).
+    ///
+    /// # Errors
+    /// `self`, when the producer is something else.
+    pub fn into_backend<B: BatchSource>(mut self) -> Result<Box<B>, Self> {
+        match self.source.take() {
+            Some(Owned::Batches(batches)) if batches.as_any().is::<B>() => {
+                match batches.into_any().downcast::<B>() {
+                    Ok(own) => Ok(own),
+                    // `is` said it is a `B`; nothing is left to hand back.
+                    Err(_) => Err(self),
+                }
+            }
+            source => {
+                self.source = source;
+                Err(self)
+            }
+        }
+    }
 }
 
 impl BatchSource for OwnedStream {
     fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError> {
-        Ok(pull(&self.raw, max_items, self.method)?.map(|b| b.as_slice().to_vec()))
+        match &mut self.source {
+            Some(Owned::Raw(raw)) => {
+                Ok(pull(raw, max_items, self.method)?.map(|b| b.as_slice().to_vec()))
+            }
+            Some(Owned::Batches(batches)) => batches.next_batch(max_items),
+            None => Ok(None),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
 }
 
 impl Drop for OwnedStream {
     fn drop(&mut self) {
-        drop_raw_stream(self.raw);
+        if let Some(Owned::Raw(raw)) = self.source {
+            drop_raw_stream(raw);
+        }
     }
 }
 
@@ -1366,7 +1429,9 @@ pub fn export_stream<T: Serialize + DeserializeOwned + Send + 'static>(
     stream.into_raw()
 }
 
-/// A stream argument for a call, from anything iterable.
+/// A stream argument for a call, from anything iterable. A `Stream<T>`
+/// (e.g. a returned stream passed on with `RemoteStream::into_stream`) is
+/// used as it is, so its producer is handed on rather than wrapped.
 #[inline]
 pub fn stream_arg<T, I>(items: I) -> Stream<T>
 where
@@ -1374,7 +1439,18 @@ where
     I: IntoIterator<Item = T>,
     I::IntoIter: Send + 'static,
 {
-    Stream::new(items)
+    let mut slot = Some(items.into_iter());
+    if let Some(stream) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<Stream<T>>>()
+        .and_then(Option::take)
+    {
+        return stream;
+    }
+    match slot {
+        Some(iter) => Stream::new(iter),
+        // Taken above only when it was a `Stream<T>`.
+        None => Stream::empty(),
+    }
 }
 
 /// Takes ownership of a stream argument received by a shim.

@@ -137,6 +137,8 @@ enum Pull {
     /// A producer behind another backend (a WASM instance, or the host of a
     /// WASM plugin).
     Batches(Box<dyn BatchSource>),
+    /// Handed on to another owner.
+    Handed,
 }
 
 /// A stream producer that another backend runs (a WASM component, or the
@@ -149,6 +151,12 @@ pub trait BatchSource: Send + 'static {
     /// # Errors
     /// The [`CallError`] that ended the stream.
     fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError>;
+
+    /// For a backend to recognize its own producers.
+    fn as_any(&self) -> &dyn Any;
+
+    /// [`as_any`](Self::as_any), by value.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 // SAFETY: the producer state behind a `Pull::Raw` is `Send` (streams are
@@ -199,6 +207,14 @@ impl<T> RemoteStream<T> {
             _keep: keep,
             _items: PhantomData,
         }
+    }
+
+    /// This stream as a [`Stream<T>`], to pass on as another call's
+    /// argument: its producer is handed on as it is (to a WASM plugin, its
+    /// own stream goes back to it without a round trip through the host).
+    /// An error item becomes a failure of the call that reads it.
+    pub fn into_stream(self) -> Stream<T> {
+        Stream::from_remote(self)
     }
 
     /// Caps the items pulled per call (and so the items in flight) at
@@ -257,6 +273,7 @@ impl<T> RemoteStream<T> {
             Pull::Batches(source) => {
                 crate::__private::pull_batches(&mut **source, self.next_batch, self.method)
             }
+            Pull::Handed => Ok(None),
         };
         match pulled {
             Ok(Some(bytes)) => {
@@ -316,9 +333,9 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
             Inner::Local(source) => crate::__private::export_source::<T>(source),
             // A stream received from the other side with nothing buffered
             // here and nothing to keep alive passes straight on.
-            Inner::Remote(remote) => match remote.into_passthrough() {
-                Ok(raw) => raw,
-                Err(remote) => crate::__private::export_source::<T>(Box::new(IterSource(
+            Inner::Remote(mut remote) => match remote.take_raw() {
+                Some(raw) => raw,
+                None => crate::__private::export_source::<T>(Box::new(IterSource(
                     Self::from_remote(remote),
                 ))),
             },
@@ -327,23 +344,48 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Stream<T> {
 }
 
 impl<T> RemoteStream<T> {
+    /// The producer itself, for a stream of another backend with nothing
+    /// buffered here (this stream is then empty).
+    fn take_batches(&mut self) -> Option<Box<dyn BatchSource>> {
+        if self.batch.is_some() || self.done {
+            return None;
+        }
+        match core::mem::replace(&mut self.source, Pull::Handed) {
+            Pull::Batches(batches) => Some(batches),
+            source => {
+                self.source = source;
+                None
+            }
+        }
+    }
+
     /// The raw stream itself, for a stream received from the other side of
     /// a C ABI with nothing buffered here and nothing to keep alive: it
-    /// passes straight on to its new owner.
-    fn into_passthrough(self) -> Result<crate::abi::RawStream, Self> {
-        match self.source {
-            Pull::Raw(raw) if self.batch.is_none() && !self.done && self._keep.is_none() => {
-                // Nothing else in `self` needs dropping; the new owner
-                // drops the raw stream.
-                core::mem::forget(self);
-                Ok(raw)
+    /// passes straight on to its new owner (this stream is then empty).
+    fn take_raw(&mut self) -> Option<crate::abi::RawStream> {
+        if self.batch.is_some() || self.done || self._keep.is_some() {
+            return None;
+        }
+        match core::mem::replace(&mut self.source, Pull::Handed) {
+            Pull::Raw(raw) => Some(raw),
+            source => {
+                self.source = source;
+                None
             }
-            _ => Err(self),
         }
     }
 }
 
 impl<T> Stream<T> {
+    /// The producer itself, for a stream another backend produces with
+    /// nothing buffered here (this stream is then empty).
+    pub(crate) fn take_batches(&mut self) -> Option<Box<dyn BatchSource>> {
+        match &mut self.inner {
+            Inner::Remote(remote) => remote.take_batches(),
+            Inner::Local(_) => None,
+        }
+    }
+
     pub(crate) fn from_remote(remote: RemoteStream<T>) -> Self {
         Self {
             inner: Inner::Remote(remote),

@@ -189,7 +189,9 @@ pub fn fast_stream_ret<T: Serialize + DeserializeOwned + Send + 'static>(
     let stream = OwnedStream::new(stream, method);
     let mut table = outgoing();
     let handle = table.next;
-    table.next = table.next.wrapping_add(1).max(1);
+    // Below `OWN_STREAM`, never 0.
+    table.next = (table.next + 1) % OWN_STREAM;
+    table.next = table.next.max(1);
     table.streams.insert(handle, stream);
     handle
 }
@@ -219,6 +221,10 @@ pub fn fast_stream_drop(handle: u32) {
 /// `stream-next(handle, max)`: a batch, `None` at the end, or why not.
 pub type StreamNextFn = fn(u32, u32) -> Result<Option<Vec<u8>>, String>;
 
+/// In `fast.call`'s `streams`, a handle with this bit is one of this
+/// guest's own returned streams, passed back to it as an argument.
+const OWN_STREAM: u32 = 1 << 31;
+
 /// The host's stream functions, as imported by a plugin's bindings.
 #[derive(Debug, Clone, Copy)]
 pub struct HostStreamFns {
@@ -238,6 +244,14 @@ struct HostStream {
 impl BatchSource for HostStream {
     fn next_batch(&mut self, max_items: u32) -> Result<Option<Vec<u8>>, CallError> {
         (self.fns.next)(self.handle, max_items).map_err(|e| host_error(self.method, e))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
 }
 
@@ -273,6 +287,19 @@ pub fn fast_stream_arg<T>(
     let handle = *streams
         .get(position as usize)
         .ok_or_else(|| format!("{what}: no stream number {position}"))?;
+    if handle & OWN_STREAM != 0 {
+        // One of this guest's own streams, back as an argument: read it
+        // here, without a round trip through the host.
+        let own = outgoing()
+            .streams
+            .remove(&(handle & !OWN_STREAM))
+            .ok_or_else(|| format!("{what}: no stream with handle {handle:#x}"))?;
+        return Ok(Stream::from_remote(RemoteStream::from_batches(
+            Box::new(own),
+            method,
+            None,
+        )));
+    }
     Ok(Stream::from_remote(RemoteStream::from_batches(
         Box::new(HostStream {
             handle,
@@ -351,6 +378,14 @@ where
                 })?;
             }
             Ok(Some(out))
+        }
+
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+
+        fn into_any(self: Box<Self>) -> Box<dyn Any> {
+            self
         }
     }
     Stream::from_remote(RemoteStream::from_batches(

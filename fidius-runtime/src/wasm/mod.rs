@@ -1091,6 +1091,7 @@ impl DynInstance for WasmPlugin {
             instance: LAST_INSTANCE.with(std::cell::Cell::get),
             handle,
             method: name,
+            handed: false,
         }))
     }
 }
@@ -1347,10 +1348,27 @@ impl Core {
         if let (true, Some(fast), Some(Some(number))) =
             (prefer_fast, &live.fast, self.slots.get(index))
         {
-            // The guest owns the stream arguments from here on.
+            // The guest owns the stream arguments from here on: its own
+            // returned streams go back to it as they are, the others go in
+            // the stream table.
+            let me: *const Self = self;
             let handles: Vec<u32> = inputs
                 .into_iter()
-                .map(|s| live.store.data_mut().streams.insert(s))
+                .map(|s| match s.into_backend::<streams::WasmStream>() {
+                    Ok(own)
+                        if std::ptr::eq(Arc::as_ptr(&own.core), me)
+                            && own.instance == live.id
+                            && own.handle & streams::TYPED == 0 =>
+                    {
+                        own.hand_back() | streams::OWN
+                    }
+                    Ok(other) => live
+                        .store
+                        .data_mut()
+                        .streams
+                        .insert(OwnedStream::from_backend(other, name)),
+                    Err(s) => live.store.data_mut().streams.insert(s),
+                })
                 .collect();
             self.arm(&mut live.store);
             return match fast.call(&mut live.store, (*number, args, &handles)) {

@@ -154,6 +154,10 @@ pub(super) fn source_val(
 /// the handles Rust guests hand out.
 pub(super) const TYPED: u32 = 1 << 31;
 
+/// In `fast.call`'s `streams`, a handle with this bit is one of the
+/// instance's own returned streams, passed back to it.
+pub(super) const OWN: u32 = 1 << 31;
+
 /// A stream a WASM plugin returned, pulled batch by batch.
 pub(super) struct WasmStream {
     pub(super) core: std::sync::Arc<Core>,
@@ -161,6 +165,17 @@ pub(super) struct WasmStream {
     pub(super) instance: u64,
     pub(super) handle: u32,
     pub(super) method: &'static str,
+    /// Given back to its instance: not ours to cancel.
+    pub(super) handed: bool,
+}
+
+impl WasmStream {
+    /// Gives the stream back to its own instance (passed to it as an
+    /// argument): nothing to cancel here any more.
+    pub(super) fn hand_back(mut self) -> u32 {
+        self.handed = true;
+        self.handle
+    }
 }
 
 impl BatchSource for WasmStream {
@@ -168,11 +183,21 @@ impl BatchSource for WasmStream {
         self.core
             .stream_next(self.instance, self.handle, self.method, max_items)
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
 }
 
 impl Drop for WasmStream {
     fn drop(&mut self) {
-        self.core
-            .stream_drop(self.instance, self.handle, self.method);
+        if !self.handed {
+            self.core
+                .stream_drop(self.instance, self.handle, self.method);
+        }
     }
 }

@@ -87,7 +87,7 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
             fn wit() -> ::core::result::Result<::std::string::String, #p::WitError> {
                 let mut __w = #p::WitBuilder::new(&<dyn #trait_ident as #p::Interface>::INFO);
                 #(#methods)*
-                ::core::result::Result::Ok(__w.finish())
+                __w.finish()
             }
         }
     }

@@ -576,7 +576,7 @@ const _: () = {
                 );
                 __w.method("tiles", __params, __returns)?;
             }
-            ::core::result::Result::Ok(__w.finish())
+            __w.finish()
         }
     }
     impl<

@@ -241,9 +241,21 @@ impl WitBuilder {
     }
 
     /// The WIT text.
-    pub fn finish(self) -> String {
+    ///
+    /// # Errors
+    /// [`WitError`] when the interface's WIT name is one of the interfaces
+    /// fidius adds to every package.
+    pub fn finish(self) -> Result<String, WitError> {
         let info = self.info;
         let iface = kebab(info.name);
+        if RESERVED.contains(&iface.as_str()) {
+            return Err(WitError::new(format!(
+                "interface `{}`: its WIT name `{iface}` is taken by an interface fidius adds \
+                 to every package ({}); rename the trait",
+                info.name,
+                RESERVED.join(", ")
+            )));
+        }
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -338,9 +350,12 @@ impl WitBuilder {
              /// the `fast` shortcut.\n\
              world {iface}-rust-plugin {{\n    include {iface}-plugin;\n    export fast;\n}}"
         );
-        out
+        Ok(out)
     }
 }
+
+/// The interfaces every fidius package has besides the trait's own.
+const RESERVED: &[&str] = &["plugin", "fast", "host", "types", "sources"];
 
 fn render_def(out: &mut String, name: &str, def: &Def) {
     match def {
@@ -593,6 +608,19 @@ mod tests {
         );
         let e = reg.trace::<Result<u8, u8>>("x").unwrap_err();
         assert!(e.to_string().contains("only a method's return type"), "{e}");
+    }
+
+    #[test]
+    fn fidius_own_interface_names_are_refused() {
+        static HOST: InterfaceInfo = InterfaceInfo::new(
+            "Host",
+            1,
+            "",
+            crate::abi::BufferStrategy::PluginAllocated,
+            &[],
+        );
+        let e = WitBuilder::new(&HOST).finish().unwrap_err();
+        assert!(e.to_string().contains("`host` is taken"), "{e}");
     }
 
     #[test]

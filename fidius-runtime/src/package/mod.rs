@@ -572,7 +572,10 @@ impl Package {
             .into());
         }
         let bytes = verified.artifact_bytes(&artifact.path).unwrap_or_default();
-        let library = choice.runtime.open_bytes(&in_package, bytes)?;
+        // The manifest's digest of these bytes was checked on the way in.
+        let library = choice
+            .runtime
+            .open_digested(&in_package, bytes, Some(&artifact.sha256))?;
         Ok(Self {
             verified,
             artifact,

@@ -248,6 +248,18 @@ impl WasmRuntime {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_bytes(&self, path: &Path, bytes: &[u8]) -> Result<WasmLibrary, LoadError> {
+        self.open_digested(path, bytes, None)
+    }
+
+    /// [`open_bytes`](Self::open_bytes) for bytes whose SHA-256 (lower-case
+    /// hex) a verified package already checked: the cache key reuses it
+    /// rather than hashing the component again.
+    pub(crate) fn open_digested(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: Option<&str>,
+    ) -> Result<WasmLibrary, LoadError> {
         if !component::is_wasm(bytes) {
             return Err(LoadError::NotAComponent {
                 path: path.to_owned(),
@@ -259,7 +271,7 @@ impl WasmRuntime {
             path: path.to_owned(),
             detail: format!("{what}: {e:#}"),
         };
-        let component = self.compile(path, bytes)?;
+        let component = self.compile(path, bytes, sha256)?;
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| wasm_err("cannot link WASI", e))?;
@@ -332,7 +344,12 @@ impl WasmRuntime {
         })
     }
 
-    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component, LoadError> {
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: Option<&str>,
+    ) -> Result<Component, LoadError> {
         let wasm_err = |e: wasmtime::Error| LoadError::Wasm {
             path: path.to_owned(),
             detail: format!("cannot compile the component: {e:#}"),
@@ -340,7 +357,11 @@ impl WasmRuntime {
         let Some(root) = &self.settings.cache_dir else {
             return Component::new(&self.engine, bytes).map_err(wasm_err);
         };
-        let key = cache_key(&self.engine, bytes);
+        let digest = match sha256 {
+            Some(d) => d.to_owned(),
+            None => hex(&Sha256::digest(bytes)),
+        };
+        let key = cache_key(&self.engine, &digest);
         if let Some(component) = cached(&self.engine, root, &key) {
             return Ok(component);
         }
@@ -353,8 +374,6 @@ impl WasmRuntime {
     }
 }
 
-/// `<component sha256>-<engine hash>`: a stale or foreign compilation has
-/// another key.
 /// The WASI packages `wasmtime_wasi::p2::add_to_linker_sync` and
 /// `wasmtime_wasi_http` provide (their capabilities are then governed by the
 /// `WasiCtx` and the egress hook).
@@ -410,17 +429,13 @@ fn deny_unknown_imports(
     Ok(())
 }
 
-fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+/// `<component sha256>-<engine hash>`: a stale or foreign compilation has
+/// another key.
+fn cache_key(engine: &Engine, sha256_hex: &str) -> String {
     use std::hash::{Hash as _, Hasher as _};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    let digest = Sha256::digest(bytes);
-    let mut key = String::with_capacity(64 + 17);
-    for b in digest {
-        key.push_str(&format!("{b:02x}"));
-    }
-    key.push_str(&format!("-{:016x}", h.finish()));
-    key
+    format!("{sha256_hex}-{:016x}", h.finish())
 }
 
 const CACHE_FILE: &str = "component.cwasm";

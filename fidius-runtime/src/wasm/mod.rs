@@ -148,6 +148,9 @@ pub struct WasmRuntime {
     engine: Engine,
     settings: WasmSettings,
     ticker: Arc<AtomicBool>,
+    /// WASI and `wasi:http`, the same for every component: linked once,
+    /// cloned per component.
+    wasi: Linker<HostState>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -214,10 +217,21 @@ impl WasmRuntime {
                 path: PathBuf::new(),
                 detail: format!("cannot start the deadline thread: {e}"),
             })?;
+        let wasi_err = |what: &str, e: wasmtime::Error| LoadError::Wasm {
+            path: PathBuf::new(),
+            detail: format!("cannot link {what}: {e:#}"),
+        };
+        let mut wasi: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut wasi).map_err(|e| wasi_err("WASI", e))?;
+        // Requests go through the instance's egress hook (denied without
+        // one).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut wasi)
+            .map_err(|e| wasi_err("WASI HTTP", e))?;
         Ok(Self {
             engine,
             settings,
             ticker: stop,
+            wasi,
         })
     }
 
@@ -272,13 +286,7 @@ impl WasmRuntime {
             detail: format!("{what}: {e:#}"),
         };
         let component = self.compile(path, bytes, sha256)?;
-        let mut linker: Linker<HostState> = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| wasm_err("cannot link WASI", e))?;
-        // Requests go through the instance's egress hook (denied without
-        // one).
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
-            .map_err(|e| wasm_err("cannot link WASI HTTP", e))?;
+        let mut linker = self.wasi.clone();
         for (name, item) in component.component_type().imports(&self.engine) {
             let fidius_interface = name
                 .strip_prefix("fidius:")

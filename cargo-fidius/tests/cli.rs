@@ -8,95 +8,71 @@ fn cargo_fidius() -> Command {
     cmd
 }
 
+/// Compares `actual` with `tests/snapshots/<name>.txt` (taken on Linux
+/// x86_64, where CI runs), the fixtures' directory written as `<fixtures>`;
+/// `FIDIUS_BLESS=1` writes the file instead.
+fn snapshot(name: &str, actual: &str) {
+    let fixtures = fidius_tests::fixtures_target().display().to_string();
+    let actual = actual.replace(&fixtures, "<fixtures>");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("FIDIUS_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with FIDIUS_BLESS=1 to write it)",
+            path.display()
+        )
+    });
+    assert!(
+        actual == expected,
+        "the output differs from {} (FIDIUS_BLESS=1 rewrites it):\n{actual}",
+        path.display()
+    );
+}
+
+/// `cargo fidius inspect FILE`: exit code, stdout, stderr.
+fn inspect(file: &std::path::Path) -> (Option<i32>, String, String) {
+    run(cargo_fidius().arg("inspect").arg(file))
+}
+
 #[test]
 fn inspect_lists_plugins_and_methods_without_loading() {
-    let lib = fidius_tests::fixture("fixture_plugins");
-    let out = cargo_fidius().arg("inspect").arg(&lib).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let expected_tail = "\
-Calculator/Basic
-  interface: Calculator v1 (hash 0x90b311f6c432a8c6)
-  abi:       1 (wire 1), built with fidius 0.1.0
-  methods:
-    fn add(i64,i64)->i64
-    fn echo(Vec<u8>)->Vec<u8>
-";
-    assert!(stdout.contains(": 3 plugin(s)"), "{stdout}");
-    assert!(stdout.contains(expected_tail), "{stdout}");
-    assert!(
-        stdout.contains("Greeter/Hello\n  interface: Greeter v3"),
-        "{stdout}"
-    );
+    let (code, stdout, stderr) = inspect(&fidius_tests::fixture("fixture_plugins"));
+    assert_eq!(code, Some(0), "{stderr}");
+    snapshot("inspect_fixture_plugins", &stdout);
+}
+
+#[test]
+fn inspect_reads_a_wasm_component_without_compiling_it() {
+    let (code, stdout, stderr) = inspect(&fidius_tests::wasm_fixture("fixture_features"));
+    assert_eq!(code, Some(0), "{stderr}");
+    snapshot("inspect_fixture_features_wasm", &stdout);
 }
 
 #[test]
 fn inspect_reports_a_typed_error_and_exit_code() {
-    let lib = fidius_tests::fixture("fixture_no_meta");
-    let out = cargo_fidius().arg("inspect").arg(&lib).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.starts_with("error: failed to inspect"), "{stderr}");
-    assert!(
-        stderr.contains("is not a fidius plugin library"),
-        "{stderr}"
-    );
+    let (code, stdout, stderr) = inspect(&fidius_tests::fixture("fixture_no_meta"));
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout, "");
+    snapshot("inspect_no_meta.stderr", &stderr);
 }
 
 #[test]
 fn inspect_shows_optional_methods_metadata_config_and_host() {
-    let out = cargo_fidius()
-        .arg("inspect")
-        .arg(fidius_tests::fixture("evolution_plugin_v2"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        stdout.contains("Shapes/Triangle\n  interface: Shapes v2 (hash 0x"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("  meta:      since_v2 = \"describe, corners\"\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("    fn area(f64)->f64  {unit = \"square metres\"}\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(
-            "    fn describe(u8)->String  [optional since 2, implemented]  {cost = \"low\"}\n    fn corners()->u32  [optional since 2, not implemented]\n"
-        ),
-        "{stdout}"
-    );
-
-    let out = cargo_fidius()
-        .arg("inspect")
-        .arg(fidius_tests::fixture("fixture_features"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("Scaler/Affine\n"), "{stdout}");
-    assert!(stdout.contains("  config:    AffineConfig\n"), "{stdout}");
-
-    let out = cargo_fidius()
-        .arg("inspect")
-        .arg(fidius_tests::fixture("fixture_scripted"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        stdout.contains("Scripted/Script\n  interface: Scripted v1"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("  host:      Services v1 (hash 0x"),
-        "{stdout}"
-    );
+    for (fixture, name) in [
+        ("evolution_plugin_v2", "inspect_evolution_plugin_v2"),
+        ("fixture_features", "inspect_fixture_features"),
+        ("fixture_scripted", "inspect_fixture_scripted"),
+    ] {
+        let (code, stdout, stderr) = inspect(&fidius_tests::fixture(fixture));
+        assert_eq!(code, Some(0), "{stderr}");
+        snapshot(name, &stdout);
+    }
 }
 
 fn run(cmd: &mut Command) -> (Option<i32>, String, String) {

@@ -75,5 +75,10 @@ pub(crate) fn plugins(path: &Path, bytes: &[u8]) -> Result<Vec<PluginInfo>, Load
             rest = &rest[len..];
         }
     }
+    // The linker concatenates the records in no fixed order (it varies
+    // between builds of the same source): list them in a stable one.
+    plugins.sort_by(|a, b| {
+        (&a.interface_name, &a.plugin_name).cmp(&(&b.interface_name, &b.plugin_name))
+    });
     Ok(plugins)
 }

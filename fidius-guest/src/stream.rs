@@ -29,7 +29,7 @@ use crate::CallError;
 /// The most items a consumer asks for in one pull, unless changed with
 /// [`RemoteStream::with_batch_limit`]. This is also the most items in flight
 /// (produced but not yet handed to the consumer) at any time.
-pub const DEFAULT_BATCH_LIMIT: u32 = 64;
+pub const DEFAULT_BATCH_LIMIT: u32 = 128;
 
 /// The payload of the panic a plugin sees when it pulls from a host stream
 /// that failed (the host's iterator panicked or an item could not be
@@ -101,14 +101,39 @@ impl<T: DeserializeOwned + 'static> Iterator for Stream<T> {
     fn next(&mut self) -> Option<T> {
         match self.try_next()? {
             Ok(item) => Some(item),
-            // Natively the call's shim catches this; a WASM guest cannot
-            // unwind, so there the panic hook must see it to report it.
-            #[cfg(not(target_family = "wasm"))]
-            Err(e) => std::panic::resume_unwind(Box::new(StreamFailure(e))),
-            #[cfg(target_family = "wasm")]
-            Err(e) => std::panic::panic_any(StreamFailure(e)),
+            Err(e) => stream_failed(e),
         }
     }
+
+    fn fold<B, F>(self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, T) -> B,
+    {
+        match self.inner {
+            Inner::Local(mut source) => {
+                let mut acc = init;
+                while let Some(item) = source.next_item() {
+                    acc = f(acc, item);
+                }
+                acc
+            }
+            Inner::Remote(remote) => remote.fold(init, |acc, item| match item {
+                Ok(item) => f(acc, item),
+                Err(e) => stream_failed(e),
+            }),
+        }
+    }
+}
+
+/// Raises a failed remote stream in the plugin iterating it.
+#[cold]
+fn stream_failed(e: CallError) -> ! {
+    // Natively the call's shim catches this; a WASM guest cannot unwind, so
+    // there the panic hook must see it to report it.
+    #[cfg(not(target_family = "wasm"))]
+    std::panic::resume_unwind(Box::new(StreamFailure(e)));
+    #[cfg(target_family = "wasm")]
+    std::panic::panic_any(StreamFailure(e))
 }
 
 /// A stream produced on the other side of the boundary: an iterator of
@@ -254,6 +279,46 @@ impl<T: DeserializeOwned + 'static> Iterator for RemoteStream<T> {
             }
             if let Some(end) = self.refill() {
                 return end;
+            }
+        }
+    }
+
+    /// Decodes each batch in one tight loop (what `sum`, `for_each`,
+    /// `collect` into most containers and other consuming adapters use).
+    fn fold<B, F>(mut self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
+        loop {
+            if let Some((bytes, at)) = &mut self.batch {
+                let all = bytes.as_slice();
+                let mut rest = &all[*at..];
+                let mut failed = None;
+                while !rest.is_empty() {
+                    match decode_item::<T>(rest) {
+                        Ok((item, tail)) => {
+                            rest = tail;
+                            acc = f(acc, Ok(item));
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                *at = all.len() - rest.len();
+                if let Some(e) = failed {
+                    if let Some(item) = self.decode_failed(e) {
+                        acc = f(acc, item);
+                    }
+                    return acc;
+                }
+            }
+            match self.refill() {
+                None => {}
+                Some(Some(item)) => acc = f(acc, item),
+                Some(None) => return acc,
             }
         }
     }
@@ -432,20 +497,46 @@ where
         max: u32,
         max_bytes: usize,
     ) -> Result<bool, crate::wire::WireError> {
-        while *count < max && buf.len() < max_bytes {
+        // Work on locals, written back once (also when the iterator panics:
+        // the items before the panic are still delivered), so the loop keeps
+        // its state in registers rather than storing it per item.
+        struct WriteBack<'a> {
+            buf: &'a mut Vec<u8>,
+            count: &'a mut u32,
+            local: Vec<u8>,
+            n: u32,
+        }
+        impl Drop for WriteBack<'_> {
+            fn drop(&mut self) {
+                *self.buf = core::mem::take(&mut self.local);
+                *self.count = self.n;
+            }
+        }
+        let mut w = WriteBack {
+            local: core::mem::take(buf),
+            n: *count,
+            buf,
+            count,
+        };
+        loop {
+            if w.n >= max || w.local.len() >= max_bytes {
+                return Ok(false);
+            }
             let Some(item) = self.0.next() else {
                 return Ok(true);
             };
-            encode_item(&item, buf)?;
-            *count += 1;
+            encode_item(&item, &mut w.local)?;
+            w.n += 1;
         }
-        Ok(false)
     }
 }
 
-/// Appends one item in the wire format. `Vec<u8>` items (serialized by serde
-/// one byte at a time) take a fast path that writes the identical bytes: a
-/// varint length, then the bytes.
+/// Appends one item of a stream batch: the wire format, except that an
+/// item that is itself an integer wider than a byte (`u16`…`u64`,
+/// `i16`…`i64`) is written fixed-width little-endian, so a batch of them is
+/// a plain array (no varint loop per item on either side). `Vec<u8>` items
+/// (serialized by serde one byte at a time) take a fast path that writes
+/// postcard's bytes: a varint length, then the bytes.
 #[inline]
 pub(crate) fn encode_item<T: Serialize + 'static>(
     item: &T,
@@ -457,10 +548,15 @@ pub(crate) fn encode_item<T: Serialize + 'static>(
         buf.extend_from_slice(bytes);
         return Ok(());
     }
-    if let Some(&n) = any.downcast_ref::<u64>() {
-        put_varint(buf, n);
-        return Ok(());
+    macro_rules! fixed_width {
+        ($($int:ty),*) => {$(
+            if let Some(&n) = any.downcast_ref::<$int>() {
+                buf.extend_from_slice(&n.to_le_bytes());
+                return Ok(());
+            }
+        )*};
     }
+    fixed_width!(u64, i64, u32, i32, u16, i16);
     *buf = postcard::to_extend(item, core::mem::take(buf))?;
     Ok(())
 }
@@ -524,12 +620,19 @@ pub(crate) fn decode_item<T: DeserializeOwned + 'static>(
             return Ok((item, rest));
         }
     }
-    if TypeId::of::<T>() == TypeId::of::<u64>() {
-        let (n, rest) = take_varint(bytes)?;
-        if let Some(item) = cast::<u64, T>(n) {
-            return Ok((item, rest));
-        }
+    macro_rules! fixed_width {
+        ($($int:ty),*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<$int>() {
+                let (head, rest) = bytes
+                    .split_first_chunk::<{ size_of::<$int>() }>()
+                    .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+                if let Some(item) = cast::<$int, T>(<$int>::from_le_bytes(*head)) {
+                    return Ok((item, rest));
+                }
+            }
+        )*};
     }
+    fixed_width!(u64, i64, u32, i32, u16, i16);
     Ok(postcard::take_from_bytes(bytes)?)
 }
 
@@ -564,12 +667,42 @@ mod tests {
             decode_item::<Vec<u8>>(&[0xff; 11]).is_err(),
             "overlong varint"
         );
-        for n in [0u64, 1, 127, 128, 300, u64::MAX] {
+    }
+
+    #[test]
+    fn integer_items_are_fixed_width_little_endian() {
+        fn round_trip<T>(items: &[T], width: usize)
+        where
+            T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug + Copy + 'static,
+        {
+            let mut batch = Vec::new();
+            for item in items {
+                encode_item(item, &mut batch).unwrap();
+            }
+            assert_eq!(batch.len(), items.len() * width);
+            let mut rest = batch.as_slice();
+            for item in items {
+                let (back, tail) = decode_item::<T>(rest).unwrap();
+                assert_eq!(back, *item);
+                rest = tail;
+            }
+            assert!(rest.is_empty());
+            assert!(decode_item::<T>(&batch[..width - 1]).is_err(), "truncated");
+        }
+        round_trip(&[0u64, 1, 300, u64::MAX], 8);
+        round_trip(&[0i64, -1, i64::MIN, i64::MAX], 8);
+        round_trip(&[0u32, 7, u32::MAX], 4);
+        round_trip(&[-5i32, i32::MAX], 4);
+        round_trip(&[1u16, u16::MAX], 2);
+        round_trip(&[i16::MIN, 3i16], 2);
+        let mut batch = Vec::new();
+        encode_item(&0x0102_0304_0506_0708u64, &mut batch).unwrap();
+        assert_eq!(batch, [8, 7, 6, 5, 4, 3, 2, 1]);
+        // Anything else keeps the wire format.
+        for item in [(1u64, -2i32), (u64::MAX, 0)] {
             let mut encoded = Vec::new();
-            encode_item(&n, &mut encoded).unwrap();
-            assert_eq!(encoded, postcard::to_allocvec(&n).unwrap());
-            let (back, rest) = decode_item::<u64>(&encoded).unwrap();
-            assert_eq!((back, rest.len()), (n, 0));
+            encode_item(&item, &mut encoded).unwrap();
+            assert_eq!(encoded, postcard::to_allocvec(&item).unwrap());
         }
     }
 }

@@ -329,7 +329,7 @@ impl TypedStreamOut {
     ///
     /// # Errors
     /// The error that ended the stream.
-    pub fn next<W: DeserializeOwned>(&self, max: u32) -> Result<Vec<W>, String> {
+    pub fn next<W: DeserializeOwned + 'static>(&self, max: u32) -> Result<Vec<W>, String> {
         let batch = self
             .0
             .borrow_mut()
@@ -341,7 +341,10 @@ impl TypedStreamOut {
         let mut rest: &[u8] = &bytes;
         let mut items = Vec::new();
         while !rest.is_empty() {
-            items.push(fast_arg::<W>(&mut rest, "stream item")?);
+            let (item, tail) =
+                crate::stream::decode_item::<W>(rest).map_err(|e| format!("stream item: {e}"))?;
+            items.push(item);
+            rest = tail;
         }
         Ok(items)
     }

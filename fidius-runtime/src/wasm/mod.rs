@@ -1279,7 +1279,7 @@ impl Core {
                         Val::List(items) => {
                             let mut out = Vec::new();
                             for v in items {
-                                value::encode(v, &item, &mut out).map_err(|message| {
+                                value::encode_item(v, &item, &mut out).map_err(|message| {
                                     (CallError::ResultEncode { method, message }, false)
                                 })?;
                             }

@@ -22,6 +22,15 @@ impl Reader<'_> {
         Ok(b)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let (head, rest) = self
+            .bytes
+            .split_first_chunk::<N>()
+            .ok_or_else(|| format!("needs {N} more bytes, has {}", self.bytes.len()))?;
+        self.bytes = rest;
+        Ok(*head)
+    }
+
     fn take(&mut self, n: usize) -> Result<&[u8], Error> {
         if self.bytes.len() < n {
             return Err(format!("needs {n} more bytes, has {}", self.bytes.len()));
@@ -95,15 +104,39 @@ pub(crate) fn decode_args(
     Ok(values)
 }
 
-/// Decodes wire-format values of type `ty` until `bytes` ends (a batch of
-/// stream items).
+/// Decodes a batch of stream items of type `ty` (until `bytes` ends): the
+/// wire format, except that integer items wider than a byte are
+/// fixed-width little-endian (see `fidius_guest`'s `encode_item`).
 pub(crate) fn decode_items(bytes: &[u8], ty: &Type) -> Result<Vec<Val>, Error> {
     let mut r = Reader { bytes };
     let mut items = Vec::new();
     while !r.bytes.is_empty() {
-        items.push(read(&mut r, ty)?);
+        let item = match ty {
+            Type::U16 => Val::U16(u16::from_le_bytes(r.array()?)),
+            Type::S16 => Val::S16(i16::from_le_bytes(r.array()?)),
+            Type::U32 => Val::U32(u32::from_le_bytes(r.array()?)),
+            Type::S32 => Val::S32(i32::from_le_bytes(r.array()?)),
+            Type::U64 => Val::U64(u64::from_le_bytes(r.array()?)),
+            Type::S64 => Val::S64(i64::from_le_bytes(r.array()?)),
+            ty => read(&mut r, ty)?,
+        };
+        items.push(item);
     }
     Ok(items)
+}
+
+/// Encodes one stream item, the counterpart of [`decode_items`].
+pub(crate) fn encode_item(val: &Val, ty: &Type, out: &mut Vec<u8>) -> Result<(), Error> {
+    match (val, ty) {
+        (Val::U16(v), Type::U16) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::S16(v), Type::S16) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::U32(v), Type::U32) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::S32(v), Type::S32) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::U64(v), Type::U64) => out.extend_from_slice(&v.to_le_bytes()),
+        (Val::S64(v), Type::S64) => out.extend_from_slice(&v.to_le_bytes()),
+        (val, ty) => encode(val, ty, out)?,
+    }
+    Ok(())
 }
 
 fn narrow<T: TryFrom<u64>>(v: u64) -> Result<T, Error> {
@@ -125,12 +158,8 @@ fn read(r: &mut Reader<'_>, ty: &Type) -> Result<Val, Error> {
         Type::U32 => Val::U32(narrow(r.varint(5)?)?),
         Type::S64 => Val::S64(unzigzag(r.varint(10)?)),
         Type::U64 => Val::U64(r.varint(10)?),
-        Type::Float32 => Val::Float32(f32::from_le_bytes(
-            r.take(4)?.try_into().map_err(|_| "f32")?,
-        )),
-        Type::Float64 => Val::Float64(f64::from_le_bytes(
-            r.take(8)?.try_into().map_err(|_| "f64")?,
-        )),
+        Type::Float32 => Val::Float32(f32::from_le_bytes(r.array()?)),
+        Type::Float64 => Val::Float64(f64::from_le_bytes(r.array()?)),
         Type::Char => {
             let s = r.string()?;
             let mut chars = s.chars();

@@ -48,6 +48,9 @@ pub(crate) struct Contents {
     pub(crate) files: BTreeMap<String, std::ops::Range<usize>>,
     /// The decompressed tar stream, for [`Contents::check_canonical`].
     canonical: Vec<u8>,
+    /// SHA-256 of entries, computed while decompressing, with the range
+    /// each covers.
+    digests: BTreeMap<String, (std::ops::Range<usize>, [u8; 32])>,
 }
 
 /// Builds the canonical archive: the manifest, then the signature (if
@@ -95,20 +98,7 @@ fn write_tar<'a, W: std::io::Write>(
 ) -> Result<W, String> {
     let mut builder = tar::Builder::new(out);
     let mut append = |path: &str, data: &[u8]| -> Result<(), String> {
-        if path.len() > 100 {
-            return Err(format!("archive path `{path}` is longer than 100 bytes"));
-        }
-        let mut header = tar::Header::new_ustar();
-        header
-            .set_path(path)
-            .map_err(|e| format!("archive path `{path}`: {e}"))?;
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
+        let header = entry_header(path, data.len())?;
         builder
             .append(&header, data)
             .map_err(|e| format!("archive entry `{path}`: {e}"))
@@ -123,25 +113,28 @@ fn write_tar<'a, W: std::io::Write>(
     builder.into_inner().map_err(|e| e.to_string())
 }
 
-/// A writer that compares what is written with `expected` instead of
-/// storing it.
-struct Compare<'a> {
-    expected: &'a [u8],
-    at: usize,
-    equal: bool,
+/// The canonical ustar header of a file of `len` bytes at `path`.
+fn entry_header(path: &str, len: usize) -> Result<tar::Header, String> {
+    if path.len() > 100 {
+        return Err(format!("archive path `{path}` is longer than 100 bytes"));
+    }
+    let mut header = tar::Header::new_ustar();
+    header
+        .set_path(path)
+        .map_err(|e| format!("archive path `{path}`: {e}"))?;
+    header.set_size(len as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    Ok(header)
 }
 
-impl std::io::Write for Compare<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let end = self.at + buf.len();
-        self.equal &= self.expected.get(self.at..end) == Some(buf);
-        self.at = end;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+/// The tar block size; data is padded with zeros to a multiple of it, and
+/// two zero blocks end the archive.
+const BLOCK: usize = 512;
 
 /// Why an entry path is unsafe, if it is.
 fn unsafe_path(name: &str) -> Option<&'static str> {
@@ -186,7 +179,14 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                 .into(),
         ));
     }
-    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+    // The deflate stream, between the fixed header and the 8-byte trailer
+    // (checked below, with the CRC of the decompressed data computed on the
+    // hashing thread).
+    let body = bytes
+        .get(GZIP_HEADER_LEN..bytes.len().saturating_sub(8))
+        .filter(|_| bytes.len() >= GZIP_HEADER_LEN + 8)
+        .ok_or_else(|| archive_err("gzip: the file is truncated".into()))?;
+    let mut decoder = flate2::bufread::DeflateDecoder::new(body);
     // Size the buffer from the gzip trailer's length (mod 2^32), within the
     // limit; a wrong value only costs a reallocation.
     let declared = bytes
@@ -194,16 +194,75 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| u64::from(u32::from_le_bytes(b)));
     // Deflate expands at most about 1032:1, which bounds what an attacker's
-    // trailer can make us reserve; a failed reservation just grows later.
+    // trailer can make us reserve.
     let capacity = declared
         .min(limits.max_total_bytes)
         .min((bytes.len() as u64).saturating_mul(1032));
     let mut tar = Vec::new();
-    let _ = tar.try_reserve_exact(capacity as usize + 1);
+    if tar.try_reserve_exact(capacity as usize + 1).is_ok() {
+        tar.resize(capacity as usize + 1, 0);
+    }
+    // Inflate in chunks while a second thread hashes each entry's data as
+    // it appears (SHA-256 costs more than inflating), then check the CRC.
+    let (inflated, digests, check_value) = std::thread::scope(|scope| {
+        let (chunks, received) = std::sync::mpsc::channel::<&[u8]>();
+        let hasher = scope.spawn(move || {
+            let mut scan = TarDigests::default();
+            let mut crc = flate2::Crc::new();
+            for chunk in received {
+                crc.update(chunk);
+                scan.feed(chunk);
+            }
+            (crc, scan.finish())
+        });
+        let mut filled = 0usize;
+        let mut outcome = Ok(());
+        for chunk in tar.chunks_mut(INFLATE_CHUNK) {
+            let len = chunk.len();
+            match read_full(&mut decoder, chunk) {
+                Ok(n) => {
+                    let done: &[u8] = chunk;
+                    filled += n;
+                    if n > 0 {
+                        let _ = chunks.send(&done[..n]);
+                    }
+                    if n < len {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(chunks);
+        // Inflating outruns hashing: check the file's CRC meanwhile.
+        let check_value = crc32(&bytes[GZIP_HEADER_LEN..]);
+        let (crc, digests) = hasher.join().unwrap_or_default();
+        (outcome.map(|()| (filled, crc)), digests, check_value)
+    });
+    if bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] != check_value {
+        return Err(archive_err(
+            "the compressed data does not match the check value in the gzip header (corrupt or truncated)"
+                .into(),
+        ));
+    }
+    let (filled, mut crc) = inflated.map_err(|e| archive_err(format!("gzip: {e}")))?;
+    tar.truncate(filled);
+    // More than the trailer declared (it is only the length mod 2^32, and
+    // may lie): read the rest, up to the limit.
+    let before = tar.len();
     (&mut decoder)
-        .take(limits.max_total_bytes.saturating_add(1))
+        .take(
+            limits
+                .max_total_bytes
+                .saturating_add(1)
+                .saturating_sub(filled as u64),
+        )
         .read_to_end(&mut tar)
         .map_err(|e| archive_err(format!("gzip: {e}")))?;
+    crc.update(&tar[before..]);
     if tar.len() as u64 > limits.max_total_bytes {
         return Err(PackageError::LimitExceeded {
             path: path.to_owned(),
@@ -214,11 +273,18 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
     if !decoder.into_inner().is_empty() {
         return Err(archive_err("data after the end of the gzip stream".into()));
     }
+    let trailer = &bytes[bytes.len() - 8..];
+    if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != (tar.len() as u32).to_le_bytes() {
+        return Err(archive_err(
+            "gzip: the trailer's CRC or length does not match the decompressed data".into(),
+        ));
+    }
 
     let mut contents = Contents::default();
-    let mut archive = tar::Archive::new(tar.as_slice());
+    // Seekable, so entry data is skipped rather than copied through.
+    let mut archive = tar::Archive::new(std::io::Cursor::new(tar.as_slice()));
     let entries = archive
-        .entries()
+        .entries_with_seek()
         .map_err(|e| archive_err(format!("tar: {e}")))?;
     for entry in entries {
         let entry = entry.map_err(|e| archive_err(format!("tar: {e}")))?;
@@ -289,7 +355,106 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         contents.files.insert(name, range);
     }
     contents.canonical = tar;
+    contents.digests = digests;
     Ok(contents)
+}
+
+/// How much is inflated before the hashing thread gets it (a multiple of
+/// the 512-byte tar block, so headers never straddle two chunks).
+const INFLATE_CHUNK: usize = 1 << 20;
+
+/// Fills `buf` from `reader` until it is full or the reader ends; the
+/// number of bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// SHA-256 of each tar entry's data, computed from the decompressed stream
+/// as it arrives in chunks. Only an optimization: it reads headers
+/// leniently, and [`Contents::sha256`] uses a digest only when its range is
+/// the one the strict parse found.
+#[derive(Default)]
+struct TarDigests {
+    /// Stream offset of the next byte fed.
+    at: usize,
+    /// The entry whose data is being hashed: name, data start, bytes left.
+    current: Option<(String, usize, usize, sha2::Sha256)>,
+    /// Padding bytes to skip after the current entry's data.
+    skip: usize,
+    /// Finished entries.
+    done: BTreeMap<String, (std::ops::Range<usize>, [u8; 32])>,
+    /// Set at the end-of-archive block or anything unexpected.
+    stopped: bool,
+}
+
+impl TarDigests {
+    fn feed(&mut self, mut chunk: &[u8]) {
+        use sha2::Digest as _;
+        while !chunk.is_empty() && !self.stopped {
+            if let Some((_, _, left, hasher)) = &mut self.current {
+                let n = (*left).min(chunk.len());
+                hasher.update(&chunk[..n]);
+                *left -= n;
+                self.advance(&mut chunk, n);
+                self.finish_entry();
+                continue;
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(chunk.len());
+                self.skip -= n;
+                self.advance(&mut chunk, n);
+                continue;
+            }
+            // A header block; chunks are whole blocks, so it is all here.
+            let Some(block) = chunk.first_chunk::<BLOCK>() else {
+                self.stopped = true;
+                break;
+            };
+            let header = tar::Header::from_byte_slice(block);
+            let size = header
+                .entry_size()
+                .ok()
+                .and_then(|s| usize::try_from(s).ok());
+            let (Some(size), false) = (size, block.iter().all(|&b| b == 0)) else {
+                self.stopped = true;
+                break;
+            };
+            let name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
+            self.advance(&mut chunk, BLOCK);
+            self.skip = size.next_multiple_of(BLOCK) - size;
+            self.current = Some((name, self.at, size, sha2::Sha256::new()));
+            self.finish_entry();
+        }
+    }
+
+    /// Records the current entry once all its data is hashed.
+    fn finish_entry(&mut self) {
+        use sha2::Digest as _;
+        if self.current.as_ref().is_some_and(|c| c.2 == 0)
+            && let Some((name, start, _, hasher)) = self.current.take()
+        {
+            self.done
+                .insert(name, (start..self.at, hasher.finalize().into()));
+        }
+    }
+
+    fn advance(&mut self, chunk: &mut &[u8], n: usize) {
+        *chunk = &chunk[n..];
+        self.at += n;
+    }
+
+    fn finish(self) -> BTreeMap<String, (std::ops::Range<usize>, [u8; 32])> {
+        self.done
+    }
 }
 
 impl Contents {
@@ -298,36 +463,98 @@ impl Contents {
         self.files.get(name).map(|r| &self.canonical[r.clone()])
     }
 
+    /// The SHA-256 of file `name`: the one computed while decompressing
+    /// when it covers exactly the file's bytes, else computed now.
+    pub(crate) fn sha256(&self, name: &str) -> Option<[u8; 32]> {
+        let range = self.files.get(name)?;
+        match self.digests.get(name) {
+            Some((hashed, digest)) if hashed == range => Some(*digest),
+            _ => {
+                use sha2::Digest as _;
+                Some(sha2::Sha256::digest(&self.canonical[range.clone()]).into())
+            }
+        }
+    }
+
     /// Checks that the decompressed archive is exactly the canonical layout
     /// of its contents (call after the contents are verified, so a changed
     /// manifest or artifact is reported as such first).
     pub(crate) fn check_canonical(&self, path: &Path) -> Result<(), PackageError> {
-        let artifacts = self
-            .files
-            .iter()
-            .filter(|(p, _)| *p != MANIFEST && *p != SIGNATURE)
-            .map(|(p, r)| (p.as_str(), &self.canonical[r.clone()]));
-        let compare = Compare {
-            expected: &self.canonical,
-            at: 0,
-            equal: true,
+        // The layout `write` produces (what `tar::Builder` writes): per file
+        // in order, its header block, its data, zeros to the next block;
+        // then two zero blocks. Data is not compared: the files' ranges point
+        // into this very buffer, so only their position is checked.
+        let not_canonical = || PackageError::Archive {
+            path: path.to_owned(),
+            detail: "the archive is not in canonical form (a header, padding or order \
+                     differs from what `cargo fidius package` writes)"
+                .into(),
         };
-        let manifest = self.get(MANIFEST).unwrap_or_default();
-        let signature = self.get(SIGNATURE);
-        let compare = write_tar(compare, manifest, signature, artifacts).map_err(|detail| {
-            PackageError::Archive {
-                path: path.to_owned(),
-                detail,
+        let order = [MANIFEST, SIGNATURE]
+            .into_iter()
+            .filter(|name| self.files.contains_key(*name))
+            .chain(
+                self.files
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|p| *p != MANIFEST && *p != SIGNATURE),
+            );
+        let all = self.canonical.as_slice();
+        let zeros = |range: std::ops::Range<usize>| {
+            all.get(range).is_some_and(|b| b.iter().all(|&x| x == 0))
+        };
+        let mut at = 0;
+        for name in order {
+            let range = &self.files[name];
+            let header =
+                entry_header(name, range.len()).map_err(|detail| PackageError::Archive {
+                    path: path.to_owned(),
+                    detail,
+                })?;
+            if all.get(at..at + BLOCK) != Some(header.as_bytes().as_slice())
+                || range.start != at + BLOCK
+            {
+                return Err(not_canonical());
             }
-        })?;
-        if !compare.equal || compare.at != self.canonical.len() {
-            return Err(PackageError::Archive {
-                path: path.to_owned(),
-                detail: "the archive is not in canonical form (a header, padding or order \
-                         differs from what `cargo fidius package` writes)"
-                    .into(),
-            });
+            at = range.end;
+            let padded = at.next_multiple_of(BLOCK);
+            if !zeros(at..padded) {
+                return Err(not_canonical());
+            }
+            at = padded;
+        }
+        if all.len() != at + 2 * BLOCK || !zeros(at..all.len()) {
+            return Err(not_canonical());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest as _;
+
+    #[test]
+    fn entries_are_hashed_while_decompressing() {
+        // Sizes around block and chunk boundaries, and an empty file.
+        let artifacts: BTreeMap<String, Vec<u8>> = [0usize, 1, 511, 512, 513, INFLATE_CHUNK + 7]
+            .iter()
+            .map(|&len| {
+                let data = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                (format!("artifacts/t/{len}.bin"), data)
+            })
+            .collect();
+        let package = write(b"manifest = 1\n", Some(b"sig"), &artifacts).unwrap();
+        let contents = read(Path::new("p.fidpkg"), &package, &Limits::default()).unwrap();
+        contents.check_canonical(Path::new("p.fidpkg")).unwrap();
+        assert_eq!(contents.digests.len(), artifacts.len() + 2);
+        for (name, data) in &artifacts {
+            let (range, digest) = &contents.digests[name];
+            assert_eq!(range, &contents.files[name], "{name}");
+            assert_eq!(contents.get(name), Some(data.as_slice()));
+            let expected: [u8; 32] = sha2::Sha256::digest(data).into();
+            assert_eq!(digest, &expected, "{name}");
+        }
     }
 }

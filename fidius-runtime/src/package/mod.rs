@@ -242,7 +242,11 @@ impl std::fmt::Display for SignatureStatus {
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackageError> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|e| PackageError::io(path, e))?;
+    // Sized from the file's length (within the limit), so the read is one
+    // copy without reallocations.
+    let len = file.metadata().map_or(0, |m| m.len()).min(limit);
     let mut bytes = Vec::new();
+    let _ = bytes.try_reserve_exact(len as usize + 1);
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| PackageError::io(path, e))?;
@@ -386,7 +390,8 @@ impl VerifiedPackage {
                     entry: artifact.path.clone(),
                 });
             };
-            check_artifact(path, artifact, data)?;
+            let digest = contents.sha256(&artifact.path).unwrap_or_default();
+            check_artifact(path, artifact, data.len(), &digest)?;
         }
         contents.check_canonical(path)?;
         let package = Self {
@@ -469,16 +474,21 @@ impl VerifiedPackage {
     }
 }
 
-fn check_artifact(path: &Path, artifact: &Artifact, data: &[u8]) -> Result<(), PackageError> {
-    if data.len() as u64 != artifact.size {
+fn check_artifact(
+    path: &Path,
+    artifact: &Artifact,
+    len: usize,
+    sha256: &[u8; 32],
+) -> Result<(), PackageError> {
+    if len as u64 != artifact.size {
         return Err(PackageError::SizeMismatch {
             path: path.to_owned(),
             entry: artifact.path.clone(),
             expected: artifact.size,
-            found: data.len() as u64,
+            found: len as u64,
         });
     }
-    let digest = sha256_hex(data);
+    let digest = keys::hex(sha256);
     if digest != artifact.sha256 {
         return Err(PackageError::DigestMismatch {
             path: path.to_owned(),

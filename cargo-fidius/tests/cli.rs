@@ -101,43 +101,33 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     let dir = fidius_tests::scratch("cli_flow");
     // One target dir for the scaffolds, kept between runs.
     let target = fidius_tests::fixtures_target().join("scaffold-target");
-    let in_dir = |args: &[&str]| {
-        let mut cmd = cargo_fidius();
-        cmd.args(args).current_dir(&dir);
-        cmd
-    };
+    let mut session = Session::new(&dir, &target);
 
     // Scaffolds.
-    let (_, stderr) = ok(&mut in_dir(&[
-        "new",
-        "interface",
-        "greeting-api",
-        "--trait",
-        "Greeting",
-    ]));
+    let (_, stderr) = session.ok(&["new", "interface", "greeting-api", "--trait", "Greeting"]);
     assert_eq!(stderr, "     Created interface `greeting-api`\n");
-    ok(&mut in_dir(&[
+    session.ok(&[
         "new",
         "plugin",
         "greeting-plugin",
         "--interface",
         "greeting-api",
-    ]));
-    ok(&mut in_dir(&[
+    ]);
+    session.ok(&[
         "new",
         "host",
         "greeting-host",
         "--interface",
         "greeting-api",
-    ]));
+    ]);
     // Refuses to overwrite, and validates names like `cargo new`.
-    let (code, _, stderr) = run(&mut in_dir(&["new", "interface", "greeting-api"]));
+    let (code, _, stderr) = session.run(&["new", "interface", "greeting-api"]);
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("already exists; not overwriting it"),
         "{stderr}"
     );
-    let (code, _, stderr) = run(&mut in_dir(&["new", "interface", "1bad"]));
+    let (code, _, stderr) = session.run(&["new", "interface", "1bad"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("cannot start with a digit"), "{stderr}");
 
@@ -164,7 +154,7 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     let manifest = dir.join("greeting-plugin/Cargo.toml");
     let manifest = manifest.to_str().unwrap();
     let target_arg = target.to_str().unwrap();
-    let (stdout, _) = ok(&mut in_dir(&[
+    let (stdout, _) = session.ok(&[
         "build",
         "--manifest-path",
         manifest,
@@ -172,15 +162,16 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         target_arg,
         "--message-format",
         "json",
-    ]));
+    ]);
     let artifact: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(artifact["reason"], "fidius-artifact");
     assert_eq!(artifact["package"], "greeting-plugin");
     assert_eq!(artifact["kind"], "native");
     assert!(std::path::Path::new(artifact["path"].as_str().unwrap()).is_file());
 
-    let (key_id, stderr) = ok(&mut in_dir(&["keygen", "--out", "release"]));
+    let (key_id, stderr) = session.ok(&["keygen", "--out", "release"]);
     let key_id = key_id.trim().to_owned();
+    session.name(&key_id, "<release key id>");
     assert_eq!(key_id.len(), 16);
     assert!(
         stderr.contains(&format!("Generated key {key_id}")),
@@ -195,10 +186,10 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let (code, _, stderr) = run(&mut in_dir(&["keygen", "--out", "release"]));
+    let (code, _, stderr) = session.run(&["keygen", "--out", "release"]);
     assert_eq!(code, Some(1), "{stderr}");
 
-    let (_, stderr) = ok(&mut in_dir(&[
+    let (_, stderr) = session.ok(&[
         "package",
         "--manifest-path",
         manifest,
@@ -208,7 +199,7 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         "release.key",
         "--out",
         "dist",
-    ]));
+    ]);
     assert!(
         stderr.contains(&format!(
             "    Packaged greeting-plugin v0.1.0 (1 artifact(s), signed by key {key_id}) to dist/greeting-plugin-0.1.0.fidpkg\n"
@@ -216,7 +207,7 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         "{stderr}"
     );
     let package = "dist/greeting-plugin-0.1.0.fidpkg";
-    let (_, stderr) = ok(&mut in_dir(&["verify", "--key", "release.pub", package]));
+    let (_, stderr) = session.ok(&["verify", "--key", "release.pub", package]);
     assert_eq!(
         stderr,
         format!(
@@ -225,7 +216,7 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     );
 
     // Inspect, human and JSON.
-    let (stdout, _) = ok(&mut in_dir(&["inspect", "--key", "release.pub", package]));
+    let (stdout, _) = session.ok(&["inspect", "--key", "release.pub", package]);
     assert!(
         stdout.contains(&format!("  signature: signed by key {key_id} (verified)\n")),
         "{stdout}"
@@ -238,12 +229,7 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         stdout.contains("    fn handle(Request)->Response\n"),
         "{stdout}"
     );
-    let (stdout, _) = ok(&mut in_dir(&[
-        "inspect",
-        package,
-        "--message-format",
-        "json",
-    ]));
+    let (stdout, _) = session.ok(&["inspect", package, "--message-format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["signature"]["status"], "unknown-key");
     assert_eq!(doc["manifest"]["package"]["name"], "greeting-plugin");
@@ -264,30 +250,26 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
 
     // Detached signatures.
     let lib = artifact["path"].as_str().unwrap();
-    ok(&mut in_dir(&["sign", "--key", "release.key", lib]));
-    ok(&mut in_dir(&["verify", "--key", "release.pub", lib]));
+    session.ok(&["sign", "--key", "release.key", lib]);
+    session.ok(&["verify", "--key", "release.pub", lib]);
     // The key may come from the environment (for CI secrets).
     let secret = std::fs::read_to_string(dir.join("release.key")).unwrap();
-    let (_, stderr) = ok(in_dir(&["sign", lib]).env("FIDIUS_SIGNING_KEY", &secret));
+    let (_, stderr) = session.ok_with_env(&["sign", lib], ("FIDIUS_SIGNING_KEY", &secret));
     assert!(
         !stderr.contains(secret.lines().last().unwrap()),
         "the key was printed"
     );
 
     // Distinct exit codes.
-    ok(&mut in_dir(&["keygen", "--out", "other"]));
-    let (code, _, stderr) = run(&mut in_dir(&["verify", "--key", "other.pub", package]));
+    let (other, _) = session.ok(&["keygen", "--out", "other"]);
+    session.name(other.trim(), "<other key id>");
+    let (code, _, stderr) = session.run(&["verify", "--key", "other.pub", package]);
     assert_eq!(code, Some(4), "unknown key: {stderr}");
     let bytes = std::fs::read(dir.join(package)).unwrap();
     let mut flipped = bytes.clone();
     flipped[bytes.len() / 2] ^= 1;
     std::fs::write(dir.join("flipped.fidpkg"), &flipped).unwrap();
-    let (code, _, stderr) = run(&mut in_dir(&[
-        "verify",
-        "--key",
-        "release.pub",
-        "flipped.fidpkg",
-    ]));
+    let (code, _, stderr) = session.run(&["verify", "--key", "release.pub", "flipped.fidpkg"]);
     assert_eq!(code, Some(6), "malformed: {stderr}");
     // Content changed behind a valid container: tampered.
     let mut tar = fidius_tests::fidpkg_tar(&bytes);
@@ -298,12 +280,7 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         fidius_tests::fidpkg_frame(&tar),
     )
     .unwrap();
-    let (code, _, stderr) = run(&mut in_dir(&[
-        "verify",
-        "--key",
-        "release.pub",
-        "tampered.fidpkg",
-    ]));
+    let (code, _, stderr) = session.run(&["verify", "--key", "release.pub", "tampered.fidpkg"]);
     assert_eq!(code, Some(5), "tampered: {stderr}");
     assert!(stderr.contains("has SHA-256"), "{stderr}");
     let mut bad_sig = lib.to_owned();
@@ -315,27 +292,22 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
             .replace("signature = \"", "signature = \"00"),
     )
     .unwrap();
-    let (code, _, stderr) = run(&mut in_dir(&["verify", "--key", "release.pub", lib]));
+    let (code, _, stderr) = session.run(&["verify", "--key", "release.pub", lib]);
     assert_eq!(code, Some(6), "malformed signature: {stderr}");
-    let (code, _, stderr) = run(&mut in_dir(&[
-        "verify",
-        "--key",
-        "release.pub",
-        "release.pub",
-    ]));
+    let (code, _, stderr) = session.run(&["verify", "--key", "release.pub", "release.pub"]);
     assert_eq!(code, Some(7), "unsigned: {stderr}");
 
     // WASM: the interface's WIT, the same plugin built as a component,
     // inspected from its metadata section; the WIT drift check.
     let api_manifest = dir.join("greeting-api/Cargo.toml");
     let api_manifest = api_manifest.to_str().unwrap();
-    let (_, stderr) = ok(&mut in_dir(&[
+    let (_, stderr) = session.ok(&[
         "wit",
         "--manifest-path",
         api_manifest,
         "--target-dir",
         target_arg,
-    ]));
+    ]);
     assert!(stderr.contains("       Wrote Greeting ("), "{stderr}");
     let wit = std::fs::read_to_string(dir.join("greeting-api/wit/greeting.wit")).unwrap();
     assert!(wit.contains("package fidius:greeting@1.0.0;"), "{wit}");
@@ -343,15 +315,15 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         wit.contains("handle: func(request: request) -> response;"),
         "{wit}"
     );
-    ok(&mut in_dir(&[
+    session.ok(&[
         "wit",
         "--check",
         "--manifest-path",
         api_manifest,
         "--target-dir",
         target_arg,
-    ]));
-    let (stdout, _) = ok(&mut in_dir(&[
+    ]);
+    let (stdout, _) = session.ok(&[
         "build",
         "--manifest-path",
         manifest,
@@ -361,12 +333,12 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         "wasm32-wasip2",
         "--message-format",
         "json",
-    ]));
+    ]);
     let component: serde_json::Value =
         serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(component["kind"], "wasm");
     let component = component["path"].as_str().unwrap().to_owned();
-    let (stdout, _) = ok(&mut in_dir(&["inspect", &component]));
+    let (stdout, _) = session.ok(&["inspect", &component]);
     assert!(stdout.contains("1 plugin(s), wasm32 component"), "{stdout}");
     assert!(
         stdout.contains("Greeting/Plugin\n  interface: Greeting v1"),
@@ -383,14 +355,14 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         ),
     )
     .unwrap();
-    let (code, _, stderr) = run(&mut in_dir(&[
+    let (code, _, stderr) = session.run(&[
         "wit",
         "--check",
         "--manifest-path",
         api_manifest,
         "--target-dir",
         target_arg,
-    ]));
+    ]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("the committed WIT is out of date") && stderr.contains("differs"),
@@ -400,17 +372,17 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
 
     // A build failure passes cargo's exit code through.
     std::fs::write(dir.join("greeting-plugin/src/lib.rs"), "this is not rust").unwrap();
-    let (code, _, _) = run(&mut in_dir(&[
+    let (code, _, _) = session.run(&[
         "build",
         "--manifest-path",
         manifest,
         "--target-dir",
         target_arg,
         "-q",
-    ]));
+    ]);
     assert_eq!(code, Some(101));
     // A target that is not installed says how to install it.
-    let (code, _, stderr) = run(&mut in_dir(&[
+    let (code, _, stderr) = session.run(&[
         "build",
         "--manifest-path",
         manifest,
@@ -418,10 +390,176 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         target_arg,
         "--target",
         "riscv64gc-unknown-none-elf",
-    ]));
+    ]);
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("rustup target add riscv64gc-unknown-none-elf"),
         "{stderr}"
     );
+
+    snapshot("whole_flow", &session.finish());
+}
+
+/// Runs `cargo fidius` in a directory and keeps a transcript of every
+/// command and its output, normalized so it is the same on every machine
+/// and run: the directories, key ids and digests by placeholders, and
+/// cargo's own progress lines (which depend on what is already built)
+/// left out.
+struct Session {
+    dir: std::path::PathBuf,
+    names: Vec<(String, String)>,
+    transcript: String,
+}
+
+impl Session {
+    fn new(dir: &std::path::Path, target: &std::path::Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            names: vec![
+                (target.display().to_string(), "<target>".into()),
+                (dir.display().to_string(), "<dir>".into()),
+            ],
+            transcript: String::new(),
+        }
+    }
+
+    /// From now on writes `text` as `name`.
+    fn name(&mut self, text: &str, name: &str) {
+        self.names.push((text.to_owned(), name.to_owned()));
+    }
+
+    fn run(&mut self, args: &[&str]) -> (Option<i32>, String, String) {
+        self.run_with(args, None)
+    }
+
+    fn ok(&mut self, args: &[&str]) -> (String, String) {
+        self.ok_with(args, None)
+    }
+
+    fn ok_with_env(&mut self, args: &[&str], env: (&str, &str)) -> (String, String) {
+        self.ok_with(args, Some(env))
+    }
+
+    fn ok_with(&mut self, args: &[&str], env: Option<(&str, &str)>) -> (String, String) {
+        let (code, stdout, stderr) = self.run_with(args, env);
+        assert_eq!(
+            code,
+            Some(0),
+            "cargo fidius {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        (stdout, stderr)
+    }
+
+    fn run_with(
+        &mut self,
+        args: &[&str],
+        env: Option<(&str, &str)>,
+    ) -> (Option<i32>, String, String) {
+        let mut cmd = cargo_fidius();
+        cmd.args(args).current_dir(&self.dir);
+        if let Some((key, value)) = env {
+            cmd.env(key, value);
+        }
+        let (code, stdout, stderr) = run(&mut cmd);
+        let mut entry = format!("$ cargo fidius {}", args.join(" "));
+        entry = entry.trim_end().to_owned();
+        if let Some((key, _)) = env {
+            entry = format!("$ {key}=… cargo fidius {}", args.join(" "));
+        }
+        entry.push('\n');
+        if code != Some(0) {
+            entry.push_str(&format!("[exit {}]\n", code.unwrap_or(-1)));
+        }
+        for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            let text = self.normalize(text);
+            if !text.is_empty() {
+                entry.push_str(&format!("--- {stream}\n{text}"));
+            }
+        }
+        self.transcript.push_str(&entry);
+        self.transcript.push('\n');
+        (code, stdout, stderr)
+    }
+
+    fn normalize(&self, text: &str) -> String {
+        const CARGO: [&str; 12] = [
+            "Compiling",
+            "Finished",
+            "Checking",
+            "Blocking",
+            "Locking",
+            "Updating",
+            "Adding",
+            "Downloaded",
+            "Downloading",
+            "Running",
+            "Fresh",
+            "Dirty",
+        ];
+        let mut out = String::new();
+        let mut in_cargo_diagnostic = false;
+        for line in text.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if CARGO.contains(&first) {
+                continue;
+            }
+            // rustc's diagnostics (the deliberately broken build) vary
+            // with the compiler version: leave them out.
+            if line.starts_with("error") || line.starts_with("warning") {
+                in_cargo_diagnostic = line.starts_with("error[")
+                    || line.starts_with("error: expected")
+                    || line.starts_with("error: could not compile");
+            }
+            if in_cargo_diagnostic {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The transcript with directories, key ids, digests and artifact sizes
+    /// (which vary with the toolchain) replaced by placeholders.
+    fn finish(&self) -> String {
+        let mut text = self.transcript.clone();
+        for (raw, name) in &self.names {
+            text = text.replace(raw.as_str(), name);
+        }
+        text.lines()
+            .map(|line| sizes(&hex_digests(line)) + "\n")
+            .collect()
+    }
+}
+
+/// `line` with an artifact size (`N bytes,` or `"size": N`) as `<n>`.
+fn sizes(line: &str) -> String {
+    for (before, after) in [("(", " bytes,"), ("\"size\": ", ",")] {
+        if let Some(end) = line.find(after)
+            && let Some(start) = line[..end].rfind(before)
+            && line[start + before.len()..end]
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        {
+            return format!("{}{before}<n>{}", &line[..start], &line[end..]);
+        }
+    }
+    line.to_owned()
+}
+
+/// `line` with every run of 64 hex digits (a SHA-256) as `<sha256>`.
+fn hex_digests(line: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in line.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() == 64 { "<sha256>" } else { &run });
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
 }

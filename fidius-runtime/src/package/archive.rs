@@ -173,19 +173,26 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                 .into(),
         ));
     }
-    if bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] != crc32(&bytes[GZIP_HEADER_LEN..]) {
-        return Err(archive_err(
-            "the compressed data does not match the check value in the gzip header (corrupt or truncated)"
+    let corrupt = || {
+        archive_err(
+            "the compressed data does not match the check value in the gzip header (corrupt or \
+             truncated)"
                 .into(),
-        ));
+        )
+    };
+    let check_value_matches =
+        |check_value: [u8; 4]| bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] == check_value;
+    if bytes.len() < GZIP_HEADER_LEN + 8 {
+        return Err(if check_value_matches(crc32(&bytes[GZIP_HEADER_LEN..])) {
+            archive_err("gzip: the file is truncated".into())
+        } else {
+            corrupt()
+        });
     }
     // The deflate stream, between the fixed header and the 8-byte trailer
     // (checked below, with the CRC of the decompressed data computed on the
     // hashing thread).
-    let body = bytes
-        .get(GZIP_HEADER_LEN..bytes.len().saturating_sub(8))
-        .filter(|_| bytes.len() >= GZIP_HEADER_LEN + 8)
-        .ok_or_else(|| archive_err("gzip: the file is truncated".into()))?;
+    let body = &bytes[GZIP_HEADER_LEN..bytes.len() - 8];
     let mut decoder = flate2::bufread::DeflateDecoder::new(body);
     // Size the buffer from the gzip trailer's length (mod 2^32), within the
     // limit; a wrong value only costs a reallocation.
@@ -198,9 +205,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
     let capacity = declared
         .min(limits.max_total_bytes)
         .min((bytes.len() as u64).saturating_mul(1032));
+    // Zeroed memory from the allocator (fresh pages the kernel zeroes as
+    // they are first written, not a pass over the buffer), after checking
+    // that the allocation can succeed.
+    let size = capacity as usize + 1;
     let mut tar = Vec::new();
-    if tar.try_reserve_exact(capacity as usize + 1).is_ok() {
-        tar.resize(capacity as usize + 1, 0);
+    if Vec::<u8>::new().try_reserve_exact(size).is_ok() {
+        tar = vec![0u8; size];
     }
     // Inflate in chunks while a second thread hashes each entry's data as
     // it appears (SHA-256 costs more than inflating), then check the CRC.
@@ -208,15 +219,14 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         let (chunks, received) = std::sync::mpsc::channel::<&[u8]>();
         let hasher = scope.spawn(move || {
             let mut scan = TarDigests::default();
-            let mut crc = flate2::Crc::new();
             for chunk in received {
-                crc.update(chunk);
                 scan.feed(chunk);
             }
-            (crc, scan.finish())
+            scan.finish()
         });
         let mut filled = 0usize;
         let mut outcome = Ok(());
+        let mut crc = flate2::Crc::new();
         for chunk in tar.chunks_mut(INFLATE_CHUNK) {
             let len = chunk.len();
             match read_full(&mut decoder, chunk) {
@@ -225,6 +235,9 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                     filled += n;
                     if n > 0 {
                         let _ = chunks.send(&done[..n]);
+                        // For the gzip trailer; this thread has time to
+                        // spare, the hashing one has not.
+                        crc.update(&done[..n]);
                     }
                     if n < len {
                         break;
@@ -239,14 +252,11 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         drop(chunks);
         // Inflating outruns hashing: check the file's CRC meanwhile.
         let check_value = crc32(&bytes[GZIP_HEADER_LEN..]);
-        let (crc, digests) = hasher.join().unwrap_or_default();
+        let digests = hasher.join().unwrap_or_default();
         (outcome.map(|()| (filled, crc)), digests, check_value)
     });
-    if bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] != check_value {
-        return Err(archive_err(
-            "the compressed data does not match the check value in the gzip header (corrupt or truncated)"
-                .into(),
-        ));
+    if !check_value_matches(check_value) {
+        return Err(corrupt());
     }
     let (filled, mut crc) = inflated.map_err(|e| archive_err(format!("gzip: {e}")))?;
     tar.truncate(filled);

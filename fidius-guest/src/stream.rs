@@ -412,28 +412,32 @@ impl<T> RemoteStream<T> {
     /// The producer itself, for a stream of another backend with nothing
     /// buffered here (this stream is then empty).
     fn take_batches(&mut self) -> Option<Box<dyn BatchSource>> {
-        if self.batch.is_some() || self.done {
-            return None;
-        }
-        match core::mem::replace(&mut self.source, Pull::Handed) {
-            Pull::Batches(batches) => Some(batches),
-            source => {
-                self.source = source;
-                None
-            }
-        }
+        self.take_source(true, |source| match source {
+            Pull::Batches(batches) => Ok(batches),
+            other => Err(other),
+        })
     }
 
     /// The raw stream itself, for a stream received from the other side of
     /// a C ABI with nothing buffered here and nothing to keep alive: it
     /// passes straight on to its new owner (this stream is then empty).
     fn take_raw(&mut self) -> Option<crate::abi::RawStream> {
-        if self.batch.is_some() || self.done || self._keep.is_some() {
+        let nothing_to_keep = self._keep.is_none();
+        self.take_source(nothing_to_keep, |source| match source {
+            Pull::Raw(raw) => Ok(raw),
+            other => Err(other),
+        })
+    }
+
+    /// The producer, when `allowed`, nothing is buffered or finished here,
+    /// and `pick` accepts its kind; the stream is then empty.
+    fn take_source<S>(&mut self, allowed: bool, pick: fn(Pull) -> Result<S, Pull>) -> Option<S> {
+        if !allowed || self.batch.is_some() || self.done {
             return None;
         }
-        match core::mem::replace(&mut self.source, Pull::Handed) {
-            Pull::Raw(raw) => Some(raw),
-            source => {
+        match pick(core::mem::replace(&mut self.source, Pull::Handed)) {
+            Ok(taken) => Some(taken),
+            Err(source) => {
                 self.source = source;
                 None
             }

@@ -235,6 +235,19 @@ fn valid_entries() -> Vec<Raw> {
     vec![m, s, entry(ART, data)]
 }
 
+/// Every path under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
 fn open(bytes: &[u8], policy: &TrustPolicy) -> Result<VerifiedPackage, PackageError> {
     VerifiedPackage::from_bytes(Path::new("test.fidpkg"), bytes, policy)
 }
@@ -303,6 +316,20 @@ fn every_hostile_archive_gets_its_own_error() {
         let (m, s) = signed_manifest(data, |_| {});
         vec![m, s, entry(ART, b"LIBRARY bytes")]
     });
+    // Through `Package::open`, which stages the cache copy while the
+    // digest is computed: the copy is thrown away, none is left behind.
+    let file = dir.join("tampered.fidpkg");
+    std::fs::write(&file, &tampered_artifact).unwrap();
+    match Package::open(&file, &trusted) {
+        Err(PackageError::DigestMismatch { .. }) => {}
+        other => panic!("tampered artifact: expected a digest mismatch, got {other:?}"),
+    }
+    let left: Vec<_> = walk(&dir.join("cache"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(left.is_empty(), "files left in the cache: {left:?}");
+    std::fs::remove_dir_all(dir.join("cache")).unwrap();
     let missing_artifact = raw_package(&{
         let (m, s) = signed_manifest(data, |_| {});
         vec![m, s]

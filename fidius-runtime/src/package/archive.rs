@@ -157,142 +157,286 @@ fn unsafe_path(name: &str) -> Option<&'static str> {
     None
 }
 
-/// Decompresses and reads `bytes` (the package at `path`), checking
-/// structure and limits; the contents are not yet verified.
-pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Contents, PackageError> {
+/// The files of an archive: each path and where its bytes are in the
+/// decompressed stream.
+pub(crate) type Entries = BTreeMap<String, std::ops::Range<usize>>;
+
+/// Decompresses and reads the package at `path` from `input`, checking
+/// structure and limits; the contents are not yet verified. `declared` is
+/// the gzip trailer's length field when known in advance (only a hint for
+/// sizing the buffer).
+///
+/// The file is read in chunks as it is decompressed, and a second thread
+/// computes the entries' SHA-256 digests from copies of the decompressed
+/// chunks as they appear. Once the container is checked and its entries are
+/// known, `stage` runs on this thread while that one is still hashing: it
+/// may read the (not yet verified) decompressed archive and prepare work
+/// whose result is used only after the digests are checked against the
+/// signed manifest.
+pub(crate) fn read<T>(
+    path: &Path,
+    mut input: impl Read,
+    declared: Option<u64>,
+    limits: &Limits,
+    stage: impl FnOnce(&Entries, &[u8]) -> Result<T, PackageError>,
+) -> Result<(Contents, T), PackageError> {
     let archive_err = |detail: String| PackageError::Archive {
         path: path.to_owned(),
         detail,
     };
-    if bytes.len() < 2 || bytes[..2] != GZIP_PREFIX[..2] {
+    let mut header = [0u8; GZIP_HEADER_LEN];
+    let got = read_full(&mut input, &mut header).map_err(|e| PackageError::io(path, e))?;
+    if got < 2 || header[..2] != GZIP_PREFIX[..2] {
         return Err(archive_err("not gzip-compressed".into()));
     }
-    if bytes.len() < GZIP_HEADER_LEN || bytes[..GZIP_PREFIX.len()] != GZIP_PREFIX {
+    if got < GZIP_HEADER_LEN || header[..GZIP_PREFIX.len()] != GZIP_PREFIX {
         return Err(archive_err(
             "the gzip header is not a .fidpkg header (flags, mtime, extra field or OS byte differ)"
                 .into(),
         ));
     }
-    let corrupt = || {
-        archive_err(
-            "the compressed data does not match the check value in the gzip header (corrupt or \
-             truncated)"
-                .into(),
-        )
-    };
-    let check_value_matches =
-        |check_value: [u8; 4]| bytes[GZIP_PREFIX.len()..GZIP_HEADER_LEN] == check_value;
-    if bytes.len() < GZIP_HEADER_LEN + 8 {
-        return Err(if check_value_matches(crc32(&bytes[GZIP_HEADER_LEN..])) {
-            archive_err("gzip: the file is truncated".into())
-        } else {
-            corrupt()
-        });
-    }
-    // The deflate stream, between the fixed header and the 8-byte trailer
-    // (checked below, with the CRC of the decompressed data computed on the
-    // hashing thread).
-    let body = &bytes[GZIP_HEADER_LEN..bytes.len() - 8];
-    let mut decoder = flate2::bufread::DeflateDecoder::new(body);
-    // Size the buffer from the gzip trailer's length (mod 2^32), within the
-    // limit; a wrong value only costs a reallocation.
-    let declared = bytes
-        .get(bytes.len().saturating_sub(4)..)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, |b| u64::from(u32::from_le_bytes(b)));
-    // Deflate expands at most about 1032:1, which bounds what an attacker's
-    // trailer can make us reserve.
-    let capacity = declared
-        .min(limits.max_total_bytes)
-        .min((bytes.len() as u64).saturating_mul(1032));
-    // Zeroed memory from the allocator (fresh pages the kernel zeroes as
-    // they are first written, not a pass over the buffer), after checking
-    // that the allocation can succeed.
-    let size = capacity as usize + 1;
+    let check_value = <[u8; 4]>::try_from(&header[GZIP_PREFIX.len()..]).unwrap_or_default();
+    let mut decoder =
+        flate2::bufread::DeflateDecoder::new(Source::new(input, limits.max_total_bytes));
+    // Sized from the gzip trailer's length (mod 2^32), within the limit; a
+    // wrong value only costs reallocations. Not zeroed: it grows as the
+    // data is appended.
     let mut tar = Vec::new();
-    if Vec::<u8>::new().try_reserve_exact(size).is_ok() {
-        tar = vec![0u8; size];
-    }
-    // Inflate in chunks while a second thread hashes each entry's data as
-    // it appears (SHA-256 costs more than inflating), then check the CRC.
-    let (inflated, digests, check_value) = std::thread::scope(|scope| {
-        let (chunks, received) = std::sync::mpsc::channel::<&[u8]>();
+    let _ = tar.try_reserve_exact(declared.unwrap_or(0).min(limits.max_total_bytes) as usize);
+    let mut crc = flate2::Crc::new();
+    let (outcome, digests) = std::thread::scope(|scope| {
+        // Chunk buffers go round: inflated into here, hashed there, sent
+        // back for reuse; at most `CHUNKS_IN_FLIGHT` exist.
+        let (full, to_hash) = std::sync::mpsc::sync_channel::<(Box<[u8]>, usize)>(CHUNKS_IN_FLIGHT);
+        let (give_back, free) = std::sync::mpsc::channel::<Box<[u8]>>();
         let hasher = scope.spawn(move || {
             let mut scan = TarDigests::default();
-            for chunk in received {
-                scan.feed(chunk);
+            for (chunk, n) in to_hash {
+                scan.feed(&chunk[..n]);
+                let _ = give_back.send(chunk);
             }
             scan.finish()
         });
-        let mut filled = 0usize;
-        let mut outcome = Ok(());
-        let mut crc = flate2::Crc::new();
-        for chunk in tar.chunks_mut(INFLATE_CHUNK) {
-            let len = chunk.len();
-            match read_full(&mut decoder, chunk) {
-                Ok(n) => {
-                    let done: &[u8] = chunk;
-                    filled += n;
-                    if n > 0 {
-                        let _ = chunks.send(&done[..n]);
-                        // For the gzip trailer; this thread has time to
-                        // spare, the hashing one has not.
-                        crc.update(&done[..n]);
+        let mut made = 0;
+        let mut inflate = || -> Result<(), Stop> {
+            loop {
+                let mut chunk = match free.try_recv() {
+                    Ok(chunk) => chunk,
+                    Err(_) if made < CHUNKS_IN_FLIGHT + 1 => {
+                        made += 1;
+                        vec![0; INFLATE_CHUNK].into_boxed_slice()
                     }
-                    if n < len {
-                        break;
-                    }
+                    Err(_) => free
+                        .recv()
+                        .map_err(|e| Stop::Gzip(std::io::Error::other(e)))?,
+                };
+                let n = read_full(&mut decoder, &mut chunk).map_err(Stop::Gzip)?;
+                if n == 0 {
+                    return Ok(());
                 }
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
+                crc.update(&chunk[..n]);
+                tar.extend_from_slice(&chunk[..n]);
+                if tar.len() as u64 > limits.max_total_bytes {
+                    return Err(Stop::Limit);
+                }
+                // The hashing thread only stops early if it panicked;
+                // the digests are then computed after.
+                let _ = full.send((chunk, n));
+                if n < INFLATE_CHUNK {
+                    return Ok(());
                 }
             }
-        }
-        drop(chunks);
-        // Inflating outruns hashing: check the file's CRC meanwhile.
-        let check_value = crc32(&bytes[GZIP_HEADER_LEN..]);
-        let digests = hasher.join().unwrap_or_default();
-        (outcome.map(|()| (filled, crc)), digests, check_value)
+        };
+        let inflated = inflate();
+        drop(full);
+        let outcome = match inflated {
+            Err(Stop::Limit) => Err(PackageError::LimitExceeded {
+                path: path.to_owned(),
+                what: "the decompressed archive".into(),
+                limit: limits.max_total_bytes,
+            }),
+            Err(Stop::Gzip(e)) => Err(decoder
+                .get_mut()
+                .end(path, check_value)
+                .map_or_else(|failure| failure, |_| archive_err(format!("gzip: {e}")))),
+            Ok(()) => decoder
+                .get_mut()
+                .end(path, check_value)
+                .and_then(|trailer| {
+                    if trailer[..4] != crc.sum().to_le_bytes()
+                        || trailer[4..] != (tar.len() as u32).to_le_bytes()
+                    {
+                        return Err(archive_err(
+                        "gzip: the trailer's CRC or length does not match the decompressed data"
+                            .into(),
+                    ));
+                    }
+                    let entries = parse_entries(path, &tar, limits)?;
+                    // While the hashing goes on.
+                    let staged = stage(&entries, &tar)?;
+                    Ok((entries, staged))
+                }),
+        };
+        (outcome, hasher.join().unwrap_or_default())
     });
-    if !check_value_matches(check_value) {
-        return Err(corrupt());
-    }
-    let (filled, mut crc) = inflated.map_err(|e| archive_err(format!("gzip: {e}")))?;
-    tar.truncate(filled);
-    // More than the trailer declared (it is only the length mod 2^32, and
-    // may lie): read the rest, up to the limit.
-    let before = tar.len();
-    (&mut decoder)
-        .take(
-            limits
-                .max_total_bytes
-                .saturating_add(1)
-                .saturating_sub(filled as u64),
-        )
-        .read_to_end(&mut tar)
-        .map_err(|e| archive_err(format!("gzip: {e}")))?;
-    crc.update(&tar[before..]);
-    if tar.len() as u64 > limits.max_total_bytes {
-        return Err(PackageError::LimitExceeded {
-            path: path.to_owned(),
-            what: "the decompressed archive".into(),
-            limit: limits.max_total_bytes,
-        });
-    }
-    if !decoder.into_inner().is_empty() {
-        return Err(archive_err("data after the end of the gzip stream".into()));
-    }
-    let trailer = &bytes[bytes.len() - 8..];
-    if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != (tar.len() as u32).to_le_bytes() {
-        return Err(archive_err(
-            "gzip: the trailer's CRC or length does not match the decompressed data".into(),
-        ));
+    let (entries, staged) = outcome?;
+    let contents = Contents {
+        files: entries,
+        canonical: tar,
+        digests,
+    };
+    Ok((contents, staged))
+}
+
+/// Why inflating stopped early.
+enum Stop {
+    /// The decompressed archive exceeds the limit.
+    Limit,
+    /// The deflate stream or the file could not be read.
+    Gzip(std::io::Error),
+}
+
+/// How many decompressed chunks may wait for the hashing thread.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The package file after the gzip header, as the deflate decoder reads
+/// it: in chunks, with the CRC-32 of every byte read (the header's check
+/// value covers them all) and the file's size limit.
+struct Source<R> {
+    input: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    filled: usize,
+    crc: flate2::Crc,
+    /// Bytes that may still be read.
+    left: u64,
+    /// The largest file allowed.
+    limit: u64,
+    /// Why reading stopped, when it was not the end of the file.
+    failure: Option<std::io::Error>,
+    over_limit: bool,
+}
+
+impl<R: Read> Source<R> {
+    /// `input` positioned after the gzip header of a file of at most
+    /// `limit` bytes.
+    fn new(input: R, limit: u64) -> Self {
+        Self {
+            limit,
+            input,
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
+            crc: flate2::Crc::new(),
+            left: limit.saturating_sub(GZIP_HEADER_LEN as u64),
+            failure: None,
+            over_limit: false,
+        }
     }
 
-    let mut contents = Contents::default();
+    /// Reads the rest of the file and checks it: the CRC-32 of everything
+    /// after the header must be the header's check value, and what the
+    /// deflate stream left must be exactly the 8-byte gzip trailer, which is
+    /// returned.
+    fn end(&mut self, path: &Path, check_value: [u8; 4]) -> Result<[u8; 8], PackageError> {
+        let mut rest = Vec::new();
+        loop {
+            let available = match std::io::BufRead::fill_buf(self) {
+                Ok([]) => break,
+                Ok(available) => available,
+                Err(_) => break,
+            };
+            if rest.len() < 16 {
+                rest.extend_from_slice(&available[..available.len().min(16)]);
+            } else {
+                rest.push(0);
+            }
+            let n = available.len();
+            std::io::BufRead::consume(self, n);
+        }
+        if let Some(e) = self.failure.take() {
+            return Err(PackageError::io(path, e));
+        }
+        if self.over_limit {
+            return Err(PackageError::LimitExceeded {
+                path: path.to_owned(),
+                what: "the file".into(),
+                limit: self.limit,
+            });
+        }
+        let archive_err = |detail: &str| PackageError::Archive {
+            path: path.to_owned(),
+            detail: detail.into(),
+        };
+        if self.crc.sum().to_le_bytes() != check_value {
+            return Err(archive_err(
+                "the compressed data does not match the check value in the gzip header (corrupt \
+                 or truncated)",
+            ));
+        }
+        match <[u8; 8]>::try_from(rest.as_slice()) {
+            Ok(trailer) => Ok(trailer),
+            Err(_) if rest.len() < 8 => Err(archive_err("gzip: the file is truncated")),
+            Err(_) => Err(archive_err("data after the end of the gzip stream")),
+        }
+    }
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = std::io::BufRead::fill_buf(self)?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> std::io::BufRead for Source<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos == self.filled && self.failure.is_none() && !self.over_limit {
+            // One byte past the limit tells a file that exceeds it.
+            let want = self.buf.len().min(self.left.saturating_add(1) as usize);
+            let n = loop {
+                match self.input.read(&mut self.buf[..want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.failure = Some(e);
+                        break 0;
+                    }
+                }
+            };
+            if n as u64 > self.left {
+                self.over_limit = true;
+            } else {
+                self.left -= n as u64;
+                self.crc.update(&self.buf[..n]);
+                self.pos = 0;
+                self.filled = n;
+            }
+        }
+        if self.failure.is_some() || self.over_limit {
+            return Err(std::io::Error::other("reading the package failed"));
+        }
+        Ok(&self.buf[self.pos..self.filled])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.filled);
+    }
+}
+
+/// Reads the tar headers: every entry a plain file with a safe, unique
+/// path, within the limits.
+fn parse_entries(path: &Path, tar: &[u8], limits: &Limits) -> Result<Entries, PackageError> {
+    let archive_err = |detail: String| PackageError::Archive {
+        path: path.to_owned(),
+        detail,
+    };
+    let mut files = Entries::new();
     // Seekable, so entry data is skipped rather than copied through.
-    let mut archive = tar::Archive::new(std::io::Cursor::new(tar.as_slice()));
+    let mut archive = tar::Archive::new(std::io::Cursor::new(tar));
     let entries = archive
         .entries_with_seek()
         .map_err(|e| archive_err(format!("tar: {e}")))?;
@@ -325,13 +469,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
         if let Some(reason) = unsafe_path(&name) {
             return Err(hostile(reason));
         }
-        if contents.files.contains_key(&name) {
+        if files.contains_key(&name) {
             return Err(PackageError::DuplicateEntry {
                 path: path.to_owned(),
                 entry: name,
             });
         }
-        if contents.files.len() >= limits.max_entries {
+        if files.len() >= limits.max_entries {
             return Err(PackageError::LimitExceeded {
                 path: path.to_owned(),
                 what: "the number of entries".into(),
@@ -354,7 +498,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                 limit,
             });
         }
-        // The data stays in the decompressed buffer; only its range is kept.
+        // Only the data's range is kept.
         let start = usize::try_from(entry.raw_file_position()).unwrap_or(usize::MAX);
         let range = start..start.saturating_add(size as usize);
         if range.end > tar.len() {
@@ -362,16 +506,17 @@ pub(crate) fn read(path: &Path, bytes: &[u8], limits: &Limits) -> Result<Content
                 "tar entry `{name}` runs past the end of the archive"
             )));
         }
-        contents.files.insert(name, range);
+        files.insert(name, range);
     }
-    contents.canonical = tar;
-    contents.digests = digests;
-    Ok(contents)
+    Ok(files)
 }
 
 /// How much is inflated before the hashing thread gets it (a multiple of
 /// the 512-byte tar block, so headers never straddle two chunks).
-const INFLATE_CHUNK: usize = 1 << 20;
+const INFLATE_CHUNK: usize = 1 << 18;
+
+/// How much of the package file is read at a time.
+const READ_CHUNK: usize = 1 << 18;
 
 /// Fills `buf` from `reader` until it is full or the reader ends; the
 /// number of bytes read.
@@ -556,15 +701,39 @@ mod tests {
             })
             .collect();
         let package = write(b"manifest = 1\n", Some(b"sig"), &artifacts).unwrap();
-        let contents = read(Path::new("p.fidpkg"), &package, &Limits::default()).unwrap();
-        contents.check_canonical(Path::new("p.fidpkg")).unwrap();
-        assert_eq!(contents.digests.len(), artifacts.len() + 2);
-        for (name, data) in &artifacts {
-            let (range, digest) = &contents.digests[name];
-            assert_eq!(range, &contents.files[name], "{name}");
-            assert_eq!(contents.get(name), Some(data.as_slice()));
-            let expected: [u8; 32] = sha2::Sha256::digest(data).into();
-            assert_eq!(digest, &expected, "{name}");
+        let trailer_len = package.last_chunk::<4>().map(|t| u32::from_le_bytes(*t));
+        // With the trailer's length the buffer is sized right and all is
+        // done while hashing; without it (or when it lies) the rest is read
+        // after, and digests are computed then.
+        for declared in [trailer_len.map(u64::from), None, Some(100)] {
+            // The stage sees every entry, across the chunk boundaries.
+            let (contents, staged) = read(
+                Path::new("p.fidpkg"),
+                package.as_slice(),
+                declared,
+                &Limits::default(),
+                |entries, tar| {
+                    Ok(entries
+                        .iter()
+                        .map(|(name, range)| (name.clone(), tar[range.clone()].to_vec()))
+                        .collect::<BTreeMap<_, _>>())
+                },
+            )
+            .unwrap();
+            assert_eq!(staged[MANIFEST], b"manifest = 1\n");
+            contents.check_canonical(Path::new("p.fidpkg")).unwrap();
+            if declared == trailer_len.map(u64::from) {
+                assert_eq!(contents.digests.len(), artifacts.len() + 2);
+            }
+            for (name, data) in &artifacts {
+                if let Some((range, _)) = contents.digests.get(name) {
+                    assert_eq!(range, &contents.files[name], "{name}");
+                }
+                assert_eq!(contents.get(name), Some(data.as_slice()));
+                assert_eq!(&staged[name], data, "{name}");
+                let expected: [u8; 32] = sha2::Sha256::digest(data).into();
+                assert_eq!(contents.sha256(name), Some(expected), "{name}");
+            }
         }
     }
 }

@@ -73,14 +73,81 @@ fn same_contents(path: &Path, bytes: &[u8]) -> bool {
         return false;
     }
     let mut chunk = vec![0u8; 256 * 1024];
-    let mut rest = bytes;
-    loop {
-        match file.read(&mut chunk) {
-            Ok(0) => return rest.is_empty(),
-            Ok(n) if n <= rest.len() && chunk[..n] == rest[..n] => rest = &rest[n..],
-            _ => return false,
+    for piece in bytes.chunks(256 * 1024) {
+        let buf = &mut chunk[..piece.len()];
+        if file.read_exact(buf).is_err() || buf != piece {
+            return false;
         }
     }
+    matches!(file.read(&mut chunk[..1]), Ok(0))
+}
+
+/// A cache entry being prepared: either already holding the bytes, or
+/// written to a temporary file that [`Staged::commit`] renames into place
+/// (and that is removed if it is dropped instead).
+#[derive(Debug)]
+pub(crate) struct Staged {
+    path: PathBuf,
+    tmp: Option<PathBuf>,
+}
+
+impl Staged {
+    /// Puts the entry in place and returns its path.
+    pub(crate) fn commit(mut self) -> Result<PathBuf, PackageError> {
+        let path = std::mem::take(&mut self.path);
+        if let Some(tmp) = self.tmp.take() {
+            std::fs::rename(&tmp, &path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                PackageError::io(&path, e)
+            })?;
+        }
+        Ok(path)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Prepares `<root>/<digest>/<name>` to hold exactly `bytes`: nothing to do
+/// when it already does, else they are written to a temporary file beside
+/// it. Nothing appears under the final name
+/// before [`Staged::commit`], so this may run on bytes not yet verified.
+pub(crate) fn stage(
+    root: &Path,
+    digest: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Staged, PackageError> {
+    create_private_dir(root)?;
+    let dir = root.join(digest);
+    let path = dir.join(name);
+    create_private_dir(&dir)?;
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && same_contents(&path, bytes) {
+        return Ok(Staged { path, tmp: None });
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    // A new file, never one that exists (or a symlink planted there).
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(|e| PackageError::io(&tmp, e))?;
+    let staged = Staged {
+        path,
+        tmp: Some(tmp),
+    };
+    // No fsync: a copy lost in a crash is found to differ from the
+    // verified bytes on the next open and rewritten.
+    file.write_all(bytes)
+        .map_err(|e| PackageError::io(&staged.path, e))?;
+    Ok(staged)
 }
 
 /// Makes `<root>/<digest>/<name>` hold exactly `bytes` and returns its
@@ -91,31 +158,5 @@ pub(crate) fn store(
     name: &str,
     bytes: &[u8],
 ) -> Result<PathBuf, PackageError> {
-    create_private_dir(root)?;
-    let dir = root.join(digest);
-    let path = dir.join(name);
-    create_private_dir(&dir)?;
-    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && same_contents(&path, bytes) {
-        return Ok(path);
-    }
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        // A new file, never one that exists (or a symlink planted there).
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        // No fsync: a copy lost in a crash is found to differ from the
-        // verified bytes on the next open and rewritten.
-        file.write_all(bytes)?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        PackageError::io(&path, e)
-    })?;
-    Ok(path)
+    stage(root, digest, name, bytes)?.commit()
 }

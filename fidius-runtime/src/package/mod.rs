@@ -238,6 +238,38 @@ impl std::fmt::Display for SignatureStatus {
     }
 }
 
+/// Opens the package file at `path` if it is at most the limit: the file,
+/// and the length its gzip trailer declares (a hint for sizing buffers).
+fn open_file(path: &Path, limits: &Limits) -> Result<(std::fs::File, Option<u64>), PackageError> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let io = |e| PackageError::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len > limits.max_total_bytes {
+        return Err(PackageError::LimitExceeded {
+            path: path.to_owned(),
+            what: "the file".into(),
+            limit: limits.max_total_bytes,
+        });
+    }
+    let mut tail = [0u8; 4];
+    if len < 4 {
+        return Ok((file, None));
+    }
+    file.seek(SeekFrom::End(-4))
+        .and_then(|_| file.read_exact(&mut tail))
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .map_err(io)?;
+    Ok((file, Some(declared_len(tail, len))))
+}
+
+/// The decompressed length a gzip trailer's last 4 bytes declare, within
+/// what deflate can expand `file_len` bytes to (about 1032:1), which
+/// bounds what an attacker's trailer can make us reserve.
+fn declared_len(tail: [u8; 4], file_len: u64) -> u64 {
+    u64::from(u32::from_le_bytes(tail)).min(file_len.saturating_mul(1032))
+}
+
 /// Reads `path` whole if it is at most `limit` bytes.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackageError> {
     use std::io::Read as _;
@@ -286,8 +318,9 @@ impl VerifiedPackage {
     /// manifest.
     pub fn read(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
         let path = path.as_ref();
-        let bytes = read_limited(path, policy.limits.max_total_bytes)?;
-        Self::from_bytes(path, &bytes, policy)
+        let (file, declared) = open_file(path, &policy.limits)?;
+        Self::parse(path, file, declared, policy, false, |_, _, _| Ok(()))
+            .map(|(package, ..)| package)
     }
 
     /// As [`read`](Self::read), for package bytes already in memory
@@ -300,7 +333,11 @@ impl VerifiedPackage {
         bytes: &[u8],
         policy: &TrustPolicy,
     ) -> Result<Self, PackageError> {
-        Self::parse(path, bytes, policy, false).map(|(package, _)| package)
+        let declared = bytes
+            .last_chunk::<4>()
+            .map(|tail| declared_len(*tail, bytes.len() as u64));
+        Self::parse(path, bytes, declared, policy, false, |_, _, _| Ok(()))
+            .map(|(package, ..)| package)
     }
 
     /// Reads a package for inspection: like [`read`](Self::read), but a
@@ -315,25 +352,81 @@ impl VerifiedPackage {
         policy: &TrustPolicy,
     ) -> Result<(Self, SignatureStatus), PackageError> {
         let path = path.as_ref();
-        let bytes = read_limited(path, policy.limits.max_total_bytes)?;
-        Self::parse(path, &bytes, policy, true)
+        let (file, declared) = open_file(path, &policy.limits)?;
+        Self::parse(path, file, declared, policy, true, |_, _, _| Ok(()))
+            .map(|(package, status, ())| (package, status))
     }
 
-    fn parse(
+    /// Reads and verifies the package in `bytes`. `stage` runs once the
+    /// manifest's signature is checked and every artifact is present with
+    /// its listed size, while the artifacts' SHA-256 digests are still
+    /// being computed (see [`archive::read`]): its result must not be used
+    /// before this returns `Ok`.
+    fn parse<T>(
         path: &Path,
-        bytes: &[u8],
+        input: impl std::io::Read,
+        declared: Option<u64>,
         policy: &TrustPolicy,
         lenient: bool,
-    ) -> Result<(Self, SignatureStatus), PackageError> {
-        let contents = archive::read(path, bytes, &policy.limits)?;
-        let manifest_bytes = contents
-            .get(archive::MANIFEST)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| PackageError::MissingManifest {
-                path: path.to_owned(),
+        stage: impl FnOnce(&Manifest, &archive::Entries, &[u8]) -> Result<T, PackageError>,
+    ) -> Result<(Self, SignatureStatus, T), PackageError> {
+        let (contents, (manifest, signer, status, staged)) =
+            archive::read(path, input, declared, &policy.limits, |entries, tar| {
+                let read = |name: &str| entries.get(name).map(|r| &tar[r.clone()]);
+                let manifest_bytes =
+                    read(archive::MANIFEST).ok_or_else(|| PackageError::MissingManifest {
+                        path: path.to_owned(),
+                    })?;
+                let signature = read(archive::SIGNATURE);
+                let (manifest, signer, status) =
+                    Self::check_manifest(path, manifest_bytes, signature, policy, lenient)?;
+                for name in entries.keys() {
+                    if name != archive::MANIFEST
+                        && name != archive::SIGNATURE
+                        && !manifest.artifacts.iter().any(|a| &a.path == name)
+                    {
+                        return Err(PackageError::UnlistedEntry {
+                            path: path.to_owned(),
+                            entry: name.clone(),
+                        });
+                    }
+                }
+                for artifact in &manifest.artifacts {
+                    let Some(range) = entries.get(&artifact.path) else {
+                        return Err(PackageError::MissingEntry {
+                            path: path.to_owned(),
+                            entry: artifact.path.clone(),
+                        });
+                    };
+                    check_size(path, artifact, range.len())?;
+                }
+                let staged = stage(&manifest, entries, tar)?;
+                Ok((manifest, signer, status, staged))
             })?;
-        let checked = policy.check(path, &manifest_bytes, contents.get(archive::SIGNATURE));
-        let (signer, status) = match checked {
+        for artifact in &manifest.artifacts {
+            let digest = contents.sha256(&artifact.path).unwrap_or_default();
+            check_digest(path, artifact, &digest)?;
+        }
+        contents.check_canonical(path)?;
+        let package = Self {
+            path: path.to_owned(),
+            manifest,
+            signer,
+            contents,
+        };
+        Ok((package, status, staged))
+    }
+
+    /// Checks the manifest's signature under `policy` (reporting instead of
+    /// failing when `lenient`) and parses it.
+    fn check_manifest(
+        path: &Path,
+        manifest_bytes: &[u8],
+        signature: Option<&[u8]>,
+        policy: &TrustPolicy,
+        lenient: bool,
+    ) -> Result<(Manifest, Option<String>, SignatureStatus), PackageError> {
+        let (signer, status) = match policy.check(path, manifest_bytes, signature) {
             Ok(Some(key)) => (Some(key.clone()), SignatureStatus::Verified { key_id: key }),
             Ok(None) => (None, SignatureStatus::Unsigned),
             Err(PackageError::Unsigned { .. }) if lenient => (None, SignatureStatus::Unsigned),
@@ -349,7 +442,7 @@ impl VerifiedPackage {
             path: path.to_owned(),
             detail,
         };
-        let text = std::str::from_utf8(&manifest_bytes).map_err(|_| bad("not UTF-8".into()))?;
+        let text = std::str::from_utf8(manifest_bytes).map_err(|_| bad("not UTF-8".into()))?;
         // Read the version first, so a newer format is reported as such
         // rather than as unknown fields.
         #[derive(serde::Deserialize)]
@@ -366,41 +459,7 @@ impl VerifiedPackage {
         }
         let manifest: Manifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         manifest.validate().map_err(bad)?;
-
-        let listed: BTreeMap<&str, &Artifact> = manifest
-            .artifacts
-            .iter()
-            .map(|a| (a.path.as_str(), a))
-            .collect();
-        for name in contents.files.keys() {
-            if name != archive::MANIFEST
-                && name != archive::SIGNATURE
-                && !listed.contains_key(name.as_str())
-            {
-                return Err(PackageError::UnlistedEntry {
-                    path: path.to_owned(),
-                    entry: name.clone(),
-                });
-            }
-        }
-        for artifact in &manifest.artifacts {
-            let Some(data) = contents.get(&artifact.path) else {
-                return Err(PackageError::MissingEntry {
-                    path: path.to_owned(),
-                    entry: artifact.path.clone(),
-                });
-            };
-            let digest = contents.sha256(&artifact.path).unwrap_or_default();
-            check_artifact(path, artifact, data.len(), &digest)?;
-        }
-        contents.check_canonical(path)?;
-        let package = Self {
-            path: path.to_owned(),
-            manifest,
-            signer,
-            contents,
-        };
-        Ok((package, status))
+        Ok((manifest, signer, status))
     }
 
     /// Writes the artifact at `path` into the policy's cache and returns
@@ -451,35 +510,43 @@ impl VerifiedPackage {
     }
 
     /// The artifact of `kind` for `target`.
+    ///
+    /// # Errors
+    /// [`PackageError::NoArtifact`], listing the artifacts there are.
     pub fn artifact_for(
         &self,
         kind: ArtifactKind,
         target: &str,
     ) -> Result<&Artifact, PackageError> {
-        self.manifest
-            .artifacts
-            .iter()
-            .find(|a| a.kind == kind && a.target == target)
-            .ok_or_else(|| PackageError::NoArtifact {
-                path: self.path.clone(),
-                kind: kind.as_str(),
-                target: target.to_owned(),
-                available: self
-                    .manifest
-                    .artifacts
-                    .iter()
-                    .map(|a| format!("{}/{}", a.kind.as_str(), a.target))
-                    .collect(),
-            })
+        find_artifact(&self.path, &self.manifest, kind, target)
     }
 }
 
-fn check_artifact(
+/// The artifact of `kind` for `target` in the manifest of the package at
+/// `path`.
+fn find_artifact<'m>(
     path: &Path,
-    artifact: &Artifact,
-    len: usize,
-    sha256: &[u8; 32],
-) -> Result<(), PackageError> {
+    manifest: &'m Manifest,
+    kind: ArtifactKind,
+    target: &str,
+) -> Result<&'m Artifact, PackageError> {
+    manifest
+        .artifacts
+        .iter()
+        .find(|a| a.kind == kind && a.target == target)
+        .ok_or_else(|| PackageError::NoArtifact {
+            path: path.to_owned(),
+            kind: kind.as_str(),
+            target: target.to_owned(),
+            available: manifest
+                .artifacts
+                .iter()
+                .map(|a| format!("{}/{}", a.kind.as_str(), a.target))
+                .collect(),
+        })
+}
+
+fn check_size(path: &Path, artifact: &Artifact, len: usize) -> Result<(), PackageError> {
     if len as u64 != artifact.size {
         return Err(PackageError::SizeMismatch {
             path: path.to_owned(),
@@ -488,6 +555,10 @@ fn check_artifact(
             found: len as u64,
         });
     }
+    Ok(())
+}
+
+fn check_digest(path: &Path, artifact: &Artifact, sha256: &[u8; 32]) -> Result<(), PackageError> {
     let digest = keys::hex(sha256);
     if digest != artifact.sha256 {
         return Err(PackageError::DigestMismatch {
@@ -502,6 +573,14 @@ fn check_artifact(
 
 /// The target WASM artifacts are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The backend that runs a package's artifact: native, with `N` (the
+/// cache copy being staged), or WASM as the policy says.
+enum Pick<N> {
+    Native(N),
+    #[cfg(feature = "wasm")]
+    Wasm(WasmChoice),
+}
 
 /// A verified package with the artifact picked for this host opened: its
 /// native library for [`HOST_TARGET`] (from the cache), or, when the policy
@@ -540,30 +619,68 @@ impl Package {
     /// or ([`LoadError::CapabilitiesNotGranted`]) requests capabilities the
     /// policy does not grant.
     pub fn open(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
-        let verified = VerifiedPackage::read(path, policy)?;
-        #[cfg(feature = "wasm")]
-        if let Some(choice) = &policy.wasm {
-            let native = verified.artifact_for(ArtifactKind::Native, HOST_TARGET);
-            let wasm = verified.artifact_for(ArtifactKind::Wasm, WASM_TARGET);
-            if let Ok(artifact) = wasm
-                && (choice.prefer || native.is_err())
-            {
-                let artifact = artifact.clone();
-                return Self::open_wasm(verified, artifact, choice);
+        let path = path.as_ref();
+        let (file, declared) = open_file(path, &policy.limits)?;
+        // The artifact is picked from the signed manifest, and a native
+        // one's cache copy is compared or written while the digests are
+        // still being computed; it is put in place only once they match.
+        let (verified, _, (artifact, pick)) = VerifiedPackage::parse(
+            path,
+            file,
+            declared,
+            policy,
+            false,
+            |manifest, entries, tar| {
+                let (artifact, pick) = Self::choose(path, manifest, policy)?;
+                let pick = match pick {
+                    Pick::Native(()) => {
+                        let file_name = artifact.path.rsplit('/').next().unwrap_or("artifact");
+                        Pick::Native(cache::stage(
+                            &policy.cache_root(),
+                            &artifact.sha256,
+                            file_name,
+                            &tar[entries[&artifact.path].clone()],
+                        ))
+                    }
+                    #[cfg(feature = "wasm")]
+                    Pick::Wasm(choice) => Pick::Wasm(choice),
+                };
+                Ok((artifact.clone(), pick))
+            },
+        )?;
+        match pick {
+            Pick::Native(staged) => {
+                let library = PluginLibrary::open(&staged?.commit()?)?;
+                Ok(Self {
+                    verified,
+                    artifact,
+                    library: Library::Native(library),
+                })
             }
+            #[cfg(feature = "wasm")]
+            Pick::Wasm(choice) => Self::open_wasm(verified, artifact, &choice),
         }
-        let artifact = verified
-            .artifact_for(ArtifactKind::Native, HOST_TARGET)?
-            .clone();
-        let bytes = verified.artifact_bytes(&artifact.path).unwrap_or_default();
-        let file_name = artifact.path.rsplit('/').next().unwrap_or("artifact");
-        let cached = cache::store(&policy.cache_root(), &artifact.sha256, file_name, bytes)?;
-        let library = PluginLibrary::open(&cached)?;
-        Ok(Self {
-            verified,
-            artifact,
-            library: Library::Native(library),
-        })
+    }
+
+    /// The artifact this host runs: the native one for [`HOST_TARGET`], or
+    /// the WASM one when the policy enables WASM and prefers it or there is
+    /// no native one.
+    fn choose<'m>(
+        path: &Path,
+        manifest: &'m Manifest,
+        policy: &TrustPolicy,
+    ) -> Result<(&'m Artifact, Pick<()>), PackageError> {
+        let native = find_artifact(path, manifest, ArtifactKind::Native, HOST_TARGET);
+        #[cfg(feature = "wasm")]
+        if let Some(choice) = &policy.wasm
+            && let Ok(wasm) = find_artifact(path, manifest, ArtifactKind::Wasm, WASM_TARGET)
+            && (choice.prefer || native.is_err())
+        {
+            return Ok((wasm, Pick::Wasm(choice.clone())));
+        }
+        #[cfg(not(feature = "wasm"))]
+        let _ = policy;
+        native.map(|artifact| (artifact, Pick::Native(())))
     }
 
     #[cfg(feature = "wasm")]

@@ -169,17 +169,15 @@ pub(crate) type Entries = BTreeMap<String, std::ops::Range<usize>>;
 /// The file is read in chunks as it is decompressed, and a second thread
 /// computes the entries' SHA-256 digests from copies of the decompressed
 /// chunks as they appear. Once the container is checked and its entries are
-/// known, `stage` runs on this thread while that one is still hashing: it
-/// may read the (not yet verified) decompressed archive and prepare work
-/// whose result is used only after the digests are checked against the
-/// signed manifest.
-pub(crate) fn read<T>(
+/// known, `stage` finishes on this thread while that one is still hashing
+/// (see [`Stage`]).
+pub(crate) fn read<S: Stage>(
     path: &Path,
     mut input: impl Read,
     declared: Option<u64>,
     limits: &Limits,
-    stage: impl FnOnce(&Entries, &[u8]) -> Result<T, PackageError>,
-) -> Result<(Contents, T), PackageError> {
+    mut stage: S,
+) -> Result<(Contents, S::Output), PackageError> {
     let archive_err = |detail: String| PackageError::Archive {
         path: path.to_owned(),
         detail,
@@ -204,9 +202,9 @@ pub(crate) fn read<T>(
     let mut tar = Vec::new();
     let _ = tar.try_reserve_exact(declared.unwrap_or(0).min(limits.max_total_bytes) as usize);
     let mut crc = flate2::Crc::new();
-    let (outcome, digests) = std::thread::scope(|scope| {
+    let (inflated, digests) = std::thread::scope(|scope| {
         // Chunk buffers go round: inflated into here, hashed there, sent
-        // back for reuse; at most `CHUNKS_IN_FLIGHT` exist.
+        // back for reuse; at most `CHUNKS_IN_FLIGHT + 1` exist.
         let (full, to_hash) = std::sync::mpsc::sync_channel::<(Box<[u8]>, usize)>(CHUNKS_IN_FLIGHT);
         let (give_back, free) = std::sync::mpsc::channel::<Box<[u8]>>();
         let hasher = scope.spawn(move || {
@@ -222,7 +220,7 @@ pub(crate) fn read<T>(
             loop {
                 let mut chunk = match free.try_recv() {
                     Ok(chunk) => chunk,
-                    Err(_) if made < CHUNKS_IN_FLIGHT + 1 => {
+                    Err(_) if made <= CHUNKS_IN_FLIGHT => {
                         made += 1;
                         vec![0; INFLATE_CHUNK].into_boxed_slice()
                     }
@@ -234,14 +232,17 @@ pub(crate) fn read<T>(
                 if n == 0 {
                     return Ok(());
                 }
+                // For the gzip trailer; this thread has time to spare, the
+                // hashing one has not.
                 crc.update(&chunk[..n]);
                 tar.extend_from_slice(&chunk[..n]);
                 if tar.len() as u64 > limits.max_total_bytes {
                     return Err(Stop::Limit);
                 }
-                // The hashing thread only stops early if it panicked;
-                // the digests are then computed after.
+                // The hashing thread only stops early if it panicked; the
+                // digests are then computed after.
                 let _ = full.send((chunk, n));
+                stage.progress(&tar);
                 if n < INFLATE_CHUNK {
                     return Ok(());
                 }
@@ -249,7 +250,7 @@ pub(crate) fn read<T>(
         };
         let inflated = inflate();
         drop(full);
-        let outcome = match inflated {
+        let inflated = match inflated {
             Err(Stop::Limit) => Err(PackageError::LimitExceeded {
                 path: path.to_owned(),
                 what: "the decompressed archive".into(),
@@ -259,33 +260,50 @@ pub(crate) fn read<T>(
                 .get_mut()
                 .end(path, check_value)
                 .map_or_else(|failure| failure, |_| archive_err(format!("gzip: {e}")))),
-            Ok(()) => decoder
-                .get_mut()
-                .end(path, check_value)
-                .and_then(|trailer| {
-                    if trailer[..4] != crc.sum().to_le_bytes()
-                        || trailer[4..] != (tar.len() as u32).to_le_bytes()
-                    {
-                        return Err(archive_err(
-                        "gzip: the trailer's CRC or length does not match the decompressed data"
-                            .into(),
-                    ));
-                    }
-                    let entries = parse_entries(path, &tar, limits)?;
-                    // While the hashing goes on.
-                    let staged = stage(&entries, &tar)?;
-                    Ok((entries, staged))
-                }),
+            Ok(()) => decoder.get_mut().end(path, check_value),
         };
-        (outcome, hasher.join().unwrap_or_default())
+        (inflated, hasher.join().unwrap_or_default())
     });
-    let (entries, staged) = outcome?;
+    let trailer = inflated?;
+    if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != (tar.len() as u32).to_le_bytes() {
+        return Err(archive_err(
+            "gzip: the trailer's CRC or length does not match the decompressed data".into(),
+        ));
+    }
+    let entries = parse_entries(path, &tar, limits)?;
+    let staged = stage.finish(&entries, &tar)?;
     let contents = Contents {
         files: entries,
         canonical: tar,
         digests,
     };
     Ok((contents, staged))
+}
+
+/// Work on a package's bytes done while their digests are still being
+/// computed: it sees bytes not yet verified, so its result must only be
+/// used once the package is.
+pub(crate) trait Stage {
+    /// What it prepares.
+    type Output;
+
+    /// Called each time decompressed data is appended, with all of it so
+    /// far (container not yet checked).
+    fn progress(&mut self, _prefix: &[u8]) {}
+
+    /// Called once the container is checked and its entries are known.
+    ///
+    /// # Errors
+    /// Fails the read.
+    fn finish(self, entries: &Entries, tar: &[u8]) -> Result<Self::Output, PackageError>;
+}
+
+impl<T, F: FnOnce(&Entries, &[u8]) -> Result<T, PackageError>> Stage for F {
+    type Output = T;
+
+    fn finish(self, entries: &Entries, tar: &[u8]) -> Result<T, PackageError> {
+        self(entries, tar)
+    }
 }
 
 /// Why inflating stopped early.
@@ -712,7 +730,7 @@ mod tests {
                 package.as_slice(),
                 declared,
                 &Limits::default(),
-                |entries, tar| {
+                |entries: &Entries, tar: &[u8]| {
                     Ok(entries
                         .iter()
                         .map(|(name, range)| (name.clone(), tar[range.clone()].to_vec()))

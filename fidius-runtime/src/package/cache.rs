@@ -113,41 +113,124 @@ impl Drop for Staged {
     }
 }
 
+/// Creates the private directories for `<root>/<digest>/<name>` and
+/// returns that path.
+fn entry_path(root: &Path, digest: &str, name: &str) -> Result<PathBuf, PackageError> {
+    create_private_dir(root)?;
+    let dir = root.join(digest);
+    create_private_dir(&dir)?;
+    Ok(dir.join(name))
+}
+
+/// A new temporary file beside `path`, staged to be renamed onto it.
+fn create_temporary(path: PathBuf) -> Result<(std::fs::File, Staged), PackageError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    // A new file, never one that exists (or a symlink planted there).
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&tmp).map_err(|e| PackageError::io(&tmp, e))?;
+    Ok((
+        file,
+        Staged {
+            path,
+            tmp: Some(tmp),
+        },
+    ))
+}
+
 /// Prepares `<root>/<digest>/<name>` to hold exactly `bytes`: nothing to do
 /// when it already does, else they are written to a temporary file beside
-/// it. Nothing appears under the final name
-/// before [`Staged::commit`], so this may run on bytes not yet verified.
+/// it. Nothing appears under the final name before [`Staged::commit`], so
+/// this may run on bytes not yet verified.
 pub(crate) fn stage(
     root: &Path,
     digest: &str,
     name: &str,
     bytes: &[u8],
 ) -> Result<Staged, PackageError> {
-    create_private_dir(root)?;
-    let dir = root.join(digest);
-    let path = dir.join(name);
-    create_private_dir(&dir)?;
+    let path = entry_path(root, digest, name)?;
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && same_contents(&path, bytes) {
         return Ok(Staged { path, tmp: None });
     }
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    // A new file, never one that exists (or a symlink planted there).
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(|e| PackageError::io(&tmp, e))?;
-    let staged = Staged {
-        path,
-        tmp: Some(tmp),
-    };
+    let (mut file, staged) = create_temporary(path)?;
     // No fsync: a copy lost in a crash is found to differ from the
     // verified bytes on the next open and rewritten.
     file.write_all(bytes)
         .map_err(|e| PackageError::io(&staged.path, e))?;
     Ok(staged)
+}
+
+/// [`stage`] for bytes that arrive in pieces: each piece is compared with
+/// the cached file as it comes, or written to the temporary file. Any
+/// mismatch or error only gives up (`finish` returns `None`); the caller
+/// then stages the whole bytes the ordinary way.
+pub(crate) struct Sink {
+    staged: Staged,
+    /// The cached file to compare with, or the temporary file to write.
+    file: std::fs::File,
+    compare: Option<Vec<u8>>,
+    len: u64,
+    done: u64,
+    failed: bool,
+}
+
+impl Sink {
+    /// A sink for `len` bytes to go to `<root>/<digest>/<name>`.
+    pub(crate) fn open(
+        root: &Path,
+        digest: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Self, PackageError> {
+        let path = entry_path(root, digest, name)?;
+        let sink = |staged, file, compare| Self {
+            staged,
+            file,
+            compare,
+            len,
+            done: 0,
+            failed: false,
+        };
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len)
+            && let Ok(file) = std::fs::File::open(&path)
+        {
+            return Ok(sink(Staged { path, tmp: None }, file, Some(Vec::new())));
+        }
+        let (file, staged) = create_temporary(path)?;
+        Ok(sink(staged, file, None))
+    }
+
+    /// How many bytes it was fed.
+    pub(crate) fn written(&self) -> u64 {
+        self.done
+    }
+
+    /// The next piece of the bytes.
+    pub(crate) fn feed(&mut self, piece: &[u8]) {
+        use std::io::Read as _;
+        if self.failed {
+            return;
+        }
+        self.done += piece.len() as u64;
+        self.failed = self.done > self.len
+            || match &mut self.compare {
+                Some(buf) => {
+                    buf.resize(piece.len(), 0);
+                    self.file.read_exact(buf).is_err() || buf.as_slice() != piece
+                }
+                None => self.file.write_all(piece).is_err(),
+            };
+    }
+
+    /// The staged entry, when every byte came and matched or was written.
+    pub(crate) fn finish(self) -> Option<Staged> {
+        (!self.failed && self.done == self.len).then_some(self.staged)
+    }
 }
 
 /// Makes `<root>/<digest>/<name>` hold exactly `bytes` and returns its

@@ -297,6 +297,94 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     keys::hex(&Sha256::digest(bytes))
 }
 
+/// Work on a package done while its artifacts' digests are still being
+/// computed ([`archive::Stage`]), finished once the manifest's signature is
+/// checked and every artifact is present with its listed size. It sees
+/// bytes not yet verified: its result is used only once the package is.
+trait Prepare {
+    /// What it prepares.
+    type Output;
+
+    /// Called each time decompressed data is appended, with all of it so
+    /// far (nothing checked yet).
+    fn progress(&mut self, _prefix: &[u8]) {}
+
+    /// Called with the checked manifest and the archive's entries.
+    ///
+    /// # Errors
+    /// Fails the read.
+    fn finish(
+        self,
+        manifest: &Manifest,
+        entries: &archive::Entries,
+        tar: &[u8],
+    ) -> Result<Self::Output, PackageError>;
+}
+
+impl Prepare for () {
+    type Output = ();
+
+    fn finish(self, _: &Manifest, _: &archive::Entries, _: &[u8]) -> Result<(), PackageError> {
+        Ok(())
+    }
+}
+
+/// The manifest checks (signature, listing, sizes) as the archive stage,
+/// then `prepare`.
+struct Checked<'a, P> {
+    path: &'a Path,
+    policy: &'a TrustPolicy,
+    lenient: bool,
+    prepare: P,
+}
+
+impl<P: Prepare> archive::Stage for Checked<'_, P> {
+    type Output = (Manifest, Option<String>, SignatureStatus, P::Output);
+
+    fn progress(&mut self, prefix: &[u8]) {
+        self.prepare.progress(prefix);
+    }
+
+    fn finish(self, entries: &archive::Entries, tar: &[u8]) -> Result<Self::Output, PackageError> {
+        let path = self.path;
+        let read = |name: &str| entries.get(name).map(|r| &tar[r.clone()]);
+        let manifest_bytes =
+            read(archive::MANIFEST).ok_or_else(|| PackageError::MissingManifest {
+                path: path.to_owned(),
+            })?;
+        let signature = read(archive::SIGNATURE);
+        let (manifest, signer, status) = VerifiedPackage::check_manifest(
+            path,
+            manifest_bytes,
+            signature,
+            self.policy,
+            self.lenient,
+        )?;
+        for name in entries.keys() {
+            if name != archive::MANIFEST
+                && name != archive::SIGNATURE
+                && !manifest.artifacts.iter().any(|a| &a.path == name)
+            {
+                return Err(PackageError::UnlistedEntry {
+                    path: path.to_owned(),
+                    entry: name.clone(),
+                });
+            }
+        }
+        for artifact in &manifest.artifacts {
+            let Some(range) = entries.get(&artifact.path) else {
+                return Err(PackageError::MissingEntry {
+                    path: path.to_owned(),
+                    entry: artifact.path.clone(),
+                });
+            };
+            check_size(path, artifact, range.len())?;
+        }
+        let prepared = self.prepare.finish(&manifest, entries, tar)?;
+        Ok((manifest, signer, status, prepared))
+    }
+}
+
 /// A package whose signature, manifest and artifacts are verified, held in
 /// memory; nothing has been written or loaded.
 #[derive(Debug)]
@@ -319,8 +407,7 @@ impl VerifiedPackage {
     pub fn read(path: impl AsRef<Path>, policy: &TrustPolicy) -> Result<Self, PackageError> {
         let path = path.as_ref();
         let (file, declared) = open_file(path, &policy.limits)?;
-        Self::parse(path, file, declared, policy, false, |_, _, _| Ok(()))
-            .map(|(package, ..)| package)
+        Self::parse(path, file, declared, policy, false, ()).map(|(package, ..)| package)
     }
 
     /// As [`read`](Self::read), for package bytes already in memory
@@ -336,8 +423,7 @@ impl VerifiedPackage {
         let declared = bytes
             .last_chunk::<4>()
             .map(|tail| declared_len(*tail, bytes.len() as u64));
-        Self::parse(path, bytes, declared, policy, false, |_, _, _| Ok(()))
-            .map(|(package, ..)| package)
+        Self::parse(path, bytes, declared, policy, false, ()).map(|(package, ..)| package)
     }
 
     /// Reads a package for inspection: like [`read`](Self::read), but a
@@ -353,56 +439,29 @@ impl VerifiedPackage {
     ) -> Result<(Self, SignatureStatus), PackageError> {
         let path = path.as_ref();
         let (file, declared) = open_file(path, &policy.limits)?;
-        Self::parse(path, file, declared, policy, true, |_, _, _| Ok(()))
+        Self::parse(path, file, declared, policy, true, ())
             .map(|(package, status, ())| (package, status))
     }
 
-    /// Reads and verifies the package in `bytes`. `stage` runs once the
-    /// manifest's signature is checked and every artifact is present with
-    /// its listed size, while the artifacts' SHA-256 digests are still
-    /// being computed (see [`archive::read`]): its result must not be used
-    /// before this returns `Ok`.
-    fn parse<T>(
+    /// Reads and verifies the package from `input`. `prepare` runs while
+    /// the artifacts' SHA-256 digests are still being computed (see
+    /// [`Prepare`]): its result must not be used before this returns `Ok`.
+    fn parse<P: Prepare>(
         path: &Path,
         input: impl std::io::Read,
         declared: Option<u64>,
         policy: &TrustPolicy,
         lenient: bool,
-        stage: impl FnOnce(&Manifest, &archive::Entries, &[u8]) -> Result<T, PackageError>,
-    ) -> Result<(Self, SignatureStatus, T), PackageError> {
+        prepare: P,
+    ) -> Result<(Self, SignatureStatus, P::Output), PackageError> {
+        let checked = Checked {
+            path,
+            policy,
+            lenient,
+            prepare,
+        };
         let (contents, (manifest, signer, status, staged)) =
-            archive::read(path, input, declared, &policy.limits, |entries, tar| {
-                let read = |name: &str| entries.get(name).map(|r| &tar[r.clone()]);
-                let manifest_bytes =
-                    read(archive::MANIFEST).ok_or_else(|| PackageError::MissingManifest {
-                        path: path.to_owned(),
-                    })?;
-                let signature = read(archive::SIGNATURE);
-                let (manifest, signer, status) =
-                    Self::check_manifest(path, manifest_bytes, signature, policy, lenient)?;
-                for name in entries.keys() {
-                    if name != archive::MANIFEST
-                        && name != archive::SIGNATURE
-                        && !manifest.artifacts.iter().any(|a| &a.path == name)
-                    {
-                        return Err(PackageError::UnlistedEntry {
-                            path: path.to_owned(),
-                            entry: name.clone(),
-                        });
-                    }
-                }
-                for artifact in &manifest.artifacts {
-                    let Some(range) = entries.get(&artifact.path) else {
-                        return Err(PackageError::MissingEntry {
-                            path: path.to_owned(),
-                            entry: artifact.path.clone(),
-                        });
-                    };
-                    check_size(path, artifact, range.len())?;
-                }
-                let staged = stage(&manifest, entries, tar)?;
-                Ok((manifest, signer, status, staged))
-            })?;
+            archive::read(path, input, declared, &policy.limits, checked)?;
         for artifact in &manifest.artifacts {
             let digest = contents.sha256(&artifact.path).unwrap_or_default();
             check_digest(path, artifact, &digest)?;
@@ -574,6 +633,161 @@ fn check_digest(path: &Path, artifact: &Artifact, sha256: &[u8; 32]) -> Result<(
 /// The target WASM artifacts are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
+/// Package::open's preparation: picks the artifact and stages its cache
+/// copy (compared with the cached file, or written to a temporary one) as
+/// the archive is decompressed, so that little is left to do once the
+/// digests are in. What it guessed from the unchecked prefix is used only
+/// when the checked manifest and entries agree with it.
+struct CacheCopy<'a> {
+    path: &'a Path,
+    policy: &'a TrustPolicy,
+    early: Early,
+}
+
+/// How far [`CacheCopy`] got with the prefix.
+enum Early {
+    /// Waiting for the manifest, the archive's first entry.
+    Manifest,
+    /// Looking for the native artifact's header at this offset.
+    Seeking { at: usize, artifact: Artifact },
+    /// Copying the artifact's data (at this range) into the sink.
+    Copying {
+        artifact: Artifact,
+        range: std::ops::Range<usize>,
+        sink: cache::Sink,
+    },
+    /// Nothing more to do early (a WASM artifact, or an unexpected layout).
+    Off,
+}
+
+impl CacheCopy<'_> {
+    /// The cache entry's file name for `artifact`.
+    fn file_name(artifact: &Artifact) -> &str {
+        artifact.path.rsplit('/').next().unwrap_or("artifact")
+    }
+
+    /// The entry header at `at` in `prefix`: its path and data range.
+    fn header(prefix: &[u8], at: usize) -> Option<Option<(String, std::ops::Range<usize>)>> {
+        let block = prefix.get(at..)?.first_chunk::<512>()?;
+        let header = tar::Header::from_byte_slice(block);
+        let size = header
+            .entry_size()
+            .ok()
+            .and_then(|s| usize::try_from(s).ok());
+        let name = std::str::from_utf8(&header.path_bytes())
+            .ok()
+            .map(str::to_owned);
+        Some(
+            name.zip(size)
+                .map(|(name, size)| (name, at + 512..at + 512 + size)),
+        )
+    }
+
+    fn advance(&mut self, prefix: &[u8]) -> Option<Early> {
+        match &mut self.early {
+            Early::Manifest => {
+                let Some((name, range)) = Self::header(prefix, 0)? else {
+                    return Some(Early::Off);
+                };
+                let text = std::str::from_utf8(prefix.get(range.clone())?);
+                // Validated like the checked one: its digests and file
+                // names become paths in the cache.
+                let manifest = (name == archive::MANIFEST)
+                    .then_some(text.ok())
+                    .flatten()
+                    .and_then(|text| toml::from_str::<Manifest>(text).ok())
+                    .filter(|m| m.validate().is_ok());
+                let chosen = manifest
+                    .as_ref()
+                    .map(|m| Package::choose(self.path, m, self.policy));
+                let next = match chosen {
+                    Some(Ok((artifact, Pick::Native(())))) => Early::Seeking {
+                        at: range.end.next_multiple_of(512),
+                        artifact: artifact.clone(),
+                    },
+                    _ => Early::Off,
+                };
+                Some(next)
+            }
+            Early::Seeking { at, artifact } => {
+                let Some((name, range)) = Self::header(prefix, *at)? else {
+                    return Some(Early::Off);
+                };
+                if name != artifact.path {
+                    return Some(Early::Seeking {
+                        at: range.end.next_multiple_of(512),
+                        artifact: artifact.clone(),
+                    });
+                }
+                let root = self.policy.cache_root();
+                let file_name = Self::file_name(artifact);
+                Some(
+                    match cache::Sink::open(&root, &artifact.sha256, file_name, artifact.size) {
+                        Ok(sink) if range.len() as u64 == artifact.size => Early::Copying {
+                            artifact: artifact.clone(),
+                            range,
+                            sink,
+                        },
+                        _ => Early::Off,
+                    },
+                )
+            }
+            Early::Copying { range, sink, .. } => {
+                let from = range.start + sink.written() as usize;
+                let to = range.end.min(prefix.len());
+                if from < to {
+                    sink.feed(&prefix[from..to]);
+                }
+                None
+            }
+            Early::Off => None,
+        }
+    }
+}
+
+impl Prepare for CacheCopy<'_> {
+    type Output = (Artifact, Pick<Result<cache::Staged, PackageError>>);
+
+    fn progress(&mut self, prefix: &[u8]) {
+        while let Some(next) = self.advance(prefix) {
+            self.early = next;
+        }
+    }
+
+    fn finish(
+        self,
+        manifest: &Manifest,
+        entries: &archive::Entries,
+        tar: &[u8],
+    ) -> Result<Self::Output, PackageError> {
+        let (artifact, pick) = Package::choose(self.path, manifest, self.policy)?;
+        let staged = match pick {
+            Pick::Native(()) => {
+                let range = entries[&artifact.path].clone();
+                let early = match self.early {
+                    Early::Copying {
+                        artifact: guessed,
+                        range: guessed_range,
+                        sink,
+                    } if guessed == *artifact && guessed_range == range => sink.finish(),
+                    _ => None,
+                };
+                Pick::Native(early.map(Ok).unwrap_or_else(|| {
+                    cache::stage(
+                        &self.policy.cache_root(),
+                        &artifact.sha256,
+                        Self::file_name(artifact),
+                        &tar[range],
+                    )
+                }))
+            }
+            #[cfg(feature = "wasm")]
+            Pick::Wasm(choice) => Pick::Wasm(choice),
+        };
+        Ok((artifact.clone(), staged))
+    }
+}
+
 /// The backend that runs a package's artifact: native, with `N` (the
 /// cache copy being staged), or WASM as the policy says.
 enum Pick<N> {
@@ -624,30 +838,13 @@ impl Package {
         // The artifact is picked from the signed manifest, and a native
         // one's cache copy is compared or written while the digests are
         // still being computed; it is put in place only once they match.
-        let (verified, _, (artifact, pick)) = VerifiedPackage::parse(
+        let copy = CacheCopy {
             path,
-            file,
-            declared,
             policy,
-            false,
-            |manifest, entries, tar| {
-                let (artifact, pick) = Self::choose(path, manifest, policy)?;
-                let pick = match pick {
-                    Pick::Native(()) => {
-                        let file_name = artifact.path.rsplit('/').next().unwrap_or("artifact");
-                        Pick::Native(cache::stage(
-                            &policy.cache_root(),
-                            &artifact.sha256,
-                            file_name,
-                            &tar[entries[&artifact.path].clone()],
-                        ))
-                    }
-                    #[cfg(feature = "wasm")]
-                    Pick::Wasm(choice) => Pick::Wasm(choice),
-                };
-                Ok((artifact.clone(), pick))
-            },
-        )?;
+            early: Early::Manifest,
+        };
+        let (verified, _, (artifact, pick)) =
+            VerifiedPackage::parse(path, file, declared, policy, false, copy)?;
         match pick {
             Pick::Native(staged) => {
                 let library = PluginLibrary::open(&staged?.commit()?)?;

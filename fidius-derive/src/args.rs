@@ -24,6 +24,8 @@ pub(crate) struct InterfaceArgs {
     pub(crate) buffer: Ident,
     pub(crate) krate: Path,
     pub(crate) host: Option<Path>,
+    /// `config = C`: every plugin is configured with a `C`.
+    pub(crate) config: Option<syn::Type>,
 }
 
 pub(crate) fn parse_interface_args(args: TokenStream, side: Side) -> syn::Result<InterfaceArgs> {
@@ -31,6 +33,7 @@ pub(crate) fn parse_interface_args(args: TokenStream, side: Side) -> syn::Result
     let mut buffer = None;
     let mut krate = None;
     let mut host = None;
+    let mut config = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("version") {
             let lit: LitInt = meta.value()?.parse()?;
@@ -58,9 +61,12 @@ pub(crate) fn parse_interface_args(args: TokenStream, side: Side) -> syn::Result
         } else if meta.path.is_ident("host") && side == Side::Plugin {
             host = Some(meta.value()?.parse::<Path>()?);
             Ok(())
+        } else if meta.path.is_ident("config") && side == Side::Plugin {
+            config = Some(meta.value()?.parse::<syn::Type>()?);
+            Ok(())
         } else {
             let expected = match side {
-                Side::Plugin => "`version`, `buffer`, `host` or `crate`",
+                Side::Plugin => "`version`, `buffer`, `host`, `config` or `crate`",
                 Side::Host => "`version`, `buffer` or `crate`",
             };
             Err(meta.error(format!(
@@ -85,6 +91,7 @@ pub(crate) fn parse_interface_args(args: TokenStream, side: Side) -> syn::Result
         buffer: buffer.unwrap_or_else(|| Ident::new("PluginAllocated", Span::call_site())),
         krate: krate.unwrap_or_else(default_crate),
         host,
+        config,
     })
 }
 

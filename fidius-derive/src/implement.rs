@@ -168,6 +168,15 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             }
         }
     };
+    // The configuration must be the one the interface declares, if any.
+    let accepts = match &args.config {
+        Some(config) => quote_spanned! {config.span()=>
+            const _: () = #p::accepts_config::<dyn #iface, #config>();
+        },
+        None => quote_spanned! {iface.span()=>
+            const _: () = #p::accepts_config::<dyn #iface, #p::NoConfig>();
+        },
+    };
     let wasm = crate::wasm_glue::emit(&crate::wasm_glue::Glue {
         krate,
         iface,
@@ -181,6 +190,8 @@ fn emit(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
         #item
 
         #wasm
+
+        #accepts
 
         impl #p::Implemented for #self_ty {
             const METHODS: &'static [&'static str] = &[#(#implemented),*];

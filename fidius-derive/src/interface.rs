@@ -32,6 +32,8 @@ pub(crate) struct Interface {
     pub(crate) krate: Path,
     /// `host = Trait`: the host interface plugins may call.
     pub(crate) host: Option<Path>,
+    /// `config = C`: the configuration type of every plugin.
+    pub(crate) config: Option<Type>,
     pub(crate) side: Side,
     /// `#[interface_meta(key = "value")]`.
     pub(crate) meta: Vec<(String, String)>,
@@ -92,10 +94,16 @@ impl Method {
 }
 
 impl Interface {
-    /// `Trait{sig;sig;}` over the required methods: the text
+    /// `Trait{sig;sig;}` over the required methods, with `config=C;` first
+    /// when the interface declares a configuration type: the text
     /// [`fidius_guest::abi::interface_hash`] hashes.
     pub(crate) fn canonical(&self) -> String {
         let mut out = format!("{}{{", self.ident);
+        if let Some(config) = &self.config {
+            out.push_str("config=");
+            out.push_str(&types::canonical(config));
+            out.push(';');
+        }
         for m in self.methods.iter().filter(|m| m.since.is_none()) {
             out.push_str(&m.signature());
             out.push(';');
@@ -133,6 +141,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, side: Side) -> TokenS
                 buffer: args.buffer,
                 krate: args.krate,
                 host: args.host,
+                config: args.config,
                 side,
                 meta,
                 methods,
@@ -441,10 +450,21 @@ mod tests {
             buffer: args.buffer,
             krate: args.krate,
             host: None,
+            config: None,
             side: Side::Plugin,
             meta,
             methods,
         }
+    }
+
+    #[test]
+    fn a_declared_config_type_enters_the_hash_first() {
+        let mut iface = interface(quote::quote! {
+            trait T: Send + Sync { fn a(&self) -> u8; }
+        });
+        assert_eq!(iface.canonical(), "T{fn a()->u8;}");
+        iface.config = Some(syn::parse_quote!(crate::Settings));
+        assert_eq!(iface.canonical(), "T{config=crate::Settings;fn a()->u8;}");
     }
 
     #[test]

@@ -78,6 +78,18 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         Ok(f) => f,
         Err(e) => return error(format!("{}: {e}", path.display())),
     };
+    // `create` takes the configuration typed when the interface declares
+    // one, else its wire encoding.
+    let create_param = match wit_parse::interface(&text, "plugin") {
+        Ok((funcs, _)) => funcs
+            .into_iter()
+            .find(|f| f.name == "create")
+            .and_then(|f| f.params.into_iter().next())
+            .map(|(_, t)| t),
+        Err(e) => return error(format!("{}: {e}", path.display())),
+    };
+    let typed_config = create_param
+        .filter(|t| *t != wit_parse::WitType::List(Box::new(wit_parse::WitType::Prim("u8"))));
     // Argument streams are resources of the imported `sources` interface.
     let inputs = if text.lines().any(|l| l.trim() == "interface sources {") {
         match wit_parse::interface(&text, "sources") {
@@ -330,6 +342,19 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         });
     }
     let module = format_ident!("__fidius_wasm_{}_{}", g.iface_name, plugin_name);
+    let (create_sig, create_encode) = match &typed_config {
+        Some(t) => {
+            let t = t.rust(&lifecycle);
+            (
+                quote!(fn create(__typed: #t) -> ::core::result::Result<(), #lifecycle::CreateError>),
+                quote!(let __config: ::std::vec::Vec<u8> = #p::wasm_encode_config(&__typed);),
+            )
+        }
+        None => (
+            quote!(fn create(__config: ::std::vec::Vec<u8>) -> ::core::result::Result<(), #lifecycle::CreateError>),
+            quote!(),
+        ),
+    };
 
     quote! {
         #[cfg(target_family = "wasm")]
@@ -374,8 +399,9 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             struct __Glue;
 
             impl #lifecycle::Guest for __Glue {
-                fn create(__config: ::std::vec::Vec<u8>) -> ::core::result::Result<(), #lifecycle::CreateError> {
+                #create_sig {
                     #p::wasm_install_panic_hook(__b::fidius::#pkg::host::panicked);
+                    #create_encode
                     let __made: ::core::result::Result<#self_ty, #p::PluginError> = { #ctor };
                     match __made {
                         ::core::result::Result::Ok(__v) => {

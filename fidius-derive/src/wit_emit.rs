@@ -73,6 +73,12 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
             __w.method(#name, __params, __returns)?;
         }}
     });
+    let config = iface.config.as_ref().map(|config| {
+        quote_spanned! {config.span()=>
+            let __config = __w.ty::<#config>("the configuration type")?;
+            __w.config(__config)?;
+        }
+    });
     quote! {
         impl dyn #trait_ident {
             /// This interface's WIT (what `cargo fidius wit` writes).
@@ -87,6 +93,7 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
             fn wit() -> ::core::result::Result<::std::string::String, #p::WitError> {
                 let mut __w = #p::WitBuilder::new(&<dyn #trait_ident as #p::Interface>::INFO);
                 #(#methods)*
+                #config
                 __w.finish()
             }
         }

@@ -36,8 +36,9 @@ pub use crate::PluginError;
 pub use crate::wasm_guest::{
     HostStreamFns, PANIC_PREFIX, StreamNextFn, TypedStreamOut, catch_host_panic, fast_arg,
     fast_bytes, fast_end, fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop,
-    fast_stream_next, fast_stream_ret, transcode, typed_stream_arg, wasm_config, wasm_host_client,
-    wasm_install_panic_hook, wasm_not_created, wasm_not_implemented, wit_hash_matches,
+    fast_stream_next, fast_stream_ret, transcode, typed_stream_arg, wasm_config,
+    wasm_encode_config, wasm_host_client, wasm_install_panic_hook, wasm_not_created,
+    wasm_not_implemented, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]
@@ -56,6 +57,24 @@ pub trait Implemented {
 pub const fn implements<T: Implemented>(name: &str) -> bool {
     contains(T::METHODS, name)
 }
+
+/// Implemented by `#[plugin_interface]` for `dyn Trait`: for exactly the
+/// declared `config = C` when the interface declares one, for every type
+/// when it does not. `#[plugin_impl]` requires it for its own config type
+/// (or [`NoConfig`]), so a plugin's configuration is the interface's.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` plugins take the configuration type the interface declares, not `{C}`",
+    label = "the interface's `#[plugin_interface(config = …)]` type",
+    note = "write `#[plugin_impl(Trait, config = <the interface's config type>)]`"
+)]
+pub trait AcceptsConfig<C: ?Sized> {}
+
+/// The "config type" of a plugin built without `config = …`.
+#[derive(Debug)]
+pub struct NoConfig;
+
+/// Checks `I: AcceptsConfig<C>` (used by `#[plugin_impl]`).
+pub const fn accepts_config<I: ?Sized + AcceptsConfig<C>, C: ?Sized>() {}
 
 /// Implemented by `#[plugin_interface]` for `dyn Trait`, for every `T:
 /// Trait`: the vtable of generic shims that call `T`'s methods.

@@ -411,6 +411,13 @@ pub fn wasm_config<C: DeserializeOwned>(bytes: &[u8]) -> Result<C, String> {
         .map_err(|e| format!("`{}`: {}", core::any::type_name::<C>(), e.message()))
 }
 
+/// A typed configuration (`create`'s argument when the interface declares
+/// `config = C`) in the wire format, for [`wasm_config`]: the bindings'
+/// type has the same wire encoding as `C`.
+pub fn wasm_encode_config<T: Serialize>(config: &T) -> Vec<u8> {
+    crate::wire::encode(config).unwrap_or_default()
+}
+
 /// Makes panics report their message to the host before the guest traps.
 pub fn wasm_install_panic_hook(report: fn(&str)) {
     std::panic::set_hook(Box::new(move |info| {

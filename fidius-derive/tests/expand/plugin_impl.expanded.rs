@@ -7,6 +7,7 @@ impl ImageFilter for Invert {
 ::core::compile_error!(
     "no WIT found for interface `ImageFilter`: build WASM plugins with `cargo fidius build --target wasm32-wasip2`, which finds `wit/image-filter.wit` in the interface crate (write it with `cargo fidius wit -p <interface crate>`), or list the directory holding it in FIDIUS_WIT_PATH"
 );
+const _: () = ::fidius::__private::accepts_config::<dyn ImageFilter, InvertConfig>();
 impl ::fidius::__private::Implemented for Invert {
     const METHODS: &'static [&'static str] = &["apply"];
 }

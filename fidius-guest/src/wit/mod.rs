@@ -154,6 +154,8 @@ pub struct WitBuilder {
     outputs: Vec<(String, Ty, String)>,
     /// Resources for argument streams: name, item type, method, argument.
     inputs: Vec<(String, Ty, String, String)>,
+    /// The declared configuration type (`config = C`).
+    config: Option<Ty>,
 }
 
 impl WitBuilder {
@@ -165,7 +167,27 @@ impl WitBuilder {
             funcs: Vec::new(),
             outputs: Vec::new(),
             inputs: Vec::new(),
+            config: None,
         }
+    }
+
+    /// Declares the interface's configuration type (`#[plugin_interface(config
+    /// = C)]`): `plugin.create` then takes it typed, instead of its wire
+    /// encoding as `list<u8>`.
+    ///
+    /// # Errors
+    /// [`WitError`] when the type is `()` or maps to `list<u8>` (which
+    /// would read as the wire encoding: wrap it in a struct).
+    pub fn config(&mut self, ty: Ty) -> Result<(), WitError> {
+        if ty == Ty::Unit || ty == Ty::List(Box::new(Ty::U8)) {
+            return Err(WitError::new(format!(
+                "the configuration type of `{}` is `{}` in WIT, which `create` cannot take                  typed; use a struct",
+                self.info.name,
+                ty.render()
+            )));
+        }
+        self.config = Some(ty);
+        Ok(())
     }
 
     /// The WIT type of `T`, registering the records, variants and enums it
@@ -277,15 +299,17 @@ impl WitBuilder {
             .collect();
         // Argument streams are resources the host implements, so they live
         // in an imported interface; the types they carry then move to a
-        // `types` interface both can use.
+        // `types` interface both can use. So do they when `plugin.create`
+        // takes the configuration typed.
         let split = !self.inputs.is_empty();
+        let shared = !names.is_empty() && (split || self.config.is_some());
+        if shared {
+            let _ = writeln!(out, "/// The types of the `{}` interface.", info.name);
+            let _ = writeln!(out, "interface types {{");
+            out.push_str(&defs);
+            let _ = writeln!(out, "}}\n");
+        }
         if split {
-            if !names.is_empty() {
-                let _ = writeln!(out, "/// The types of the `{}` interface.", info.name);
-                let _ = writeln!(out, "interface types {{");
-                out.push_str(&defs);
-                let _ = writeln!(out, "}}\n");
-            }
             let _ = writeln!(
                 out,
                 "/// The argument streams of the `{}` interface, which the host produces.",
@@ -307,12 +331,15 @@ impl WitBuilder {
         }
         let _ = writeln!(out, "/// The `{}` interface.", info.name);
         let _ = writeln!(out, "interface {} {{", ident(&iface));
+        if shared {
+            let _ = writeln!(out, "    use types.{{{}}};", names.join(", "));
+        }
         if split {
-            if !names.is_empty() {
-                let _ = writeln!(out, "    use types.{{{}}};", names.join(", "));
-            }
             let inputs: Vec<String> = self.inputs.iter().map(|(r, ..)| ident(r)).collect();
-            let _ = writeln!(out, "    use sources.{{{}}};\n", inputs.join(", "));
+            let _ = writeln!(out, "    use sources.{{{}}};", inputs.join(", "));
+        }
+        if shared || split {
+            out.push('\n');
         } else {
             out.push_str(&defs);
         }
@@ -335,6 +362,33 @@ impl WitBuilder {
             let _ = writeln!(out, "    {func}");
         }
         let _ = writeln!(out, "}}\n");
+        let create = match &self.config {
+            Some(config) => {
+                let uses = if shared {
+                    format!("    use types.{{{}}};\n\n", names.join(", "))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{uses}{}    /// Creates this instance's plugin object, once, before any other call,\n    \
+                     /// with its configuration.\n    \
+                     create: func(config: {}) -> result<_, create-error>;\n",
+                    LIFECYCLE_ERRORS,
+                    config.render()
+                )
+            }
+            None => format!(
+                "{LIFECYCLE_ERRORS}    /// Creates this instance's plugin object, once, before any other call.\n    \
+                 /// `config` is the plugin's configuration encoded in the fidius wire\n    \
+                 /// format (empty for plugins without one).\n    \
+                 create: func(config: list<u8>) -> result<_, create-error>;\n"
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "/// How the fidius runtime sets a plugin up.\ninterface plugin {{"
+        );
+        out.push_str(&create);
         out.push_str(LIFECYCLE);
         let _ = writeln!(out, "\nworld {}-plugin {{", iface);
         let _ = writeln!(out, "    import host;");
@@ -398,11 +452,8 @@ fn render_resource(out: &mut String, name: &str, item: &Ty) {
     let _ = writeln!(out, "    }}\n");
 }
 
-/// The two interfaces every fidius world has besides the trait's own.
-const LIFECYCLE: &str = "\
-/// How the fidius runtime sets a plugin up.
-interface plugin {
-    /// A plugin's own error, as fidius's `PluginError`.
+/// The start of interface `plugin`: the errors of `create`.
+const LIFECYCLE_ERRORS: &str = "    /// A plugin's own error, as fidius's `PluginError`.
     record rejection {
         code: string,
         message: string,
@@ -417,11 +468,11 @@ interface plugin {
         rejected(rejection),
     }
 
-    /// Creates this instance's plugin object, once, before any other call.
-    /// `config` is the plugin's configuration encoded in the fidius wire
-    /// format (empty for plugins without one).
-    create: func(config: list<u8>) -> result<_, create-error>;
+";
 
+/// The rest of interface `plugin` after `create`, and the interfaces every
+/// fidius world has besides the trait's own.
+const LIFECYCLE: &str = "
     /// Drops the plugin object (its `Drop` runs) when the host lets go of
     /// the instance.
     destroy: func();

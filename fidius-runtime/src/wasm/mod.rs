@@ -638,6 +638,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
                 .map(|m| crate::wit_name(m.name))
                 .collect(),
             config,
+            config_type: meta.config_type.clone(),
             capabilities: self.capabilities,
             slots: slots.clone(),
             host: self.host,
@@ -747,6 +748,8 @@ struct Core {
     /// WIT names of the caller's methods, in its order.
     methods: Vec<String>,
     config: Vec<u8>,
+    /// The plugin's configuration type, as its metadata names it.
+    config_type: Option<String>,
     capabilities: Capabilities,
     /// Per method of the caller's interface: its position in the plugin's
     /// interface (the `fast.call` number), `None` if not implemented.
@@ -938,9 +941,33 @@ impl Core {
             ),
         })?;
         let mut results = [Val::Bool(false)];
-        let list = Val::List(self.config.iter().map(|&b| Val::U8(b)).collect());
+        // `list<u8>`: the configuration's wire encoding; any other type:
+        // the interface's declared configuration type, typed.
+        let config = match create.ty(&store).params().next() {
+            Some((_, Type::List(list))) if list.ty() == Type::U8 => {
+                Val::List(self.config.iter().map(|&b| Val::U8(b)).collect())
+            }
+            Some((_, ty)) => {
+                let mut no_streams = |_| Err("a configuration holds no streams".to_owned());
+                let decoded = value::decode_args(&self.config, &[ty], &mut no_streams)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut v| v.pop().ok_or_else(|| "no value".to_owned()));
+                decoded.map_err(|e| CallError::ConfigDecode {
+                    message: format!(
+                        "`{}` (the type `create` takes): {e}",
+                        self.config_type.as_deref().unwrap_or("the configuration")
+                    ),
+                })?
+            }
+            None => {
+                return Err(CallError::Protocol {
+                    method: "create",
+                    detail: "`create` takes no configuration argument".into(),
+                });
+            }
+        };
         create
-            .call(&mut store, &[list], &mut results)
+            .call(&mut store, &[config], &mut results)
             .map_err(|e| trap_error("create", &settings.deadline, &mut store, e))?;
         match &results[0] {
             Val::Result(Ok(_)) => {}

@@ -91,6 +91,13 @@ fn common(item: &ItemTrait, iface: &Interface, p: &TokenStream) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(index, m)| client_method(iface, index, m, p));
+    let config_info = match &iface.config {
+        Some(config) => {
+            let text = crate::types::canonical(config);
+            quote!(::core::option::Option::Some(#text))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     // Which configuration types plugins may take: the declared one, or any.
     let accepts_config = match (iface.side, &iface.config) {
         (Side::Plugin, Some(config)) => {
@@ -137,7 +144,8 @@ fn common(item: &ItemTrait, iface: &Interface, p: &TokenStream) -> TokenStream {
                 &[#(#method_infos),*],
             )
             .with_meta(#interface_meta)
-            .with_host(#host_info);
+            .with_host(#host_info)
+            .with_config(#config_info);
             type Host = #host_ty;
         }
 

@@ -86,6 +86,14 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
             pub fn __fidius_wit() -> ::core::result::Result<::std::string::String, #p::WitError> {
                 <Self as #p::WitInterface>::wit()
             }
+
+            /// The metadata record of plugin `plugin_name` built from this
+            /// interface's WIT by another toolchain (what `cargo fidius
+            /// stamp` adds to such a component).
+            #[doc(hidden)]
+            pub fn __fidius_foreign_record(plugin_name: &str) -> ::std::vec::Vec<u8> {
+                #p::foreign_record(&<dyn #trait_ident as #p::Interface>::INFO, plugin_name)
+            }
         }
 
         impl #p::WitInterface for dyn #trait_ident {

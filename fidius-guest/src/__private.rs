@@ -24,6 +24,7 @@ pub use crate::abi::{
     RawStream, StrRef, status,
 };
 pub use crate::interface::HostInterface;
+pub use crate::meta::foreign_record;
 pub use crate::meta::{
     Record as MetaRecord, capabilities, contains, encode as meta_encode, encoded_len as meta_len,
 };

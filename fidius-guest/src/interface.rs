@@ -84,6 +84,9 @@ pub struct InterfaceInfo {
     pub meta: MetaPairs,
     /// The `#[host_interface]` plugins of this interface can call, if any.
     pub host: Option<&'static InterfaceInfo>,
+    /// The configuration type the interface declares (`config = C`, as
+    /// canonical text), if any.
+    pub config: Option<&'static str>,
 }
 
 impl InterfaceInfo {
@@ -104,7 +107,15 @@ impl InterfaceInfo {
             methods,
             meta: &[],
             host: None,
+            config: None,
         }
+    }
+
+    /// Records the declared configuration type.
+    #[must_use]
+    pub const fn with_config(mut self, config: Option<&'static str>) -> Self {
+        self.config = config;
+        self
     }
 
     /// Adds `#[interface_meta]` pairs.

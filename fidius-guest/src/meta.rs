@@ -190,37 +190,67 @@ const fn put_pairs(out: &mut [u8], at: usize, pairs: MetaPairs) -> usize {
 /// Encodes `record`; `N` must be [`encoded_len`] of it (checked at compile
 /// time when used in a `static`).
 pub const fn encode<const N: usize>(record: &Record) -> [u8; N] {
-    assert!(N == encoded_len(record), "metadata length mismatch");
-    assert!(N <= u32::MAX as usize, "metadata record too large");
-    let iface = record.interface;
     let mut out = [0u8; N];
-    let mut at = put(&mut out, 0, &MAGIC);
-    at = put(&mut out, at, &LAYOUT_VERSION.to_le_bytes());
+    encode_into(record, &mut out);
+    out
+}
+
+/// Encodes `record` at run time (for components built outside cargo, which
+/// `cargo fidius stamp` gives a record).
+pub fn encode_vec(record: &Record) -> Vec<u8> {
+    let mut out = vec![0u8; encoded_len(record)];
+    encode_into(record, &mut out);
+    out
+}
+
+/// The record of a plugin that implements every method of `interface`,
+/// optional ones included, with the interface's declared configuration
+/// type: what a component built from the interface's WIT by another
+/// language's toolchain is (it must export every function of its world).
+pub fn foreign_record(interface: &'static InterfaceInfo, plugin_name: &str) -> Vec<u8> {
+    let implemented: Vec<&'static str> = interface.methods.iter().map(|m| m.name).collect();
+    let implemented: &'static [&'static str] = Box::leak(implemented.into_boxed_slice());
+    encode_vec(&Record {
+        interface,
+        plugin_name: Box::leak(plugin_name.to_owned().into_boxed_str()),
+        implemented,
+        config_type: interface.config.unwrap_or(""),
+    })
+}
+
+/// Encodes `record` into `out`, which must be [`encoded_len`] long.
+const fn encode_into(record: &Record, out: &mut [u8]) {
+    let n = out.len();
+    assert!(n == encoded_len(record), "metadata length mismatch");
+    assert!(n <= u32::MAX as usize, "metadata record too large");
+    let iface = record.interface;
+    let mut at = put(out, 0, &MAGIC);
+    at = put(out, at, &LAYOUT_VERSION.to_le_bytes());
     out[at] = iface.buffer as u8;
     at += 2;
-    at = put(&mut out, at, &(N as u32).to_le_bytes());
-    at = put(&mut out, at, &ABI_VERSION.to_le_bytes());
-    at = put(&mut out, at, &WIRE_VERSION.to_le_bytes());
-    at = put(&mut out, at, &iface.version.to_le_bytes());
-    at = put(&mut out, at, &(iface.methods.len() as u32).to_le_bytes());
-    at = put(&mut out, at, &iface.hash.to_le_bytes());
-    at = put_str(&mut out, at, env!("CARGO_PKG_VERSION"));
-    at = put_str(&mut out, at, iface.name);
-    at = put_str(&mut out, at, record.plugin_name);
-    at = put_str(&mut out, at, record.config_type);
+    at = put(out, at, &(n as u32).to_le_bytes());
+    at = put(out, at, &ABI_VERSION.to_le_bytes());
+    at = put(out, at, &WIRE_VERSION.to_le_bytes());
+    at = put(out, at, &iface.version.to_le_bytes());
+    at = put(out, at, &(iface.methods.len() as u32).to_le_bytes());
+    at = put(out, at, &iface.hash.to_le_bytes());
+    at = put_str(out, at, env!("CARGO_PKG_VERSION"));
+    at = put_str(out, at, iface.name);
+    at = put_str(out, at, record.plugin_name);
+    at = put_str(out, at, record.config_type);
     let (host_version, host_hash) = match iface.host {
         Some(host) => (host.version, host.hash),
         None => (0, 0),
     };
-    at = put_str(&mut out, at, host_name(iface));
-    at = put(&mut out, at, &host_version.to_le_bytes());
-    at = put(&mut out, at, &host_hash.to_le_bytes());
-    at = put_pairs(&mut out, at, iface.meta);
+    at = put_str(out, at, host_name(iface));
+    at = put(out, at, &host_version.to_le_bytes());
+    at = put(out, at, &host_hash.to_le_bytes());
+    at = put_pairs(out, at, iface.meta);
     let mut i = 0;
     while i < iface.methods.len() {
         let m = &iface.methods[i];
-        at = put_str(&mut out, at, m.name);
-        at = put_str(&mut out, at, m.signature);
+        at = put_str(out, at, m.name);
+        at = put_str(out, at, m.signature);
         let (flags, since) = match m.since {
             Some(since) => {
                 let implemented = if contains(record.implemented, m.name) {
@@ -234,12 +264,11 @@ pub const fn encode<const N: usize>(record: &Record) -> [u8; N] {
         };
         out[at] = flags;
         at += 1;
-        at = put(&mut out, at, &since.to_le_bytes());
-        at = put_pairs(&mut out, at, m.meta);
+        at = put(out, at, &since.to_le_bytes());
+        at = put_pairs(out, at, m.meta);
         i += 1;
     }
-    assert!(at == N, "metadata length mismatch");
-    out
+    assert!(at == n, "metadata length mismatch");
 }
 
 /// A method read back from a record.

@@ -20,6 +20,59 @@ pub(crate) fn is_wasm(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\0asm")
 }
 
+/// Adds a `fidius-meta` custom section holding the metadata `records`
+/// (see `fidius_guest::meta::foreign_record`) to the component in `bytes`
+/// (read from `path`), which was built from an interface's WIT by another
+/// toolchain; returns the stamped component and the plugins it now lists.
+///
+/// # Errors
+/// [`LoadError::NotAComponent`], [`LoadError::MetadataPresent`] when it
+/// already has metadata, or what reading the new section back finds wrong
+/// with `records`.
+pub fn stamp_component(
+    path: &Path,
+    bytes: &[u8],
+    records: &[u8],
+) -> Result<(Vec<u8>, Vec<PluginInfo>), LoadError> {
+    match plugins(path, bytes) {
+        Err(LoadError::NoComponentMetadata { .. }) => {}
+        Ok(existing) => {
+            return Err(LoadError::MetadataPresent {
+                path: path.to_owned(),
+                plugins: existing
+                    .iter()
+                    .map(|p| format!("{} ({})", p.plugin_name, p.interface_name))
+                    .collect(),
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    // A custom section (id 0): its size, then the name and the data, sizes
+    // as unsigned LEB128. Appended, it is the component's last section.
+    fn leb128(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::with_capacity(records.len() + META_SECTION.len() + 2);
+    leb128(&mut content, META_SECTION.len());
+    content.extend_from_slice(META_SECTION.as_bytes());
+    content.extend_from_slice(records);
+    let mut stamped = Vec::with_capacity(bytes.len() + content.len() + 6);
+    stamped.extend_from_slice(bytes);
+    stamped.push(0);
+    leb128(&mut stamped, content.len());
+    stamped.extend_from_slice(&content);
+    let plugins = plugins(path, &stamped)?;
+    Ok((stamped, plugins))
+}
+
 /// The plugins of the component in `bytes` (read from `path`).
 pub(crate) fn plugins(path: &Path, bytes: &[u8]) -> Result<Vec<PluginInfo>, LoadError> {
     let not_component = |detail: String| LoadError::NotAComponent {

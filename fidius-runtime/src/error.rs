@@ -219,11 +219,20 @@ pub enum LoadError {
     },
     /// The component has no fidius metadata.
     #[error(
-        "`{path}` is a WebAssembly component without fidius metadata (no `fidius-meta` section; build plugins with #[plugin_impl] for wasm32-wasip2)"
+        "`{path}` is a WebAssembly component without fidius metadata (no `fidius-meta` section; build plugins with #[plugin_impl] for wasm32-wasip2, or add it to a component built by another toolchain with `cargo fidius stamp`)"
     )]
     NoComponentMetadata {
         /// The file.
         path: PathBuf,
+    },
+    /// `cargo fidius stamp` on a component that already has fidius
+    /// metadata.
+    #[error("`{path}` already has fidius metadata (plugins: {})", plugins.join(", "))]
+    MetadataPresent {
+        /// The file.
+        path: PathBuf,
+        /// The plugins its metadata lists.
+        plugins: Vec<String>,
     },
     /// wasmtime could not compile, link or instantiate the component.
     #[error("`{path}`: {detail}")]

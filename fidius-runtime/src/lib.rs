@@ -43,6 +43,8 @@ mod component;
 )]
 pub mod wasm;
 
+#[cfg(feature = "package")]
+pub use component::stamp_component;
 pub use error::{InterfaceField, LoadError};
 pub use fidius_guest::meta::PluginMeta as PluginInfo;
 pub use fidius_guest::{CallError, PluginClient, PluginError};

@@ -2,7 +2,8 @@
 //! pattern). Plain std, so it builds in seconds on a fresh machine.
 //!
 //! * `demo`:  build the example plugin library and run the example host on it.
-//! * `test`:  everything CI checks, in order: rustup target set-up,
+//! * `test`:  everything CI checks, in order: rustup target set-up
+//!   (and componentize-py from PyPI, for the Python guest test),
 //!   formatting, the fixture plugins, the whole test suite and doc tests,
 //!   `fidius-guest` for wasm32-wasip2, clippy, the demo.
 //! * `bench`: the criterion benchmarks (extra arguments go to criterion).

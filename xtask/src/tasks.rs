@@ -108,6 +108,30 @@ fn setup() -> Result<(), String> {
     status(rustup)
 }
 
+/// The componentize-py the tests build a Python guest with, from PyPI into
+/// a virtual environment under the target directory (made once).
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+fn componentize_py() -> Result<std::path::PathBuf, String> {
+    let venv = target_dir().join("py-venv");
+    let exe = venv.join("bin").join("componentize-py");
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let mut make = Command::new("python3");
+    make.args(["-m", "venv"]).arg(&venv);
+    status(make)?;
+    let mut pip = Command::new(venv.join("bin").join("pip"));
+    pip.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        COMPONENTIZE_PY,
+    ]);
+    status(pip)?;
+    Ok(exe)
+}
+
 /// Everything CI checks.
 pub(crate) fn test() -> Result<(), String> {
     setup()?;
@@ -174,7 +198,8 @@ pub(crate) fn test() -> Result<(), String> {
     // each, as tests.
     let mut test = cargo();
     test.args(["test", "--workspace"])
-        .env("FIDIUS_FIXTURES_DIR", &fixtures);
+        .env("FIDIUS_FIXTURES_DIR", &fixtures)
+        .env("FIDIUS_COMPONENTIZE_PY", componentize_py()?);
     status(test)?;
     let mut benches = cargo();
     benches

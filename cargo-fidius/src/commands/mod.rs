@@ -8,6 +8,7 @@ mod keygen;
 mod new;
 mod package;
 mod sign;
+mod stamp;
 mod verify;
 mod wit;
 
@@ -52,6 +53,7 @@ pub(crate) enum Command {
     Inspect(inspect::Inspect),
     Package(package::Package),
     Wit(wit::Wit),
+    Stamp(stamp::Stamp),
 }
 
 impl Command {
@@ -65,6 +67,7 @@ impl Command {
             Self::Inspect(cmd) => cmd.exec(),
             Self::Package(cmd) => cmd.exec(),
             Self::Wit(cmd) => cmd.exec(),
+            Self::Stamp(cmd) => cmd.exec(),
         }
     }
 }

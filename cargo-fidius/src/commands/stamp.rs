@@ -1,0 +1,200 @@
+//! `cargo fidius stamp`: gives a WebAssembly component built by another
+//! language's toolchain (componentize-py, jco, wit-bindgen for C, …) from an
+//! interface's WIT the fidius metadata `#[plugin_impl]` gives Rust guests,
+//! so hosts and `inspect` can read which plugin it is.
+//!
+//! The metadata record comes from the interface's own code, through a small
+//! generator program that depends on the interface crate (as `cargo fidius
+//! wit` does), and is added as the component's `fidius-meta` section.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use cargo_metadata::{MetadataCommand, TargetKind};
+
+use super::wit::{Generator, find_interfaces, run_generator};
+use crate::shell;
+
+/// Add fidius metadata to a component built from an interface's WIT by
+/// another toolchain.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Stamp {
+    /// The component (`.wasm`) to stamp.
+    #[arg(value_name = "COMPONENT")]
+    component: PathBuf,
+    /// The interface crate (a workspace package).
+    #[arg(short = 'p', long = "package", value_name = "SPEC")]
+    package: String,
+    /// The `#[plugin_interface]` trait the component implements (needed when
+    /// the crate has several).
+    #[arg(long, value_name = "TRAIT")]
+    interface: Option<String>,
+    /// The plugin's name, as hosts load it.
+    #[arg(long, value_name = "NAME")]
+    plugin: String,
+    /// Where to write the stamped component (default: in place).
+    #[arg(short, long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    manifest_path: Option<PathBuf>,
+    /// Directory for the generator's build (default: the workspace's target
+    /// directory).
+    #[arg(long, value_name = "DIRECTORY")]
+    target_dir: Option<PathBuf>,
+    /// Do not access the network.
+    #[arg(long)]
+    offline: bool,
+    /// No status output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl Stamp {
+    pub(crate) fn exec(self) -> anyhow::Result<()> {
+        shell::set_quiet(self.quiet);
+        if !is_plugin_name(&self.plugin) {
+            bail!(
+                "invalid plugin name `{}`: use letters, digits and `_`, starting with a letter",
+                self.plugin
+            );
+        }
+        let bytes = std::fs::read(&self.component)
+            .with_context(|| format!("failed to read `{}`", self.component.display()))?;
+        let mut metadata = MetadataCommand::new();
+        metadata.no_deps();
+        if let Some(path) = &self.manifest_path {
+            metadata.manifest_path(path);
+        }
+        if self.offline {
+            metadata.other_options(vec!["--offline".to_owned()]);
+        }
+        let metadata = metadata.exec().context("`cargo metadata` failed")?;
+        let target_dir = match &self.target_dir {
+            Some(d) => std::path::absolute(d)?,
+            None => metadata.target_directory.clone().into_std_path_buf(),
+        };
+        let package = metadata
+            .workspace_packages()
+            .into_iter()
+            .find(|p| *p.name == *self.package)
+            .with_context(|| format!("package `{}` not found in the workspace", self.package))?;
+        let lib = package
+            .targets
+            .iter()
+            .find(|t| {
+                t.kind
+                    .iter()
+                    .any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib))
+            })
+            .with_context(|| format!("package `{}` has no library target", package.name))?;
+        let found = find_interfaces(lib.src_path.as_std_path())?;
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        let interface = match (&self.interface, found.as_slice()) {
+            (None, [only]) => only,
+            (None, []) => bail!(
+                "package `{}` has no #[plugin_interface] trait",
+                package.name
+            ),
+            (None, _) => bail!(
+                "package `{}` has several interfaces ({}); choose one with `--interface`",
+                package.name,
+                names.join(", ")
+            ),
+            (Some(name), _) => found.iter().find(|f| f.name == *name).with_context(|| {
+                format!(
+                    "package `{}` has no #[plugin_interface] trait `{name}` (it has: {})",
+                    package.name,
+                    names.join(", ")
+                )
+            })?,
+        };
+        let lib_name = lib.name.replace('-', "_");
+        let dir = package
+            .manifest_path
+            .parent()
+            .context("manifest without a directory")?
+            .as_std_path();
+        shell::status(
+            "Generating",
+            format!("metadata of {} for plugin {}", interface.name, self.plugin),
+        );
+        let expr = format!(
+            "Ok(<dyn ::{}>::__fidius_foreign_record({:?}).iter().map(|b| format!(\"{{b:02x}}\")).collect::<String>())",
+            interface.rust_path(&lib_name),
+            self.plugin
+        );
+        let lock = metadata.workspace_root.join("Cargo.lock");
+        let generator = Generator {
+            target_dir: &target_dir,
+            lock: lock.as_std_path(),
+            package: &package.name,
+            lib: &lib_name,
+            dir,
+            kind: "stamp-gen",
+            offline: self.offline,
+        };
+        let record = match run_generator(&generator, &[expr])?.pop() {
+            Some(Ok(hex)) => unhex(&hex).context("the generator printed a malformed record")?,
+            Some(Err(e)) => bail!("the generator failed: {e}"),
+            None => bail!("the generator printed nothing"),
+        };
+        let (stamped, plugins) = fidius_runtime::stamp_component(&self.component, &bytes, &record)?;
+        let out = self.out.as_ref().unwrap_or(&self.component);
+        std::fs::write(out, stamped)
+            .with_context(|| format!("failed to write `{}`", out.display()))?;
+        for plugin in plugins {
+            shell::status(
+                "Stamped",
+                format!(
+                    "{} (plugin {} of {} v{}, hash {:#018x})",
+                    out.display(),
+                    plugin.plugin_name,
+                    plugin.interface_name,
+                    plugin.interface_version,
+                    plugin.interface_hash
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Plugin names are Rust identifiers, as `#[plugin_impl]` makes them.
+fn is_plugin_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names_are_identifiers() {
+        assert!(is_plugin_name("PyGreeter"));
+        assert!(is_plugin_name("a_1"));
+        assert!(!is_plugin_name("1a"));
+        assert!(!is_plugin_name("py-greeter"));
+        assert!(!is_plugin_name(""));
+    }
+
+    #[test]
+    fn records_cross_as_hex() {
+        assert_eq!(unhex("00ff10\n"), Some(vec![0, 255, 16]));
+        assert_eq!(unhex("0"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+}

@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use cargo_metadata::{MetadataCommand, TargetKind};
+use cargo_metadata::TargetKind;
 
-use super::wit::{Generator, find_interfaces, run_generator};
+use super::wit::{Generator, GeneratorFlags, find_interfaces, run_generator};
 use crate::shell;
 
 /// Add fidius metadata to a component built from an interface's WIT by
@@ -35,24 +35,13 @@ pub(crate) struct Stamp {
     /// Where to write the stamped component (default: in place).
     #[arg(short, long, value_name = "PATH")]
     out: Option<PathBuf>,
-    /// Path to Cargo.toml.
-    #[arg(long, value_name = "PATH")]
-    manifest_path: Option<PathBuf>,
-    /// Directory for the generator's build (default: the workspace's target
-    /// directory).
-    #[arg(long, value_name = "DIRECTORY")]
-    target_dir: Option<PathBuf>,
-    /// Do not access the network.
-    #[arg(long)]
-    offline: bool,
-    /// No status output.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    flags: GeneratorFlags,
 }
 
 impl Stamp {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
-        shell::set_quiet(self.quiet);
+        let (metadata, target_dir) = self.flags.workspace()?;
         if !is_plugin_name(&self.plugin) {
             bail!(
                 "invalid plugin name `{}`: use letters, digits and `_`, starting with a letter",
@@ -61,19 +50,6 @@ impl Stamp {
         }
         let bytes = std::fs::read(&self.component)
             .with_context(|| format!("failed to read `{}`", self.component.display()))?;
-        let mut metadata = MetadataCommand::new();
-        metadata.no_deps();
-        if let Some(path) = &self.manifest_path {
-            metadata.manifest_path(path);
-        }
-        if self.offline {
-            metadata.other_options(vec!["--offline".to_owned()]);
-        }
-        let metadata = metadata.exec().context("`cargo metadata` failed")?;
-        let target_dir = match &self.target_dir {
-            Some(d) => std::path::absolute(d)?,
-            None => metadata.target_directory.clone().into_std_path_buf(),
-        };
         let package = metadata
             .workspace_packages()
             .into_iter()
@@ -132,7 +108,7 @@ impl Stamp {
             lib: &lib_name,
             dir,
             kind: "stamp-gen",
-            offline: self.offline,
+            offline: self.flags.offline,
         };
         let record = match run_generator(&generator, &[expr])?.pop() {
             Some(Ok(hex)) => unhex(&hex).context("the generator printed a malformed record")?,

@@ -25,6 +25,14 @@ pub(crate) struct Wit {
     /// instead of writing it.
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    flags: GeneratorFlags,
+}
+
+/// The flags of the commands that build a generator over an interface
+/// crate (`wit`, `stamp`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct GeneratorFlags {
     /// Path to Cargo.toml.
     #[arg(long, value_name = "PATH")]
     manifest_path: Option<PathBuf>,
@@ -34,10 +42,32 @@ pub(crate) struct Wit {
     target_dir: Option<PathBuf>,
     /// Do not access the network.
     #[arg(long)]
-    offline: bool,
+    pub(crate) offline: bool,
     /// No status output.
     #[arg(short, long)]
     quiet: bool,
+}
+
+impl GeneratorFlags {
+    /// Applies `--quiet`; the workspace's `cargo metadata` (without
+    /// dependencies) and the generator's target directory.
+    pub(crate) fn workspace(&self) -> anyhow::Result<(cargo_metadata::Metadata, PathBuf)> {
+        shell::set_quiet(self.quiet);
+        let mut metadata = MetadataCommand::new();
+        metadata.no_deps();
+        if let Some(path) = &self.manifest_path {
+            metadata.manifest_path(path);
+        }
+        if self.offline {
+            metadata.other_options(vec!["--offline".to_owned()]);
+        }
+        let metadata = metadata.exec().context("`cargo metadata` failed")?;
+        let target_dir = match &self.target_dir {
+            Some(d) => std::path::absolute(d)?,
+            None => metadata.target_directory.clone().into_std_path_buf(),
+        };
+        Ok((metadata, target_dir))
+    }
 }
 
 /// A `#[plugin_interface]` trait: its path inside the crate.
@@ -59,20 +89,7 @@ impl Found {
 
 impl Wit {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
-        shell::set_quiet(self.quiet);
-        let mut metadata = MetadataCommand::new();
-        metadata.no_deps();
-        if let Some(path) = &self.manifest_path {
-            metadata.manifest_path(path);
-        }
-        if self.offline {
-            metadata.other_options(vec!["--offline".to_owned()]);
-        }
-        let metadata = metadata.exec().context("`cargo metadata` failed")?;
-        let target_dir = match &self.target_dir {
-            Some(d) => std::path::absolute(d)?,
-            None => metadata.target_directory.clone().into_std_path_buf(),
-        };
+        let (metadata, target_dir) = self.flags.workspace()?;
         let lock = metadata.workspace_root.join("Cargo.lock");
         let mut done = 0;
         let mut stale = Vec::new();
@@ -115,7 +132,7 @@ impl Wit {
                 &lib.name.replace('-', "_"),
                 dir,
                 &found,
-                self.offline,
+                self.flags.offline,
             )?;
             for (found, text) in found.iter().zip(texts) {
                 let text = match text {

@@ -449,16 +449,52 @@ fn cache_key(engine: &Engine, sha256_hex: &str) -> String {
 const CACHE_FILE: &str = "component.cwasm";
 const CACHE_DIGEST: &str = "component.cwasm.sha256";
 
-/// The cached compilation for `key`, if it is there and its bytes match
-/// the digest recorded when it was written (never deserialize native code
-/// that is not exactly what this process family compiled).
+/// The cached compilation for `key`, if it is there and is the file this
+/// cache wrote: never deserialize native code that is not exactly what
+/// this process family compiled.
+///
+/// The record beside it holds the compiled code's SHA-256 and the file's
+/// identity once checked (device, inode, size, modification and change
+/// times). When the file still has that identity, before and after
+/// wasmtime maps it, it is mapped without reading it again: any write to
+/// it, or a file put in its place, changes the identity (the change time
+/// cannot be set back), and the directory is private to the user.
+/// Otherwise its bytes are read and their digest checked, and the identity
+/// recorded for the next time (once the file's last change is a few
+/// seconds old: change times are kept in coarse ticks).
 fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     let dir = root.join("wasm").join(key);
     crate::package::cache::check_private(&dir).ok()?;
+    let file = dir.join(CACHE_FILE);
     let recorded = std::fs::read_to_string(dir.join(CACHE_DIGEST)).ok()?;
-    let bytes = std::fs::read(dir.join(CACHE_FILE)).ok()?;
-    if hex(&Sha256::digest(&bytes)) != recorded.trim() {
+    let mut lines = recorded.lines();
+    let digest = lines.next()?.trim();
+    let recorded_identity = lines.next().map(str::trim).filter(|i| !i.is_empty());
+    let identity = file_identity(&file);
+    if let Some(identity) = identity.as_deref()
+        && recorded_identity == Some(identity)
+    {
+        // SAFETY: the file is the one this cache wrote and whose digest it
+        // checked (same identity, in a private directory), produced by
+        // `Engine::precompile_component` for an engine with the same
+        // compatibility hash (part of the key); wasmtime re-checks the
+        // engine configuration itself. Its identity is checked again
+        // after the mapping, in case it was replaced in between.
+        let component = unsafe { Component::deserialize_file(engine, &file) }.ok()?;
+        if file_identity(&file).as_deref() == Some(identity) {
+            return Some(component);
+        }
+    }
+    let bytes = std::fs::read(&file).ok()?;
+    if hex(&Sha256::digest(&bytes)) != digest {
         return None;
+    }
+    // The identity of the file whose bytes were just checked (when it did
+    // not change while they were read), for the next open.
+    if let Some(identity) = identity
+        && settled_identity(&file).as_ref() == Some(&identity)
+    {
+        let _ = record_cached(root, key, digest, &identity);
     }
     // SAFETY: the bytes are the ones this cache stored (digest checked
     // above, in a private directory), produced by
@@ -468,18 +504,91 @@ fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     unsafe { Component::deserialize(engine, &bytes) }.ok()
 }
 
+/// [`file_identity`], if the file last changed long enough ago that any
+/// later write gets another change time: file systems keep it in coarse
+/// ticks, so a write in the same tick as the previous one would keep it.
+fn settled_identity(path: &Path) -> Option<String> {
+    let changed = std::fs::symlink_metadata(path).ok().and_then(|m| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            Some(
+                std::time::UNIX_EPOCH
+                    + std::time::Duration::new(
+                        u64::try_from(m.ctime()).ok()?,
+                        u32::try_from(m.ctime_nsec()).ok()?,
+                    ),
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            m.modified().ok()
+        }
+    })?;
+    let age = std::time::SystemTime::now().duration_since(changed).ok()?;
+    if age < SETTLED {
+        return None;
+    }
+    file_identity(path)
+}
+
+/// How old a cache file's last change must be before its identity stands
+/// for its checked contents.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What identifies the file at `path` and changes with any write to it
+/// (`None` where that cannot be told, or if it is not a plain file).
+fn file_identity(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some(format!(
+            "{} {} {} {}.{} {}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 fn store_cached(
     root: &Path,
     key: &str,
     compiled: &[u8],
 ) -> Result<(), crate::package::PackageError> {
     let wasm_root = root.join("wasm");
-    crate::package::cache::store(&wasm_root, key, CACHE_FILE, compiled)?;
+    let path = crate::package::cache::store(&wasm_root, key, CACHE_FILE, compiled)?;
+    let digest = hex(&Sha256::digest(compiled));
+    // Just written: its identity is recorded by a later open, once settled.
+    let identity = settled_identity(&path).unwrap_or_default();
+    record_cached(root, key, &digest, &identity)
+}
+
+/// Writes the record of the compiled code for `key`: its digest, then the
+/// identity of the file that holds it (empty: not known yet).
+fn record_cached(
+    root: &Path,
+    key: &str,
+    digest: &str,
+    identity: &str,
+) -> Result<(), crate::package::PackageError> {
     crate::package::cache::store(
-        &wasm_root,
+        &root.join("wasm"),
         key,
         CACHE_DIGEST,
-        hex(&Sha256::digest(compiled)).as_bytes(),
+        format!("{digest}\n{identity}\n").as_bytes(),
     )?;
     Ok(())
 }

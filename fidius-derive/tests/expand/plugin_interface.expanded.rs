@@ -100,7 +100,8 @@ impl ::fidius::__private::Interface for dyn ImageFilter {
             ::core::option::Option::Some(
                 &<dyn Services as ::fidius::__private::Interface>::INFO,
             ),
-        );
+        )
+        .with_config(::core::option::Option::None);
     type Host = dyn Services;
 }
 impl<__C: ?::core::marker::Sized> ::fidius::__private::AcceptsConfig<__C>
@@ -501,6 +502,16 @@ const _: () = {
             ::fidius::__private::WitError,
         > {
             <Self as ::fidius::__private::WitInterface>::wit()
+        }
+        /// The metadata record of plugin `plugin_name` built from this
+        /// interface's WIT by another toolchain (what `cargo fidius
+        /// stamp` adds to such a component).
+        #[doc(hidden)]
+        pub fn __fidius_foreign_record(plugin_name: &str) -> ::std::vec::Vec<u8> {
+            ::fidius::__private::foreign_record(
+                &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
+                plugin_name,
+            )
         }
     }
     impl ::fidius::__private::WitInterface for dyn ImageFilter {

@@ -75,6 +75,12 @@ pub fn stamp_component(
 
 /// The plugins of the component in `bytes` (read from `path`).
 pub(crate) fn plugins(path: &Path, bytes: &[u8]) -> Result<Vec<PluginInfo>, LoadError> {
+    decode(path, &records(path, bytes)?)
+}
+
+/// The contents of the component's `fidius-meta` sections, one after
+/// another.
+pub(crate) fn records(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
     let not_component = |detail: String| LoadError::NotAComponent {
         path: path.to_owned(),
         detail,
@@ -105,28 +111,32 @@ pub(crate) fn plugins(path: &Path, bytes: &[u8]) -> Result<Vec<PluginInfo>, Load
             path: path.to_owned(),
         });
     }
+    Ok(sections.concat())
+}
+
+/// The plugins of the `fidius-meta` records in `records` (the sections of
+/// a component, one after another) read from `path`.
+pub(crate) fn decode(path: &Path, records: &[u8]) -> Result<Vec<PluginInfo>, LoadError> {
     let malformed = |source| LoadError::MalformedMetadata {
         path: path.to_owned(),
         symbol: META_SECTION.to_owned(),
         source,
     };
     let mut plugins = Vec::new();
-    for section in sections {
-        let mut rest = section.as_slice();
-        while !rest.is_empty() {
-            let len = meta::record_len(rest).map_err(malformed)?;
-            let record = rest.get(..len).ok_or_else(|| {
-                malformed(meta::MetaError::Truncated {
-                    offset: 0,
-                    needed: len,
-                    available: rest.len(),
-                })
-            })?;
-            let info = meta::decode(record).map_err(malformed)?;
-            crate::error::check_versions(path, info.abi_version, info.wire_version)?;
-            plugins.push(info);
-            rest = &rest[len..];
-        }
+    let mut rest = records;
+    while !rest.is_empty() {
+        let len = meta::record_len(rest).map_err(malformed)?;
+        let record = rest.get(..len).ok_or_else(|| {
+            malformed(meta::MetaError::Truncated {
+                offset: 0,
+                needed: len,
+                available: rest.len(),
+            })
+        })?;
+        let info = meta::decode(record).map_err(malformed)?;
+        crate::error::check_versions(path, info.abi_version, info.wire_version)?;
+        plugins.push(info);
+        rest = &rest[len..];
     }
     // The linker concatenates the records in no fixed order (it varies
     // between builds of the same source): list them in a stable one.

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use fidius::wasm::{WasmRuntime, WasmSettings};
 use fixture_api::CalculatorClient;
 
-/// The cache entries (`<root>/wasm/<key>/`) under `root`.
+/// The compiled-code entries (`<root>/wasm/<key>/`) under `root` (not the
+/// records of component files (digest and metadata), in
+/// `<root>/wasm/sources/`).
 fn entries(root: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(root.join("wasm"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
+    found.retain(|p| !p.ends_with("sources"));
     found.sort();
     found
 }
@@ -74,4 +77,47 @@ fn a_damaged_or_foreign_cache_file_is_never_loaded() {
     assert_eq!(add(&fresh), 42);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
+}
+
+#[test]
+fn a_component_file_is_hashed_again_whenever_it_changes() {
+    let dir = fidius_tests::scratch("wasm_cache_sources");
+    let component = dir.join("plugin.wasm");
+    std::fs::copy(fidius_tests::wasm_fixture("fixture_plugins"), &component).unwrap();
+    let cache = dir.join("cache");
+    let runtime = WasmRuntime::new(WasmSettings::default().cache_dir(Some(cache.clone()))).unwrap();
+    let sources = || -> Vec<PathBuf> {
+        std::fs::read_dir(cache.join("wasm/sources"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let plugins = |runtime: &WasmRuntime| -> Vec<String> {
+        let library = runtime.open(&component).unwrap();
+        library
+            .plugins()
+            .iter()
+            .map(|p| p.plugin_name.clone())
+            .collect()
+    };
+    let calculator = plugins(&runtime);
+    assert!(calculator.contains(&"Basic".to_owned()), "{calculator:?}");
+    // Just written: its digest and metadata are not recorded against its
+    // identity yet.
+    assert!(sources().is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(plugins(&runtime), calculator);
+    let [record] = sources().try_into().expect("one record");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    // Recorded: while the file is unchanged, it is not read again (its
+    // digest and metadata are known, its compiled code cached).
+    assert_eq!(plugins(&runtime), calculator);
+
+    // Another component in its place: hashed again, never taken for the
+    // first one.
+    std::fs::copy(fidius_tests::wasm_fixture("fixture_hostile"), &component).unwrap();
+    let hostile = plugins(&runtime);
+    assert_ne!(hostile, calculator);
+    assert!(hostile.contains(&"Guest".to_owned()), "{hostile:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

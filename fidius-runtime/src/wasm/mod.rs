@@ -23,6 +23,7 @@ mod egress;
 mod streams;
 mod value;
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,8 +150,12 @@ pub struct WasmRuntime {
     settings: WasmSettings,
     ticker: Arc<AtomicBool>,
     /// WASI and `wasi:http`, the same for every component: linked once,
-    /// cloned per component.
+    /// cloned per set of fidius interfaces.
     wasi: Linker<HostState>,
+    /// WASI plus the fidius host (and stream source) interfaces, per set
+    /// of fidius imports (`fidius:<interface>/host@<version>`, …): the
+    /// components of one interface share one, never cloned again.
+    linkers: Mutex<HashMap<String, Arc<Linker<HostState>>>>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -232,6 +237,7 @@ impl WasmRuntime {
             settings,
             ticker: stop,
             wasi,
+            linkers: Mutex::default(),
         })
     }
 
@@ -249,11 +255,37 @@ impl WasmRuntime {
     /// [`LoadError::AbiVersionMismatch`] or [`LoadError::Wasm`].
     pub fn open(&self, path: impl AsRef<Path>) -> Result<WasmLibrary, LoadError> {
         let path = path.as_ref();
+        // The file's identity before and after: when it is the one recorded
+        // with the file's digest and metadata (see `cached` for why that
+        // stands for its contents), neither is read again, and with its
+        // compiled code cached the file is not read at all.
+        let before = file_identity(path);
+        let root = self.settings.cache_dir.as_deref();
+        if let (Some(root), Some(identity)) = (root, before.as_deref())
+            && let Some(known) = known_source(root, path, identity)
+            && let Some(component) =
+                cached(&self.engine, root, &cache_key(&self.engine, &known.digest))
+            && file_identity(path).as_deref() == Some(identity)
+        {
+            let plugins = component::decode(path, &known.records)?;
+            return self.link(path, plugins, &component);
+        }
         let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
             path: path.to_owned(),
             source,
         })?;
-        self.open_bytes(path, &bytes)
+        let unchanged = before.is_some() && file_identity(path) == before;
+        let (Some(root), Some(identity), true) = (root, before, unchanged) else {
+            return self.open_bytes(path, &bytes);
+        };
+        let digest = hex(&Sha256::digest(&bytes));
+        if component::is_wasm(&bytes)
+            && settled_identity(path).as_deref() == Some(identity.as_str())
+            && let Ok(records) = component::records(path, &bytes)
+        {
+            let _ = record_source(root, path, &identity, &digest, &records);
+        }
+        self.open_digested(path, &bytes, Some(&digest))
     }
 
     /// As [`open`](Self::open), for bytes already read (and verified) from
@@ -281,11 +313,75 @@ impl WasmRuntime {
             });
         }
         let plugins = component::plugins(path, bytes)?;
+        let component = self.compile(path, bytes, sha256)?;
+        self.link(path, plugins, &component)
+    }
+
+    /// Links `component` (its `plugins` read from `path`): the library.
+    fn link(
+        &self,
+        path: &Path,
+        plugins: Vec<PluginInfo>,
+        component: &Component,
+    ) -> Result<WasmLibrary, LoadError> {
         let wasm_err = |what: &str, e: wasmtime::Error| LoadError::Wasm {
             path: path.to_owned(),
             detail: format!("{what}: {e:#}"),
         };
-        let component = self.compile(path, bytes, sha256)?;
+        let link = |shared: bool| -> wasmtime::Result<InstancePre<HostState>> {
+            let linker = self.linker(component, shared)?;
+            // Anything else the component imports (HTTP, other worlds' host
+            // functions) traps when called: deny-all.
+            if has_unknown_imports(&self.engine, component) {
+                let mut linker = Linker::clone(&linker);
+                deny_unknown_imports(&self.engine, &mut linker, component)?;
+                linker.instantiate_pre(component)
+            } else {
+                linker.instantiate_pre(component)
+            }
+        };
+        // A shared linker made for another component with the same fidius
+        // import names but other types (an interface changed without a new
+        // version) does not fit: link this one on its own.
+        let pre = link(true)
+            .or_else(|_| link(false))
+            .map_err(|e| wasm_err("cannot link the component", e))?;
+        Ok(WasmLibrary {
+            path: path.to_owned(),
+            plugins,
+            shared: Arc::new(Shared {
+                engine: self.engine.clone(),
+                pre,
+                settings: self.settings.clone(),
+                path: path.to_owned(),
+            }),
+        })
+    }
+
+    /// The linker for `component`: WASI plus its fidius interfaces, made
+    /// once per set of fidius imports (`shared`), or anew.
+    fn linker(
+        &self,
+        component: &Component,
+        shared: bool,
+    ) -> wasmtime::Result<Arc<Linker<HostState>>> {
+        let mut key: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name.starts_with("fidius:"))
+            .collect();
+        key.sort();
+        let key = key.join(" ");
+        if shared
+            && let Some(linker) = self
+                .linkers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+        {
+            return Ok(Arc::clone(linker));
+        }
         let mut linker = self.wasi.clone();
         for (name, item) in component.component_type().imports(&self.engine) {
             let fidius_interface = name
@@ -299,57 +395,44 @@ impl WasmRuntime {
             {
                 linker
                     .instance(name)
-                    .and_then(|mut i| streams::link_sources(&self.engine, &mut i, instance))
-                    .map_err(|e| wasm_err("cannot link the fidius stream sources", e))?;
+                    .and_then(|mut i| streams::link_sources(&self.engine, &mut i, instance))?;
             }
             if fidius_interface == Some("host") {
-                linker
-                    .instance(name)
-                    .and_then(|mut i| {
-                        streams::link_host(&mut i)?;
-                        i.func_wrap(
-                            "call",
-                            |mut store: wasmtime::StoreContextMut<'_, HostState>,
-                             (method, args): (u32, Vec<u8>)| {
-                                let state = store.data_mut();
-                                let result = match state.host.clone() {
-                                    Some(host) => host(method as usize, &args, &mut |s| {
-                                        state.streams.insert(s)
-                                    }),
-                                    None => Err("this plugin was given no host interface".into()),
-                                };
-                                Ok((result,))
-                            },
-                        )?;
-                        i.func_wrap(
-                            "panicked",
-                            |mut store: wasmtime::StoreContextMut<'_, HostState>,
-                             (message,): (String,)| {
-                                store.data_mut().panic = Some(message);
-                                Ok(())
-                            },
-                        )
-                    })
-                    .map_err(|e| wasm_err("cannot link the fidius host interface", e))?;
+                linker.instance(name).and_then(|mut i| {
+                    streams::link_host(&mut i)?;
+                    i.func_wrap(
+                        "call",
+                        |mut store: wasmtime::StoreContextMut<'_, HostState>,
+                         (method, args): (u32, Vec<u8>)| {
+                            let state = store.data_mut();
+                            let result = match state.host.clone() {
+                                Some(host) => {
+                                    host(method as usize, &args, &mut |s| state.streams.insert(s))
+                                }
+                                None => Err("this plugin was given no host interface".into()),
+                            };
+                            Ok((result,))
+                        },
+                    )?;
+                    i.func_wrap(
+                        "panicked",
+                        |mut store: wasmtime::StoreContextMut<'_, HostState>,
+                         (message,): (String,)| {
+                            store.data_mut().panic = Some(message);
+                            Ok(())
+                        },
+                    )
+                })?;
             }
         }
-        // Anything else the component imports (HTTP, other worlds' host
-        // functions) traps when called: deny-all.
-        deny_unknown_imports(&self.engine, &mut linker, &component)
-            .map_err(|e| wasm_err("cannot link the component", e))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| wasm_err("cannot link the component", e))?;
-        Ok(WasmLibrary {
-            path: path.to_owned(),
-            plugins,
-            shared: Arc::new(Shared {
-                engine: self.engine.clone(),
-                pre,
-                settings: self.settings.clone(),
-                path: path.to_owned(),
-            }),
-        })
+        let linker = Arc::new(linker);
+        if shared {
+            self.linkers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, Arc::clone(&linker));
+        }
+        Ok(linker)
     }
 
     fn compile(
@@ -395,6 +478,15 @@ const LINKED: &[&str] = &[
     "wasi:http/",
     "fidius:",
 ];
+
+/// Whether `component` imports anything besides WASI and the fidius
+/// interfaces.
+fn has_unknown_imports(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| !LINKED.iter().any(|p| name.starts_with(p)))
+}
 
 /// Defines every other import as functions that trap (and resources no one
 /// can make). Not `Linker::define_unknown_imports_as_traps`: it matches
@@ -502,6 +594,70 @@ fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     // compatibility hash (part of the key); wasmtime re-checks the engine
     // configuration itself.
     unsafe { Component::deserialize(engine, &bytes) }.ok()
+}
+
+/// Where what is known of the component file at `path` is recorded:
+/// `<root>/wasm/sources/<sha256 of its canonical path>`.
+fn source_record(root: &Path, path: &Path) -> Option<PathBuf> {
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let name = hex(&Sha256::digest(canonical.as_os_str().as_encoded_bytes()));
+    Some(root.join("wasm").join("sources").join(name))
+}
+
+/// A component file's SHA-256 and `fidius-meta` records, as recorded.
+struct KnownSource {
+    digest: String,
+    records: Vec<u8>,
+}
+
+/// What was recorded for the component file at `path` when it had
+/// `identity`.
+fn known_source(root: &Path, path: &Path, identity: &str) -> Option<KnownSource> {
+    let record = source_record(root, path)?;
+    crate::package::cache::check_private(record.parent()?).ok()?;
+    let text = std::fs::read_to_string(record).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != identity {
+        return None;
+    }
+    let digest = lines.next()?.trim();
+    let records = unhex(lines.next()?.trim())?;
+    (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| KnownSource {
+        digest: digest.to_owned(),
+        records,
+    })
+}
+
+/// Records the SHA-256 and `fidius-meta` records of the component file at
+/// `path` while it has `identity` (a settled one).
+fn record_source(
+    root: &Path,
+    path: &Path,
+    identity: &str,
+    digest: &str,
+    records: &[u8],
+) -> Result<(), crate::package::PackageError> {
+    let Some(record) = source_record(root, path) else {
+        return Ok(());
+    };
+    let name = record.file_name().unwrap_or_default().to_string_lossy();
+    crate::package::cache::store(
+        &root.join("wasm"),
+        "sources",
+        &name,
+        format!("{identity}\n{digest}\n{}\n", hex(records)).as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// [`file_identity`], if the file last changed long enough ago that any

@@ -168,9 +168,9 @@ pub(crate) type Entries = BTreeMap<String, std::ops::Range<usize>>;
 ///
 /// The file is read in chunks as it is decompressed, and a second thread
 /// computes the entries' SHA-256 digests from copies of the decompressed
-/// chunks as they appear. Once the container is checked and its entries are
-/// known, `stage` finishes on this thread while that one is still hashing
-/// (see [`Stage`]).
+/// chunks as they appear. `stage` sees the decompressed data grow (while
+/// the hashing goes on), and finishes once the container is checked and
+/// its entries are known (see [`Stage`]).
 pub(crate) fn read<S: Stage>(
     path: &Path,
     mut input: impl Read,
@@ -251,11 +251,15 @@ pub(crate) fn read<S: Stage>(
         let inflated = inflate();
         drop(full);
         let inflated = match inflated {
-            Err(Stop::Limit) => Err(PackageError::LimitExceeded {
-                path: path.to_owned(),
-                what: "the decompressed archive".into(),
-                limit: limits.max_total_bytes,
-            }),
+            // The file's check value first, as for any other failure.
+            Err(Stop::Limit) => Err(decoder.get_mut().check_rest(path, check_value).map_or_else(
+                |failure| failure,
+                |_| PackageError::LimitExceeded {
+                    path: path.to_owned(),
+                    what: "the decompressed archive".into(),
+                    limit: limits.max_total_bytes,
+                },
+            )),
             Err(Stop::Gzip(e)) => Err(decoder
                 .get_mut()
                 .end(path, check_value)
@@ -280,9 +284,9 @@ pub(crate) fn read<S: Stage>(
     Ok((contents, staged))
 }
 
-/// Work on a package's bytes done while their digests are still being
-/// computed: it sees bytes not yet verified, so its result must only be
-/// used once the package is.
+/// Work on a package's bytes done as they are decompressed, while their
+/// digests are still being computed: it sees bytes not yet verified, so
+/// its result must only be used once the package is.
 pub(crate) trait Stage {
     /// What it prepares.
     type Output;
@@ -357,6 +361,22 @@ impl<R: Read> Source<R> {
     /// deflate stream left must be exactly the 8-byte gzip trailer, which is
     /// returned.
     fn end(&mut self, path: &Path, check_value: [u8; 4]) -> Result<[u8; 8], PackageError> {
+        let rest = self.check_rest(path, check_value)?;
+        let archive_err = |detail: &str| PackageError::Archive {
+            path: path.to_owned(),
+            detail: detail.into(),
+        };
+        match <[u8; 8]>::try_from(rest.as_slice()) {
+            Ok(trailer) => Ok(trailer),
+            Err(_) if rest.len() < 8 => Err(archive_err("gzip: the file is truncated")),
+            Err(_) => Err(archive_err("data after the end of the gzip stream")),
+        }
+    }
+
+    /// Reads the rest of the file and checks the header's check value (and
+    /// that the file could be read, within its limit); returns what was
+    /// left, or its first 16 bytes and more.
+    fn check_rest(&mut self, path: &Path, check_value: [u8; 4]) -> Result<Vec<u8>, PackageError> {
         let mut rest = Vec::new();
         loop {
             let available = match std::io::BufRead::fill_buf(self) {
@@ -392,11 +412,7 @@ impl<R: Read> Source<R> {
                  or truncated)",
             ));
         }
-        match <[u8; 8]>::try_from(rest.as_slice()) {
-            Ok(trailer) => Ok(trailer),
-            Err(_) if rest.len() < 8 => Err(archive_err("gzip: the file is truncated")),
-            Err(_) => Err(archive_err("data after the end of the gzip stream")),
-        }
+        Ok(rest)
     }
 }
 

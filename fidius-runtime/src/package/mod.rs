@@ -297,10 +297,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     keys::hex(&Sha256::digest(bytes))
 }
 
-/// Work on a package done while its artifacts' digests are still being
-/// computed ([`archive::Stage`]), finished once the manifest's signature is
-/// checked and every artifact is present with its listed size. It sees
-/// bytes not yet verified: its result is used only once the package is.
+/// Work on a package done as it is decompressed, while its artifacts'
+/// digests are still being computed ([`archive::Stage`]), finished once
+/// the manifest's signature is checked and every artifact is present with
+/// its listed size. It sees bytes not yet verified: its result is used
+/// only once the package is.
 trait Prepare {
     /// What it prepares.
     type Output;
@@ -443,9 +444,9 @@ impl VerifiedPackage {
             .map(|(package, status, ())| (package, status))
     }
 
-    /// Reads and verifies the package from `input`. `prepare` runs while
-    /// the artifacts' SHA-256 digests are still being computed (see
-    /// [`Prepare`]): its result must not be used before this returns `Ok`.
+    /// Reads and verifies the package from `input`. `prepare` sees it as
+    /// it is decompressed (see [`Prepare`]): its result must not be used
+    /// before this returns `Ok`.
     fn parse<P: Prepare>(
         path: &Path,
         input: impl std::io::Read,

@@ -95,8 +95,14 @@ impl Stamp {
             "Generating",
             format!("metadata of {} for plugin {}", interface.name, self.plugin),
         );
+        // The generator writes the record's bytes to a file beside it.
+        let record_file = target_dir
+            .join("fidius")
+            .join("stamp-gen")
+            .join(format!("{}.record", self.plugin));
         let expr = format!(
-            "Ok(<dyn ::{}>::__fidius_foreign_record({:?}).iter().map(|b| format!(\"{{b:02x}}\")).collect::<String>())",
+            "std::fs::write({:?}, <dyn ::{}>::__fidius_foreign_record({:?})).map(|()| String::new()).map_err(|e| e.to_string())",
+            record_file.display().to_string(),
             interface.rust_path(&lib_name),
             self.plugin
         );
@@ -110,11 +116,13 @@ impl Stamp {
             kind: "stamp-gen",
             offline: self.flags.offline,
         };
-        let record = match run_generator(&generator, &[expr])?.pop() {
-            Some(Ok(hex)) => unhex(&hex).context("the generator printed a malformed record")?,
+        match run_generator(&generator, &[expr])?.pop() {
+            Some(Ok(_)) => {}
             Some(Err(e)) => bail!("the generator failed: {e}"),
             None => bail!("the generator printed nothing"),
-        };
+        }
+        let record = std::fs::read(&record_file)
+            .with_context(|| format!("failed to read `{}`", record_file.display()))?;
         let (stamped, plugins) = fidius_runtime::stamp_component(&self.component, &bytes, &record)?;
         let out = self.out.as_ref().unwrap_or(&self.component);
         std::fs::write(out, stamped)
@@ -143,17 +151,6 @@ fn is_plugin_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,12 +162,5 @@ mod tests {
         assert!(!is_plugin_name("1a"));
         assert!(!is_plugin_name("py-greeter"));
         assert!(!is_plugin_name(""));
-    }
-
-    #[test]
-    fn records_cross_as_hex() {
-        assert_eq!(unhex("00ff10\n"), Some(vec![0, 255, 16]));
-        assert_eq!(unhex("0"), None);
-        assert_eq!(unhex("zz"), None);
     }
 }

@@ -81,16 +81,21 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    unhex_vec(text)?.try_into().ok()
+}
+
+/// The bytes of `text`, hex digits in pairs (either case).
+pub(crate) fn unhex_vec(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
-    if text.len() != 2 * N {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
-    let mut out = [0u8; N];
-    for (i, pair) in text.chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
+    text.chunks(2)
+        .map(|pair| {
+            let digit = |c: u8| (c as char).to_digit(16);
+            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+        })
+        .collect()
 }
 
 fn key_id(key: &VerifyingKey) -> String {

@@ -13,7 +13,7 @@
 mod archive;
 pub(crate) mod cache;
 mod error;
-mod keys;
+pub(crate) mod keys;
 mod manifest;
 
 use std::collections::BTreeMap;

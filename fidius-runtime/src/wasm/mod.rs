@@ -621,7 +621,7 @@ fn known_source(root: &Path, path: &Path, identity: &str) -> Option<KnownSource>
         return None;
     }
     let digest = lines.next()?.trim();
-    let records = unhex(lines.next()?.trim())?;
+    let records = crate::package::keys::unhex_vec(lines.next()?.trim())?;
     (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| KnownSource {
         digest: digest.to_owned(),
         records,
@@ -648,16 +648,6 @@ fn record_source(
         format!("{identity}\n{digest}\n{}\n", hex(records)).as_bytes(),
     )?;
     Ok(())
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// [`file_identity`], if the file last changed long enough ago that any

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+use super::spare::{self, Stop};
 use super::{Limits, PackageError};
 
 /// The manifest's name in the archive.
@@ -194,81 +195,95 @@ pub(crate) fn read<S: Stage>(
         ));
     }
     let check_value = <[u8; 4]>::try_from(&header[GZIP_PREFIX.len()..]).unwrap_or_default();
-    let mut decoder =
-        flate2::bufread::DeflateDecoder::new(Source::new(input, limits.max_total_bytes));
-    // Sized from the gzip trailer's length (mod 2^32), within the limit; a
-    // wrong value only costs reallocations. Not zeroed: it grows as the
-    // data is appended.
+    let mut source = Source::new(input, limits.max_total_bytes);
+    let mut inflater = flate2::Decompress::new(false);
+    // Sized from the gzip trailer's length (mod 2^32, and within what the
+    // file can inflate to), within the limit. The data is inflated straight
+    // into it (no zeroing pass first), and the hashing thread reads the
+    // filled part in place. A wrong length only costs the sequential tail
+    // below.
     let mut tar = Vec::new();
     let _ = tar.try_reserve_exact(declared.unwrap_or(0).min(limits.max_total_bytes) as usize);
     let mut crc = flate2::Crc::new();
-    let (inflated, digests) = std::thread::scope(|scope| {
-        // Chunk buffers go round: inflated into here, hashed there, sent
-        // back for reuse; at most `CHUNKS_IN_FLIGHT + 1` exist.
-        let (full, to_hash) = std::sync::mpsc::sync_channel::<(Box<[u8]>, usize)>(CHUNKS_IN_FLIGHT);
-        let (give_back, free) = std::sync::mpsc::channel::<Box<[u8]>>();
-        let hasher = scope.spawn(move || {
-            let mut scan = TarDigests::default();
-            for (chunk, n) in to_hash {
-                scan.feed(&chunk[..n]);
-                let _ = give_back.send(chunk);
-            }
-            scan.finish()
-        });
-        let mut made = 0;
-        let mut inflate = || -> Result<(), Stop> {
-            loop {
-                let mut chunk = match free.try_recv() {
-                    Ok(chunk) => chunk,
-                    Err(_) if made <= CHUNKS_IN_FLIGHT => {
-                        made += 1;
-                        vec![0; INFLATE_CHUNK].into_boxed_slice()
-                    }
-                    Err(_) => free
-                        .recv()
-                        .map_err(|e| Stop::Gzip(std::io::Error::other(e)))?,
-                };
-                let n = read_full(&mut decoder, &mut chunk).map_err(Stop::Gzip)?;
-                if n == 0 {
-                    return Ok(());
+    let (inflated, mut scan) = spare::fill(&mut tar, |spare| {
+        std::thread::scope(|scope| {
+            let (to_hash, pieces) = std::sync::mpsc::channel::<&[u8]>();
+            let hasher = scope.spawn(move || {
+                let mut scan = TarDigests::default();
+                for piece in pieces {
+                    scan.feed(piece);
                 }
-                // For the gzip trailer; this thread has time to spare, the
-                // hashing one has not.
-                crc.update(&chunk[..n]);
-                tar.extend_from_slice(&chunk[..n]);
-                if tar.len() as u64 > limits.max_total_bytes {
-                    return Err(Stop::Limit);
+                scan
+            });
+            let inflated = loop {
+                let at = spare.filled();
+                let (piece, ended) = match spare.inflate(&mut inflater, &mut source, INFLATE_CHUNK)
+                {
+                    Ok(inflated) => inflated,
+                    Err(e) => break Err(e),
+                };
+                if piece.is_empty() && !ended {
+                    // The buffer is full; anything more follows below.
+                    break Ok(false);
                 }
                 // The hashing thread only stops early if it panicked; the
                 // digests are then computed after.
-                let _ = full.send((chunk, n));
-                stage.progress(&tar);
-                if n < INFLATE_CHUNK {
-                    return Ok(());
+                let _ = to_hash.send(piece);
+                // For the gzip trailer; this thread has time to spare, the
+                // hashing one has not.
+                crc.update(piece);
+                stage.progress(at, piece);
+                if ended {
+                    break Ok(true);
                 }
-            }
-        };
-        let inflated = inflate();
-        drop(full);
-        let inflated = match inflated {
-            // The file's check value first, as for any other failure.
-            Err(Stop::Limit) => Err(decoder.get_mut().check_rest(path, check_value).map_or_else(
-                |failure| failure,
-                |_| PackageError::LimitExceeded {
-                    path: path.to_owned(),
-                    what: "the decompressed archive".into(),
-                    limit: limits.max_total_bytes,
-                },
-            )),
-            Err(Stop::Gzip(e)) => Err(decoder
-                .get_mut()
-                .end(path, check_value)
-                .map_or_else(|failure| failure, |_| archive_err(format!("gzip: {e}")))),
-            Ok(()) => decoder.get_mut().end(path, check_value),
-        };
-        (inflated, hasher.join().unwrap_or_default())
+            };
+            drop(to_hash);
+            (inflated, hasher.join().unwrap_or_default())
+        })
     });
-    let trailer = inflated?;
+    let inflated = match inflated {
+        // Only when the trailer's length was wrong: the rest, on this
+        // thread, a chunk at a time.
+        Ok(false) => loop {
+            let at = tar.len();
+            if tar.try_reserve(INFLATE_CHUNK).is_err() {
+                break Err(Stop::Limit);
+            }
+            let ended = spare::fill(&mut tar, |spare| {
+                spare
+                    .inflate(&mut inflater, &mut source, INFLATE_CHUNK)
+                    .map(|(_, ended)| ended)
+            });
+            if tar.len() as u64 > limits.max_total_bytes {
+                break Err(Stop::Limit);
+            }
+            let piece = &tar[at..];
+            scan.feed(piece);
+            crc.update(piece);
+            stage.progress(at, piece);
+            match ended {
+                Ok(false) => {}
+                ended => break ended.map(|_| ()),
+            }
+        },
+        ended => ended.map(|_| ()),
+    };
+    let trailer = match inflated {
+        // The file's check value first, as for any other failure.
+        Err(Stop::Limit) => Err(source.check_rest(path, check_value).map_or_else(
+            |failure| failure,
+            |_| PackageError::LimitExceeded {
+                path: path.to_owned(),
+                what: "the decompressed archive".into(),
+                limit: limits.max_total_bytes,
+            },
+        )),
+        Err(Stop::Gzip(e)) => Err(source
+            .end(path, check_value)
+            .map_or_else(|failure| failure, |_| archive_err(format!("gzip: {e}")))),
+        Ok(()) => source.end(path, check_value),
+    }?;
+    let digests = scan.finish();
     if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != (tar.len() as u32).to_le_bytes() {
         return Err(archive_err(
             "gzip: the trailer's CRC or length does not match the decompressed data".into(),
@@ -291,9 +306,9 @@ pub(crate) trait Stage {
     /// What it prepares.
     type Output;
 
-    /// Called each time decompressed data is appended, with all of it so
-    /// far (container not yet checked).
-    fn progress(&mut self, _prefix: &[u8]) {}
+    /// Called with each piece of the decompressed data in order: the
+    /// bytes at `at..` (container not yet checked).
+    fn progress(&mut self, _at: usize, _piece: &[u8]) {}
 
     /// Called once the container is checked and its entries are known.
     ///
@@ -309,17 +324,6 @@ impl<T, F: FnOnce(&Entries, &[u8]) -> Result<T, PackageError>> Stage for F {
         self(entries, tar)
     }
 }
-
-/// Why inflating stopped early.
-enum Stop {
-    /// The decompressed archive exceeds the limit.
-    Limit,
-    /// The deflate stream or the file could not be read.
-    Gzip(std::io::Error),
-}
-
-/// How many decompressed chunks may wait for the hashing thread.
-const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The package file after the gzip header, as the deflate decoder reads
 /// it: in chunks, with the CRC-32 of every byte read (the header's check
@@ -688,7 +692,7 @@ impl Contents {
                     .map(String::as_str)
                     .filter(|p| *p != MANIFEST && *p != SIGNATURE),
             );
-        let all = self.canonical.as_slice();
+        let all = &*self.canonical;
         let zeros = |range: std::ops::Range<usize>| {
             all.get(range).is_some_and(|b| b.iter().all(|&x| x == 0))
         };

@@ -15,6 +15,11 @@ pub(crate) mod cache;
 mod error;
 pub(crate) mod keys;
 mod manifest;
+#[expect(
+    unsafe_code,
+    reason = "inflating into a buffer's spare capacity, lent out piece by piece"
+)]
+mod spare;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -306,9 +311,9 @@ trait Prepare {
     /// What it prepares.
     type Output;
 
-    /// Called each time decompressed data is appended, with all of it so
-    /// far (nothing checked yet).
-    fn progress(&mut self, _prefix: &[u8]) {}
+    /// Called with each piece of the decompressed data in order: the
+    /// bytes at `at..` (nothing checked yet).
+    fn progress(&mut self, _at: usize, _piece: &[u8]) {}
 
     /// Called with the checked manifest and the archive's entries.
     ///
@@ -342,8 +347,8 @@ struct Checked<'a, P> {
 impl<P: Prepare> archive::Stage for Checked<'_, P> {
     type Output = (Manifest, Option<String>, SignatureStatus, P::Output);
 
-    fn progress(&mut self, prefix: &[u8]) {
-        self.prepare.progress(prefix);
+    fn progress(&mut self, at: usize, piece: &[u8]) {
+        self.prepare.progress(at, piece);
     }
 
     fn finish(self, entries: &archive::Entries, tar: &[u8]) -> Result<Self::Output, PackageError> {
@@ -643,9 +648,11 @@ struct CacheCopy<'a> {
     path: &'a Path,
     policy: &'a TrustPolicy,
     early: Early,
+    /// The decompressed bytes the current state still needs.
+    window: Window,
 }
 
-/// How far [`CacheCopy`] got with the prefix.
+/// How far [`CacheCopy`] got with the decompressed data.
 enum Early {
     /// Waiting for the manifest, the archive's first entry.
     Manifest,
@@ -661,15 +668,47 @@ enum Early {
     Off,
 }
 
+/// The decompressed data from `start` on, as far as it has come.
+#[derive(Default)]
+struct Window {
+    start: usize,
+    bytes: Vec<u8>,
+}
+
+impl Window {
+    /// Takes the next piece, the bytes at `at..`, keeping only those from
+    /// `from` on (`from` never goes back).
+    fn push(&mut self, at: usize, piece: &[u8], from: usize) {
+        if from >= at {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(piece.get(from - at..).unwrap_or_default());
+            self.start = from;
+        } else {
+            let gone = from.saturating_sub(self.start).min(self.bytes.len());
+            self.bytes.drain(..gone);
+            self.start += gone;
+            self.bytes.extend_from_slice(piece);
+        }
+    }
+
+    /// The bytes at `range`, once they have all come.
+    fn get(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
+        let from = range.start.checked_sub(self.start)?;
+        self.bytes.get(from..from + range.len())
+    }
+}
+
 impl CacheCopy<'_> {
     /// The cache entry's file name for `artifact`.
     fn file_name(artifact: &Artifact) -> &str {
         artifact.path.rsplit('/').next().unwrap_or("artifact")
     }
 
-    /// The entry header at `at` in `prefix`: its path and data range.
-    fn header(prefix: &[u8], at: usize) -> Option<Option<(String, std::ops::Range<usize>)>> {
-        let block = prefix.get(at..)?.first_chunk::<512>()?;
+    /// The entry header at `at`: its path and data range (`None` until
+    /// its block has come).
+    fn header(&self, at: usize) -> Option<Option<(String, std::ops::Range<usize>)>> {
+        let block = self.window.get(at..at + 512)?.first_chunk::<512>()?;
         let header = tar::Header::from_byte_slice(block);
         let size = header
             .entry_size()
@@ -684,13 +723,13 @@ impl CacheCopy<'_> {
         )
     }
 
-    fn advance(&mut self, prefix: &[u8]) -> Option<Early> {
+    fn advance(&mut self) -> Option<Early> {
         match &mut self.early {
             Early::Manifest => {
-                let Some((name, range)) = Self::header(prefix, 0)? else {
+                let Some((name, range)) = self.header(0)? else {
                     return Some(Early::Off);
                 };
-                let text = std::str::from_utf8(prefix.get(range.clone())?);
+                let text = std::str::from_utf8(self.window.get(range.clone())?);
                 // Validated like the checked one: its digests and file
                 // names become paths in the cache.
                 let manifest = (name == archive::MANIFEST)
@@ -711,37 +750,39 @@ impl CacheCopy<'_> {
                 Some(next)
             }
             Early::Seeking { at, artifact } => {
-                let Some((name, range)) = Self::header(prefix, *at)? else {
+                let at = *at;
+                let artifact = artifact.clone();
+                let Some((name, range)) = self.header(at)? else {
                     return Some(Early::Off);
                 };
                 if name != artifact.path {
                     return Some(Early::Seeking {
                         at: range.end.next_multiple_of(512),
-                        artifact: artifact.clone(),
+                        artifact,
                     });
                 }
                 let root = self.policy.cache_root();
-                let file_name = Self::file_name(artifact);
+                let file_name = Self::file_name(&artifact);
                 Some(
                     match cache::Sink::open(&root, &artifact.sha256, file_name, artifact.size) {
-                        Ok(sink) if range.len() as u64 == artifact.size => Early::Copying {
-                            artifact: artifact.clone(),
-                            range,
-                            sink,
-                        },
+                        Ok(mut sink) if range.len() as u64 == artifact.size => {
+                            // What of the data has come already.
+                            let end = (self.window.start + self.window.bytes.len()).min(range.end);
+                            if let Some(data) = self.window.get(range.start..end.max(range.start)) {
+                                sink.feed(data);
+                            }
+                            self.window = Window::default();
+                            Early::Copying {
+                                artifact,
+                                range,
+                                sink,
+                            }
+                        }
                         _ => Early::Off,
                     },
                 )
             }
-            Early::Copying { range, sink, .. } => {
-                let from = range.start + sink.written() as usize;
-                let to = range.end.min(prefix.len());
-                if from < to {
-                    sink.feed(&prefix[from..to]);
-                }
-                None
-            }
-            Early::Off => None,
+            Early::Copying { .. } | Early::Off => None,
         }
     }
 }
@@ -749,9 +790,30 @@ impl CacheCopy<'_> {
 impl Prepare for CacheCopy<'_> {
     type Output = (Artifact, Pick<Result<cache::Staged, PackageError>>);
 
-    fn progress(&mut self, prefix: &[u8]) {
-        while let Some(next) = self.advance(prefix) {
+    fn progress(&mut self, at: usize, piece: &[u8]) {
+        let from = match &mut self.early {
+            Early::Copying { range, sink, .. } => {
+                let from = range.start + sink.written() as usize;
+                let to = range.end.min(at + piece.len());
+                if let Some(data) = piece.get(from.saturating_sub(at)..to.saturating_sub(at))
+                    && from >= at
+                {
+                    sink.feed(data);
+                }
+                return;
+            }
+            Early::Off => return,
+            Early::Manifest => 0,
+            Early::Seeking { at, .. } => *at,
+        };
+        self.window.push(at, piece, from);
+        while let Some(next) = self.advance() {
             self.early = next;
+            if let Early::Seeking { at, .. } = self.early {
+                // Drop what is before the next header.
+                self.window
+                    .push(self.window.start + self.window.bytes.len(), &[], at);
+            }
         }
     }
 
@@ -843,6 +905,7 @@ impl Package {
             path,
             policy,
             early: Early::Manifest,
+            window: Window::default(),
         };
         let (verified, _, (artifact, pick)) =
             VerifiedPackage::parse(path, file, declared, policy, false, copy)?;
@@ -1148,4 +1211,67 @@ pub fn write_package(
         artifacts,
     )
     .map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    /// The early cache copy finds the native artifact behind another one
+    /// and gets every byte of it, however the data is cut into pieces.
+    #[test]
+    fn cache_copy_is_fed_in_pieces() {
+        let artifact = |kind, target: &str, file: &str| Artifact {
+            kind,
+            target: target.into(),
+            path: format!("artifacts/{target}/{file}"),
+            size: 0,
+            sha256: String::new(),
+            capabilities: Vec::new(),
+        };
+        let wasm = artifact(ArtifactKind::Wasm, WASM_TARGET, "a.wasm");
+        let native = artifact(ArtifactKind::Native, HOST_TARGET, "liba.so");
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            package: PackageInfo {
+                name: "a".into(),
+                version: "1.0.0".into(),
+            },
+            plugins: Vec::new(),
+            artifacts: vec![wasm.clone(), native.clone()],
+        };
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let artifacts = BTreeMap::from([
+            (wasm.path.clone(), vec![7; 3000]),
+            (native.path.clone(), data.clone()),
+        ]);
+        let package = write_package(&manifest, &artifacts, None).unwrap();
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(package.as_slice())
+            .read_to_end(&mut tar)
+            .unwrap();
+        let root = std::env::temp_dir().join(format!("fidius-cache-copy-{}", std::process::id()));
+        let policy = TrustPolicy::new().allow_unsigned().cache_dir(&root);
+        for size in [1, 100, 511, 512, 4096, tar.len()] {
+            let mut copy = CacheCopy {
+                path: Path::new("a.fidpkg"),
+                policy: &policy,
+                early: Early::Manifest,
+                window: Window::default(),
+            };
+            for (i, piece) in tar.chunks(size).enumerate() {
+                copy.progress(i * size, piece);
+            }
+            let Early::Copying { artifact, sink, .. } = copy.early else {
+                panic!("pieces of {size}: the copy did not start");
+            };
+            assert_eq!(artifact.path, native.path);
+            let staged = sink.finish().expect("every byte written");
+            let path = staged.commit().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), data, "pieces of {size}");
+            std::fs::remove_file(path).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(root);
+    }
 }

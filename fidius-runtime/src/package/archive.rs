@@ -204,17 +204,52 @@ pub(crate) fn read<S: Stage>(
     // below.
     let mut tar = Vec::new();
     let _ = tar.try_reserve_exact(declared.unwrap_or(0).min(limits.max_total_bytes) as usize);
-    let mut crc = flate2::Crc::new();
-    let (inflated, mut scan) = spare::fill(&mut tar, |spare| {
+    let capacity = tar.capacity();
+    // The CRC-32 for the gzip trailer is computed per piece and combined
+    // after. Either thread may take a piece's CRC (the first to claim it):
+    // the hashing thread when it has nothing to hash, this one a piece
+    // late. So whichever has time to spare does it: this thread when the
+    // cache copy is compared, the other when it is written.
+    let claims: Vec<std::sync::atomic::AtomicBool> = (0..=capacity.div_ceil(INFLATE_CHUNK))
+        .map(|_| std::sync::atomic::AtomicBool::new(false))
+        .collect();
+    let claim = |index: usize| {
+        claims
+            .get(index)
+            .is_none_or(|c| !c.swap(true, std::sync::atomic::Ordering::Relaxed))
+    };
+    let piece_crc = |index: usize, piece: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(piece);
+        (index, crc)
+    };
+    let mut crcs: Vec<(usize, flate2::Crc)> = Vec::new();
+    let inflated = spare::fill(&mut tar, |spare| {
         std::thread::scope(|scope| {
-            let (to_hash, pieces) = std::sync::mpsc::channel::<&[u8]>();
+            let (to_hash, pieces) = std::sync::mpsc::channel::<(usize, &[u8])>();
+            let claims = &claims;
             let hasher = scope.spawn(move || {
                 let mut scan = TarDigests::default();
-                for piece in pieces {
+                let mut crcs = Vec::new();
+                let mut next = next_piece(&pieces);
+                while let Some((index, piece)) = next {
                     scan.feed(piece);
+                    next = pieces.try_recv().ok();
+                    if next.is_none() {
+                        // Nothing to hash yet: the CRC, unless taken.
+                        if claims
+                            .get(index)
+                            .is_some_and(|c| !c.swap(true, std::sync::atomic::Ordering::Relaxed))
+                        {
+                            crcs.push(piece_crc(index, piece));
+                        }
+                        next = next_piece(&pieces);
+                    }
                 }
-                scan
+                (scan, crcs)
             });
+            let mut index = 0;
+            let mut last: &[u8] = &[];
             let inflated = loop {
                 let at = spare.filled();
                 let (piece, ended) = match spare.inflate(&mut inflater, &mut source, INFLATE_CHUNK)
@@ -227,20 +262,29 @@ pub(crate) fn read<S: Stage>(
                     break Ok(false);
                 }
                 // The hashing thread only stops early if it panicked; the
-                // digests are then computed after.
-                let _ = to_hash.send(piece);
-                // For the gzip trailer; this thread has time to spare, the
-                // hashing one has not.
-                crc.update(piece);
+                // digests and CRCs are then computed after.
+                let _ = to_hash.send((index, piece));
+                if index > 0 && claim(index - 1) {
+                    crcs.push(piece_crc(index - 1, last));
+                }
                 stage.progress(at, piece);
+                last = piece;
+                index += 1;
                 if ended {
                     break Ok(true);
                 }
             };
+            if index > 0 && claim(index - 1) {
+                crcs.push(piece_crc(index - 1, last));
+            }
             drop(to_hash);
-            (inflated, hasher.join().unwrap_or_default())
+            (inflated, index, hasher.join().ok())
         })
     });
+    let (inflated, mut index, hashed) = inflated;
+    let hashed_all = hashed.is_some();
+    let (mut scan, theirs) = hashed.unwrap_or_default();
+    crcs.extend(theirs);
     let inflated = match inflated {
         // Only when the trailer's length was wrong: the rest, on this
         // thread, a chunk at a time.
@@ -259,7 +303,8 @@ pub(crate) fn read<S: Stage>(
             }
             let piece = &tar[at..];
             scan.feed(piece);
-            crc.update(piece);
+            crcs.push(piece_crc(index, piece));
+            index += 1;
             stage.progress(at, piece);
             match ended {
                 Ok(false) => {}
@@ -284,6 +329,15 @@ pub(crate) fn read<S: Stage>(
         Ok(()) => source.end(path, check_value),
     }?;
     let digests = scan.finish();
+    let crc = if hashed_all {
+        crcs.sort_unstable_by_key(|(index, _)| *index);
+        crcs.iter().fold(flate2::Crc::new(), |mut all, (_, crc)| {
+            all.combine(crc);
+            all
+        })
+    } else {
+        piece_crc(0, &tar).1
+    };
     if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != (tar.len() as u32).to_le_bytes() {
         return Err(archive_err(
             "gzip: the trailer's CRC or length does not match the decompressed data".into(),
@@ -322,6 +376,27 @@ impl<T, F: FnOnce(&Entries, &[u8]) -> Result<T, PackageError>> Stage for F {
 
     fn finish(self, entries: &Entries, tar: &[u8]) -> Result<T, PackageError> {
         self(entries, tar)
+    }
+}
+
+/// The next message from the inflating thread, `None` once it is done.
+/// This thread hashes faster than that one inflates, so it usually waits
+/// for each piece; it polls for a short while before it sleeps, so that the
+/// inflating thread seldom has to wake it (a wake-up costs that thread
+/// about 10 µs here, on the critical path).
+fn next_piece<T>(pieces: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    let polling = std::time::Instant::now();
+    loop {
+        match pieces.try_recv() {
+            Ok(piece) => return Some(piece),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty)
+                if polling.elapsed() < std::time::Duration::from_micros(200) =>
+            {
+                std::hint::spin_loop();
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => return pieces.recv().ok(),
+        }
     }
 }
 

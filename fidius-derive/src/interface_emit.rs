@@ -639,6 +639,36 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
         let name = &arg.name;
         return quote!(return __dynamic.call_bytes(#index, __METHOD, &#name););
     }
+    // Scalars in, a scalar (or nothing) out: no memory need cross, when
+    // the backend has such a path.
+    let scalar = match &m.ret {
+        Ret::Plain(v) if m.args.len() <= 4 && m.args.iter().all(|a| a.kind == ArgKind::Scalar) => {
+            match v.kind {
+                RetKind::Scalar => Some(v.ty.to_token_stream()),
+                RetKind::Unit => Some(quote!(())),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let scalar = scalar.map(|ty| {
+        let bits = m
+            .args
+            .iter()
+            .map(|a| {
+                let name = &a.name;
+                quote!(#p::ScalarBits::to_bits(#name))
+            })
+            .chain(std::iter::repeat_with(|| quote!(0u64)))
+            .take(4);
+        quote! {
+            if let ::core::option::Option::Some(__bits) =
+                __dynamic.call_scalar(#index, __METHOD, [#(#bits),*])?
+            {
+                return ::core::result::Result::Ok(<#ty as #p::ScalarBits>::from_bits(__bits));
+            }
+        }
+    });
     let mut args = Vec::new();
     let mut streams = false;
     for arg in &m.args {
@@ -719,6 +749,7 @@ fn dynamic_call(m: &Method, index: usize, p: &TokenStream) -> TokenStream {
         (quote!(), quote!(__dynamic.call(#index, __METHOD, &__args)?))
     };
     quote! {
+        #scalar
         let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
         #inputs
         #(#args)*

@@ -134,9 +134,27 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
 
     let mut methods = Vec::new();
     let mut fast_arms = Vec::new();
+    let mut scalar_arms = Vec::new();
     for (index, f) in funcs.iter().enumerate() {
         let index = index as u32;
         let rust_name = format_ident!("{}", snake(&f.name));
+        // `fast.scalar` through the typed export's own glue: the same
+        // conversions, no memory crossing.
+        if f.params.len() <= SCALAR_ARGS
+            && f.params
+                .iter()
+                .map(|(_, t)| t)
+                .chain(&f.result)
+                .all(|t| matches!(t, wit_parse::WitType::Prim(_)))
+        {
+            let bits = [quote!(__x0), quote!(__x1), quote!(__x2), quote!(__x3)];
+            let args = bits[..f.params.len()]
+                .iter()
+                .map(|b| quote!(#p::ScalarBits::from_bits(#b)));
+            scalar_arms.push(quote! {
+                #index => #p::ScalarBits::to_bits(<__Glue as #exports::Guest>::#rust_name(#(#args),*)),
+            });
+        }
         let params: Vec<(proc_macro2::Ident, TokenStream)> = f
             .params
             .iter()
@@ -447,6 +465,14 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
                     }
                 }
 
+                #[allow(unused_variables)]
+                fn scalar(__method: u32, __x0: u64, __x1: u64, __x2: u64, __x3: u64) -> u64 {
+                    match __method {
+                        #(#scalar_arms)*
+                        __other => #p::wasm_not_scalar(__other),
+                    }
+                }
+
                 fn stream_next(
                     __stream: u32,
                     __max: u32,
@@ -463,6 +489,9 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         }
     }
 }
+
+/// The most parameters a method may have to take `fast.scalar`.
+const SCALAR_ARGS: usize = 4;
 
 /// `#[derive(WitWire)]`, put on the types `wit-bindgen` generates: serde
 /// impls through a field-for-field shadow type (`#[serde(remote)]`), so the

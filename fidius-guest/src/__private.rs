@@ -35,11 +35,11 @@ pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    HostStreamFns, PANIC_PREFIX, StreamNextFn, TypedStreamOut, catch_host_panic, fast_arg,
-    fast_bytes, fast_end, fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop,
+    HostStreamFns, PANIC_PREFIX, ScalarBits, StreamNextFn, TypedStreamOut, catch_host_panic,
+    fast_arg, fast_bytes, fast_end, fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop,
     fast_stream_next, fast_stream_ret, transcode, typed_stream_arg, wasm_config,
     wasm_encode_config, wasm_host_client, wasm_install_panic_hook, wasm_not_created,
-    wasm_not_implemented, wit_hash_matches,
+    wasm_not_implemented, wasm_not_scalar, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
 #[cfg(target_family = "wasm")]
@@ -553,6 +553,23 @@ pub trait DynInstance: Send + Sync + 'static {
         let mut args = Vec::with_capacity(bytes.len() + 10);
         wire::encode_bytes_into(bytes, &mut args);
         decode_dynamic_bytes(name, &self.call(index, name, &args)?)
+    }
+
+    /// [`call`](Self::call) for a method whose arguments (at most four)
+    /// and result are scalars, each as the bits of a `u64` ([`ScalarBits`]),
+    /// so that no memory crosses; `Ok(None)` when the backend has no such
+    /// path for this method (the caller then uses [`call`](Self::call)).
+    ///
+    /// # Errors
+    /// The [`CallError`] the call ended with.
+    fn call_scalar(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: [u64; 4],
+    ) -> Result<Option<u64>, CallError> {
+        let _ = (index, name, args);
+        Ok(None)
     }
 
     /// [`call`](Self::call) for a method with stream arguments: `args`

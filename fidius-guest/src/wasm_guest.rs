@@ -441,6 +441,88 @@ pub fn wasm_not_implemented(method: &str) -> ! {
     panic!("fidius: `{method}` is not implemented by this plugin (its capability bit is clear)")
 }
 
+/// `fast.scalar` was called for a method that does not take that path.
+pub fn wasm_not_scalar(method: u32) -> ! {
+    panic!("fidius: method number {method} does not take `fast.scalar`")
+}
+
+/// A scalar as the bits of a `u64`, as `fast.scalar` passes it: signed
+/// integers sign-extended, floats their IEEE bits, `bool` 0 or 1, `char`
+/// its code point, `()` 0.
+pub trait ScalarBits {
+    /// The value from its bits (the host sends only valid ones).
+    fn from_bits(bits: u64) -> Self;
+    /// The value's bits.
+    fn to_bits(self) -> u64;
+}
+
+macro_rules! scalar_bits {
+    ($($t:ty => $wide:ty),* $(,)?) => {$(
+        impl ScalarBits for $t {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            fn from_bits(bits: u64) -> Self {
+                bits as $wide as $t
+            }
+            #[allow(clippy::cast_sign_loss, clippy::cast_lossless)]
+            fn to_bits(self) -> u64 {
+                self as $wide as u64
+            }
+        }
+    )*};
+}
+
+scalar_bits!(
+    u8 => u64, u16 => u64, u32 => u64, u64 => u64, usize => u64,
+    i8 => i64, i16 => i64, i32 => i64, i64 => i64, isize => i64,
+);
+
+impl ScalarBits for bool {
+    fn from_bits(bits: u64) -> Self {
+        bits != 0
+    }
+    fn to_bits(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl ScalarBits for f32 {
+    #[allow(clippy::cast_possible_truncation)]
+    fn from_bits(bits: u64) -> Self {
+        f32::from_bits(bits as u32)
+    }
+    fn to_bits(self) -> u64 {
+        u64::from(f32::to_bits(self))
+    }
+}
+
+impl ScalarBits for f64 {
+    fn from_bits(bits: u64) -> Self {
+        f64::from_bits(bits)
+    }
+    fn to_bits(self) -> u64 {
+        f64::to_bits(self)
+    }
+}
+
+impl ScalarBits for char {
+    fn from_bits(bits: u64) -> Self {
+        u32::try_from(bits)
+            .ok()
+            .and_then(char::from_u32)
+            .unwrap_or(char::REPLACEMENT_CHARACTER)
+    }
+    fn to_bits(self) -> u64 {
+        u64::from(u32::from(self))
+    }
+}
+
+impl ScalarBits for () {
+    fn from_bits(_: u64) -> Self {}
+    fn to_bits(self) -> u64 {
+        0
+    }
+}
+
 /// A method was called before `create`.
 pub fn wasm_not_created(plugin: &str) -> ! {
     panic!("fidius: plugin `{plugin}` was called before the runtime created it")

@@ -194,6 +194,22 @@ impl ImageFilterClient {
         const __METHOD: &str = "add";
         let __slot: usize = 1usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            if let ::core::option::Option::Some(__bits) = __dynamic
+                .call_scalar(
+                    1usize,
+                    __METHOD,
+                    [
+                        ::fidius::__private::ScalarBits::to_bits(a),
+                        ::fidius::__private::ScalarBits::to_bits(b),
+                        0u64,
+                        0u64,
+                    ],
+                )?
+            {
+                return ::core::result::Result::Ok(
+                    <i64 as ::fidius::__private::ScalarBits>::from_bits(__bits),
+                );
+            }
             let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
             ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "a", &a)?;
             ::fidius::__private::encode_arg_into(&mut __args, __METHOD, "b", &b)?;
@@ -295,6 +311,13 @@ impl ImageFilterClient {
         const __METHOD: &str = "reset";
         let __slot: usize = 3usize;
         if let ::core::option::Option::Some(__dynamic) = self.instance.dynamic() {
+            if let ::core::option::Option::Some(__bits) = __dynamic
+                .call_scalar(3usize, __METHOD, [0u64, 0u64, 0u64, 0u64])?
+            {
+                return ::core::result::Result::Ok(
+                    <() as ::fidius::__private::ScalarBits>::from_bits(__bits),
+                );
+            }
             let mut __args: ::std::vec::Vec<u8> = ::std::vec::Vec::new();
             let __bytes = __dynamic.call(3usize, __METHOD, &__args)?;
             return { ::fidius::__private::decode_dynamic::<()>(__METHOD, &__bytes) };

@@ -898,6 +898,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
             slots: slots.clone(),
             host: self.host,
             busy: std::sync::atomic::AtomicU64::new(0),
+            no_scalar: std::sync::atomic::AtomicBool::new(false),
             live: Mutex::new(None),
         };
         let live = plugin.instantiate().map_err(|source| LoadError::Create {
@@ -1014,6 +1015,10 @@ struct Core {
     /// callback that calls back into the same instance (it would wait for
     /// itself).
     busy: std::sync::atomic::AtomicU64,
+    /// Set once an instance turned out not to export `fast.scalar` (a
+    /// guest not built by fidius, or an older one), so that scalar calls go
+    /// straight to the general path.
+    no_scalar: std::sync::atomic::AtomicBool,
     live: Mutex<Option<Live>>,
 }
 
@@ -1029,6 +1034,9 @@ struct Live {
     /// typed function with the arguments and result in the wire format
     /// (bulk bytes move as one `list<u8>`, no per-value conversion).
     fast: Option<FastCall>,
+    /// `fast.scalar`, exported by Rust guests: a method that takes and
+    /// returns only scalars, with no memory crossing.
+    scalar: Option<ScalarCall>,
     /// `fast.stream-next` and `fast.stream-drop`.
     fast_streams: Option<(FastStreamNext, TypedFunc<(u32,), ()>)>,
     /// Streams returned through the typed exports: the resource, its
@@ -1044,6 +1052,8 @@ struct TypedStream {
 }
 
 type FastCall = TypedFunc<(u32, &'static [u8], &'static [u32]), (Result<Vec<u8>, String>,)>;
+/// `fast.scalar`: method number and up to four scalar arguments as bits.
+type ScalarCall = TypedFunc<(u32, u64, u64, u64, u64), (u64,)>;
 type FastStreamNext = TypedFunc<(u32, u32), (Result<Option<Vec<u8>>, String>,)>;
 
 impl Drop for Core {
@@ -1075,6 +1085,9 @@ struct Method {
     /// For a `list<u8>` → `list<u8>` method: the typed export, which copies
     /// the bytes once each way.
     bytes: Option<BytesFunc>,
+    /// Whether the method can go through `fast.scalar`: its parameters (at
+    /// most four) and result are all scalars.
+    scalar: bool,
 }
 
 type BytesFunc = TypedFunc<(&'static [u8],), (Vec<u8>,)>;
@@ -1162,7 +1175,9 @@ impl Core {
                 let ty = func.ty(&store);
                 let params: Box<[Type]> = ty.params().map(|(_, t)| t).collect();
                 let result = ty.results().next();
-                let prefer_fast = !params.iter().chain(&result).all(is_scalar);
+                let all_scalar = params.iter().chain(&result).all(is_scalar);
+                let prefer_fast = !all_scalar;
+                let scalar = all_scalar && params.len() <= value::SCALAR_ARGS;
                 let stream_next = lookup(&mut store, &iface, &format!("[method]{m}-stream.next"))
                     .and_then(|next| {
                         let item = match next.ty(&store).results().next() {
@@ -1185,6 +1200,7 @@ impl Core {
                     prefer_fast,
                     stream_next,
                     bytes,
+                    scalar,
                 })
             })
             .collect();
@@ -1235,13 +1251,14 @@ impl Core {
             }
         }
         let destroy = lookup(&mut store, "plugin", "destroy");
-        let (fast, fast_streams) = if settings.typed_exports_only {
-            (None, None)
+        let (fast, scalar, fast_streams) = if settings.typed_exports_only {
+            (None, None, None)
         } else {
             let call = lookup(&mut store, "fast", "call").and_then(|f| f.typed(&store).ok());
+            let scalar = lookup(&mut store, "fast", "scalar").and_then(|f| f.typed(&store).ok());
             let next = lookup(&mut store, "fast", "stream-next").and_then(|f| f.typed(&store).ok());
             let drop = lookup(&mut store, "fast", "stream-drop").and_then(|f| f.typed(&store).ok());
-            (call, next.zip(drop))
+            (call, scalar, next.zip(drop))
         };
         static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Live {
@@ -1250,6 +1267,7 @@ impl Core {
             funcs,
             destroy,
             fast,
+            scalar,
             fast_streams,
             typed_streams: std::collections::HashMap::new(),
             next_typed: 0,
@@ -1269,7 +1287,9 @@ impl Core {
     /// Sets this call's deadline and fuel.
     fn arm(&self, store: &mut Store<HostState>) {
         let settings = &self.shared.settings;
-        let ticks = settings.deadline.as_nanos().div_ceil(TICK.as_nanos()) as u64 + 1;
+        // In `u64` (a deadline past 584 years is no deadline).
+        let nanos = u64::try_from(settings.deadline.as_nanos()).unwrap_or(u64::MAX);
+        let ticks = nanos.div_ceil(TICK.as_nanos() as u64).saturating_add(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         if let Some(fuel) = settings.fuel {
@@ -1384,6 +1404,21 @@ impl DynInstance for WasmPlugin {
         self.0.call_bytes(index, name, bytes)
     }
 
+    fn call_scalar(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: [u64; 4],
+    ) -> Result<Option<u64>, CallError> {
+        if self.0.no_scalar.load(Ordering::Relaxed)
+            || self.0.slots.get(index).is_none_or(Option::is_none)
+        {
+            return Ok(None);
+        }
+        self.0
+            .run(name, |core, live| core.call_scalar(live, index, name, args))
+    }
+
     fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
         if self.0.shared.settings.isolation == Isolation::PerCall {
             return Err(CallError::Unsupported {
@@ -1437,20 +1472,18 @@ impl Core {
         let mut guard = self.lock();
         self.busy.store(me, Ordering::Release);
         let result = (|| {
-            let live = match (guard.take(), instance) {
-                (Some(live), None) => guard.insert(live),
-                (Some(live), Some(id)) if live.id == id => guard.insert(live),
-                (live, Some(_)) => {
-                    *guard = live;
-                    return Err(CallError::Protocol {
-                        method: name,
-                        detail: "the plugin instance that produced this stream was discarded \
-                                 after a trap"
-                            .into(),
-                    });
-                }
+            if instance.is_some_and(|id| guard.as_ref().is_none_or(|live| live.id != id)) {
+                return Err(CallError::Protocol {
+                    method: name,
+                    detail: "the plugin instance that produced this stream was discarded after \
+                             a trap"
+                        .into(),
+                });
+            }
+            let live = match &mut *guard {
+                Some(live) => live,
                 // The last call trapped: start over on a fresh instance.
-                (None, None) => guard.insert(self.instantiate()?),
+                empty => empty.insert(self.instantiate()?),
             };
             LAST_INSTANCE.with(|c| c.set(live.id));
             f(self, live).map_err(|(error, trapped)| {
@@ -1634,6 +1667,69 @@ fn stream_protocol(method: &'static str, found: &Val) -> CallError {
 }
 
 impl Core {
+    /// A call through `fast.scalar`, when the component exports it and the
+    /// method takes only scalars: the arguments' bits are checked against
+    /// the method's parameter types, and the result's against its result
+    /// type. `None` when there is no such path.
+    fn call_scalar(
+        &self,
+        live: &mut Live,
+        index: usize,
+        name: &'static str,
+        args: [u64; 4],
+    ) -> Result<Option<u64>, Failure> {
+        let Live {
+            store,
+            funcs,
+            scalar,
+            ..
+        } = live;
+        let Some(scalar) = scalar else {
+            self.no_scalar.store(true, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let (Some(Some(method)), Some(Some(number))) = (funcs.get(index), self.slots.get(index))
+        else {
+            return Ok(None);
+        };
+        if !method.scalar {
+            return Ok(None);
+        }
+        if let Some((i, ty)) = method
+            .params
+            .iter()
+            .zip(args)
+            .enumerate()
+            .find_map(|(i, (ty, bits))| (!value::scalar_fits(bits, ty)).then_some((i, ty)))
+        {
+            return Err((
+                CallError::ArgumentDecode {
+                    method: name,
+                    message: format!("argument {i}: {:#x} is not a value of {ty:?}", args[i]),
+                },
+                false,
+            ));
+        }
+        self.arm(store);
+        let [a, b, c, d] = args;
+        match scalar.call(&mut *store, (*number, a, b, c, d)) {
+            Ok((bits,)) => match &method.result {
+                Some(ty) if !value::scalar_fits(bits, ty) => Err((
+                    CallError::ResultEncode {
+                        method: name,
+                        message: format!("{bits:#x} is not a value of {ty:?}"),
+                    },
+                    false,
+                )),
+                _ => Ok(Some(bits)),
+            },
+            Err(e) => Err((
+                trap_error(name, &self.shared.settings.deadline, store, e),
+                true,
+            )),
+        }
+    }
+
     /// One call on `live`; on failure, whether it trapped.
     fn call_on(
         &self,
@@ -1645,6 +1741,26 @@ impl Core {
     ) -> Result<Vec<u8>, Failure> {
         let fail = |error| (error, false);
         let deadline = &self.shared.settings.deadline;
+        if inputs.is_empty()
+            && let Some(method) = live.funcs.get(index).and_then(Option::as_ref)
+            && method.scalar
+        {
+            let args = value::scalar_args(args, &method.params).map_err(|message| {
+                fail(CallError::ArgumentDecode {
+                    method: name,
+                    message,
+                })
+            })?;
+            let result = method.result.clone();
+            if let Some(bits) = self.call_scalar(live, index, name, args)? {
+                return value::scalar_result(bits, result.as_ref()).map_err(|message| {
+                    fail(CallError::ResultEncode {
+                        method: name,
+                        message,
+                    })
+                });
+            }
+        }
         let prefer_fast = live
             .funcs
             .get(index)

@@ -3,6 +3,7 @@
 //! speaks WIT, and both describe the same serde shapes (see `fidius-guest`'s
 //! `wit` module for the mapping).
 
+use fidius_guest::__private::ScalarBits;
 use wasmtime::component::{Type, Val};
 
 /// Why a value did not convert.
@@ -102,6 +103,103 @@ pub(crate) fn decode_args(
         return Err(format!("{} bytes after the last argument", r.bytes.len()));
     }
     Ok(values)
+}
+
+/// The most arguments `fast.scalar` takes.
+pub(crate) const SCALAR_ARGS: usize = 4;
+
+/// The arguments of a `fast.scalar` call: wire-format scalars of types
+/// `types` (at most [`SCALAR_ARGS`]), as bits, that must use all of
+/// `bytes`.
+pub(crate) fn scalar_args(bytes: &[u8], types: &[Type]) -> Result<[u64; SCALAR_ARGS], Error> {
+    let mut r = Reader { bytes };
+    let mut bits = [0; SCALAR_ARGS];
+    for (i, (ty, slot)) in types.iter().zip(&mut bits).enumerate() {
+        *slot = read(&mut r, ty)
+            .and_then(|v| scalar_bits(&v).ok_or_else(|| format!("{v:?} is not a scalar")))
+            .map_err(|e| format!("argument {i}: {e}"))?;
+    }
+    if !r.bytes.is_empty() {
+        return Err(format!("{} bytes after the last argument", r.bytes.len()));
+    }
+    Ok(bits)
+}
+
+/// The wire-format result of a `fast.scalar` call that returned `bits`,
+/// for a method returning `ty` (or nothing); bits that are not a value of
+/// the type are an error.
+pub(crate) fn scalar_result(bits: u64, ty: Option<&Type>) -> Result<Vec<u8>, Error> {
+    let Some(ty) = ty else {
+        return Ok(Vec::new());
+    };
+    let val = scalar_val(bits, ty).ok_or_else(|| format!("{bits:#x} is not a value of {ty:?}"))?;
+    let mut out = Vec::new();
+    encode(&val, ty, &mut out)?;
+    Ok(out)
+}
+
+/// The scalar of type `ty` whose bits (as `fast.scalar` passes them) are
+/// `bits`; `None` when they are no value of it (or `ty` is no scalar).
+pub(crate) fn scalar_val(bits: u64, ty: &Type) -> Option<Val> {
+    fn exact<T: ScalarBits + Copy>(bits: u64, val: fn(T) -> Val) -> Option<Val> {
+        let v = T::from_bits(bits);
+        (v.to_bits() == bits).then(|| val(v))
+    }
+    match ty {
+        Type::Bool => exact(bits, Val::Bool),
+        Type::S8 => exact(bits, Val::S8),
+        Type::U8 => exact(bits, Val::U8),
+        Type::S16 => exact(bits, Val::S16),
+        Type::U16 => exact(bits, Val::U16),
+        Type::S32 => exact(bits, Val::S32),
+        Type::U32 => exact(bits, Val::U32),
+        Type::S64 => exact(bits, Val::S64),
+        Type::U64 => exact(bits, Val::U64),
+        Type::Float32 => exact(bits, Val::Float32),
+        Type::Float64 => exact(bits, Val::Float64),
+        Type::Char => exact(bits, Val::Char),
+        _ => None,
+    }
+}
+
+/// Whether `bits` are a value of scalar type `ty` (as [`scalar_val`], with
+/// no value made).
+pub(crate) fn scalar_fits(bits: u64, ty: &Type) -> bool {
+    fn fits<T: ScalarBits>(bits: u64) -> bool {
+        T::from_bits(bits).to_bits() == bits
+    }
+    match ty {
+        Type::Bool => fits::<bool>(bits),
+        Type::S8 => fits::<i8>(bits),
+        Type::U8 => fits::<u8>(bits),
+        Type::S16 => fits::<i16>(bits),
+        Type::U16 => fits::<u16>(bits),
+        Type::S32 => fits::<i32>(bits),
+        Type::U32 => fits::<u32>(bits),
+        Type::S64 | Type::U64 | Type::Float64 => true,
+        Type::Float32 => fits::<f32>(bits),
+        Type::Char => fits::<char>(bits),
+        _ => false,
+    }
+}
+
+/// A scalar's bits as `fast.scalar` passes them.
+fn scalar_bits(v: &Val) -> Option<u64> {
+    Some(match *v {
+        Val::Bool(x) => x.to_bits(),
+        Val::S8(x) => x.to_bits(),
+        Val::U8(x) => x.to_bits(),
+        Val::S16(x) => x.to_bits(),
+        Val::U16(x) => x.to_bits(),
+        Val::S32(x) => x.to_bits(),
+        Val::U32(x) => x.to_bits(),
+        Val::S64(x) => x.to_bits(),
+        Val::U64(x) => x.to_bits(),
+        Val::Float32(x) => ScalarBits::to_bits(x),
+        Val::Float64(x) => ScalarBits::to_bits(x),
+        Val::Char(x) => x.to_bits(),
+        _ => return None,
+    })
 }
 
 /// Decodes a batch of stream items of type `ty` (until `bytes` ends): the
@@ -327,4 +425,59 @@ pub(crate) fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>) -> Result<(), Erro
         _ => return Err(mismatch()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fast.scalar` bits: what the wire format holds round-trips through
+    /// them, and bits that are no value of the type are refused.
+    #[test]
+    fn scalar_bits_round_trip_and_are_checked() {
+        let cases = [
+            (Val::Bool(true), Type::Bool),
+            (Val::S8(-3), Type::S8),
+            (Val::U16(65_535), Type::U16),
+            (Val::S32(i32::MIN), Type::S32),
+            (Val::S64(-1), Type::S64),
+            (Val::U64(u64::MAX), Type::U64),
+            (Val::Float32(-1.5), Type::Float32),
+            (Val::Float64(f64::MAX), Type::Float64),
+            (Val::Char('é'), Type::Char),
+        ];
+        let types: Vec<Type> = cases.iter().map(|(_, t)| t.clone()).collect();
+        let mut wire = Vec::new();
+        for (val, ty) in &cases {
+            encode(val, ty, &mut wire).unwrap();
+        }
+        for (chunk, vals) in types.chunks(SCALAR_ARGS).zip(cases.chunks(SCALAR_ARGS)) {
+            let mut bytes = Vec::new();
+            for (val, ty) in vals {
+                encode(val, ty, &mut bytes).unwrap();
+            }
+            let bits = scalar_args(&bytes, chunk).unwrap();
+            for ((val, ty), bits) in vals.iter().zip(bits) {
+                assert_eq!(scalar_val(bits, ty).as_ref(), Some(val));
+                assert!(scalar_fits(bits, ty));
+                let mut one = Vec::new();
+                encode(val, ty, &mut one).unwrap();
+                assert_eq!(scalar_result(bits, Some(ty)).unwrap(), one);
+            }
+        }
+        for (bits, ty) in [
+            (2, Type::Bool),
+            (0x1ff, Type::S8),
+            (0x80, Type::S8),
+            (1 << 32, Type::U32),
+            (1 << 32, Type::Float32),
+            (0xd800, Type::Char),
+        ] {
+            assert_eq!(scalar_val(bits, &ty), None, "{bits:#x} as {ty:?}");
+            assert!(!scalar_fits(bits, &ty));
+            assert!(scalar_result(bits, Some(&ty)).is_err());
+        }
+        assert_eq!(scalar_result(7, None).unwrap(), Vec::<u8>::new());
+        assert!(scalar_args(&[1, 2], &[Type::Bool]).is_err(), "bytes left over");
+    }
 }

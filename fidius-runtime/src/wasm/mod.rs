@@ -156,6 +156,20 @@ pub struct WasmRuntime {
     /// of fidius imports (`fidius:<interface>/host@<version>`, …): the
     /// components of one interface share one, never cloned again.
     linkers: Mutex<HashMap<String, Arc<Linker<HostState>>>>,
+    /// What this runtime learnt of the component files it opened from the
+    /// cache, by the path it opened them by; used only while both files
+    /// keep the identities recorded here (checked on every open).
+    known: Mutex<HashMap<PathBuf, Arc<Known>>>,
+}
+
+/// A component file opened from the cache: its identity then, its
+/// `fidius-meta` records, and its compiled code's cache file with that
+/// file's (settled) identity.
+struct Known {
+    identity: String,
+    records: Vec<u8>,
+    cache_file: PathBuf,
+    cache_identity: String,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -238,6 +252,7 @@ impl WasmRuntime {
             ticker: stop,
             wasi,
             linkers: Mutex::default(),
+            known: Mutex::default(),
         })
     }
 
@@ -261,14 +276,43 @@ impl WasmRuntime {
         // compiled code cached the file is not read at all.
         let before = file_identity(path);
         let root = self.settings.cache_dir.as_deref();
-        if let (Some(root), Some(identity)) = (root, before.as_deref())
-            && let Some(known) = known_source(root, path, identity)
+        // Opened from the cache before, by this runtime: nothing to read.
+        let memo = before.as_deref().and_then(|identity| {
+            let known = self.known.lock().ok()?.get(path).cloned()?;
+            (known.identity == identity).then_some(known)
+        });
+        if let Some(known) = memo
             && let Some(component) =
-                cached(&self.engine, root, &cache_key(&self.engine, &known.digest))
-            && file_identity(path).as_deref() == Some(identity)
+                map_cached(&self.engine, &known.cache_file, &known.cache_identity)
+            && file_identity(path) == before
         {
             let plugins = component::decode(path, &known.records)?;
             return self.link(path, plugins, &component);
+        }
+        if let (Some(root), Some(identity)) = (root, before.as_deref())
+            && let Some(known) = known_source(root, path, identity)
+        {
+            let key = cache_key(&self.engine, &known.digest);
+            if let Some(component) = cached(&self.engine, root, &key)
+                && file_identity(path).as_deref() == Some(identity)
+            {
+                let plugins = component::decode(path, &known.records)?;
+                let cache_file = root.join("wasm").join(&key).join(CACHE_FILE);
+                if let (Some(cache_identity), Ok(mut memo)) =
+                    (settled_identity(&cache_file), self.known.lock())
+                {
+                    memo.insert(
+                        path.to_owned(),
+                        Arc::new(Known {
+                            identity: identity.to_owned(),
+                            records: known.records,
+                            cache_file,
+                            cache_identity,
+                        }),
+                    );
+                }
+                return self.link(path, plugins, &component);
+            }
         }
         let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
             path: path.to_owned(),
@@ -565,17 +609,9 @@ fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     let identity = file_identity(&file);
     if let Some(identity) = identity.as_deref()
         && recorded_identity == Some(identity)
+        && let Some(component) = map_cached(engine, &file, identity)
     {
-        // SAFETY: the file is the one this cache wrote and whose digest it
-        // checked (same identity, in a private directory), produced by
-        // `Engine::precompile_component` for an engine with the same
-        // compatibility hash (part of the key); wasmtime re-checks the
-        // engine configuration itself. Its identity is checked again
-        // after the mapping, in case it was replaced in between.
-        let component = unsafe { Component::deserialize_file(engine, &file) }.ok()?;
-        if file_identity(&file).as_deref() == Some(identity) {
-            return Some(component);
-        }
+        return Some(component);
     }
     let bytes = std::fs::read(&file).ok()?;
     if hex(&Sha256::digest(&bytes)) != digest {
@@ -594,6 +630,23 @@ fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     // compatibility hash (part of the key); wasmtime re-checks the engine
     // configuration itself.
     unsafe { Component::deserialize(engine, &bytes) }.ok()
+}
+
+/// The compiled code in the cache's `file`, mapped, when the file has
+/// `identity` (recorded once its digest was checked) before and after the
+/// mapping.
+fn map_cached(engine: &Engine, file: &Path, identity: &str) -> Option<Component> {
+    if file_identity(file).as_deref() != Some(identity) {
+        return None;
+    }
+    // SAFETY: the file is the one this cache wrote and whose digest it
+    // checked (same identity, in a private directory), produced by
+    // `Engine::precompile_component` for an engine with the same
+    // compatibility hash (part of the key); wasmtime re-checks the engine
+    // configuration itself. Its identity is checked again after the
+    // mapping, in case it was replaced in between.
+    let component = unsafe { Component::deserialize_file(engine, file) }.ok()?;
+    (file_identity(file).as_deref() == Some(identity)).then_some(component)
 }
 
 /// Where what is known of the component file at `path` is recorded:

@@ -478,6 +478,9 @@ mod tests {
             assert!(scalar_result(bits, Some(&ty)).is_err());
         }
         assert_eq!(scalar_result(7, None).unwrap(), Vec::<u8>::new());
-        assert!(scalar_args(&[1, 2], &[Type::Bool]).is_err(), "bytes left over");
+        assert!(
+            scalar_args(&[1, 2], &[Type::Bool]).is_err(),
+            "bytes left over"
+        );
     }
 }

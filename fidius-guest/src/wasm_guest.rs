@@ -574,4 +574,37 @@ mod tests {
     fn different_shapes_name_the_value() {
         let _: B = transcode(7u8, "argument `a` of `f`");
     }
+
+    /// `fast.scalar` bits: each scalar round-trips, signed integers are
+    /// sign-extended and floats keep their exact bits (the host checks
+    /// the same encoding: `fidius-runtime`'s `wasm::value`).
+    #[test]
+    fn scalar_bits_round_trip() {
+        fn round<T: ScalarBits + Copy + PartialEq + core::fmt::Debug>(v: T) -> u64 {
+            let bits = v.to_bits();
+            assert_eq!(T::from_bits(bits), v);
+            bits
+        }
+        assert_eq!(round(-1i8), u64::MAX);
+        assert_eq!(round(i16::MIN), (i64::from(i16::MIN)) as u64);
+        assert_eq!(round(-7i32), (-7i64) as u64);
+        assert_eq!(round(u8::MAX), 255);
+        assert_eq!(round(u32::MAX), u64::from(u32::MAX));
+        assert_eq!(round(-1.5f32), u64::from((-1.5f32).to_bits()));
+        assert_eq!(round(f64::MIN_POSITIVE), f64::MIN_POSITIVE.to_bits());
+        assert_eq!(round(true), 1);
+        assert_eq!(round('é'), 0xe9);
+        assert_eq!(round(usize::MAX), u64::MAX);
+        assert_eq!(round(-2isize), (-2i64) as u64);
+        let nan = <f64 as ScalarBits>::to_bits(f64::NAN);
+        assert_eq!(
+            <f64 as ScalarBits>::from_bits(nan).to_bits(),
+            f64::NAN.to_bits()
+        );
+        assert_eq!(
+            <char as ScalarBits>::from_bits(0xd800),
+            char::REPLACEMENT_CHARACTER
+        );
+        assert_eq!(<() as ScalarBits>::to_bits(()), 0);
+    }
 }

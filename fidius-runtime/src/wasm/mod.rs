@@ -323,13 +323,18 @@ impl WasmRuntime {
             return self.open_bytes(path, &bytes);
         };
         let digest = hex(&Sha256::digest(&bytes));
-        if component::is_wasm(&bytes)
-            && settled_identity(path).as_deref() == Some(identity.as_str())
-            && let Ok(records) = component::records(path, &bytes)
-        {
+        if !component::is_wasm(&bytes) {
+            return self.open_digested(path, &bytes, Some(&digest));
+        }
+        // The metadata is read once: recorded (once the file's identity has
+        // settled) and decoded from the same records.
+        let records = component::records(path, &bytes)?;
+        if settled_identity(path).as_deref() == Some(identity.as_str()) {
             let _ = record_source(root, path, &identity, &digest, &records);
         }
-        self.open_digested(path, &bytes, Some(&digest))
+        let plugins = component::decode(path, &records)?;
+        let component = self.compile(path, &bytes, Some(&digest))?;
+        self.link(path, plugins, &component)
     }
 
     /// As [`open`](Self::open), for bytes already read (and verified) from

@@ -1543,8 +1543,13 @@ impl Core {
                 // The last call trapped: start over on a fresh instance.
                 empty => empty.insert(self.instantiate()?),
             };
-            LAST_INSTANCE.with(|c| c.set(live.id));
-            f(self, live).map_err(|(error, trapped)| {
+            let id = live.id;
+            let result = f(self, live);
+            // Set after the call: any call it made on this thread (a host
+            // callback calling another plugin) has ended by now, so this is
+            // the instance whose result the client reads next.
+            LAST_INSTANCE.with(|c| c.set(id));
+            result.map_err(|(error, trapped)| {
                 if trapped {
                     // The instance may be in any state after a trap:
                     // discard it.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use fidius::runtime::InterfaceField;
 use fidius::{Interface, LoadError, PluginError, PluginLibrary, Stream};
 use fidius_tests::{Backend, fixture, for_each_backend};
-use fixture_api::{ScriptedClient, Services};
+use fixture_api::{CalculatorClient, ScriptedClient, Services};
 
 /// The host's implementation of `Services`.
 #[derive(Default)]
@@ -16,6 +16,8 @@ struct Host {
     values: BTreeMap<String, String>,
     /// Set after loading, for `call_back`.
     plugin: Mutex<Option<ScriptedClient>>,
+    /// Another plugin `lookup` calls, when set.
+    other: Mutex<Option<CalculatorClient>>,
 }
 
 impl Services for Host {
@@ -23,6 +25,10 @@ impl Services for Host {
         self.log.lock().unwrap().push(message.to_owned());
     }
     fn lookup(&self, key: &str) -> Result<String, PluginError> {
+        let other = self.other.lock().unwrap().clone();
+        if let Some(other) = other {
+            assert_eq!(other.add(1, 2).unwrap(), 3);
+        }
         self.values
             .get(key)
             .cloned()
@@ -195,6 +201,24 @@ mod wasm_limits {
         assert_eq!(script.reenter(21).unwrap(), i64::MIN);
         assert_eq!(script.double(21).unwrap(), 42);
         host.plugin.lock().unwrap().take();
+    }
+
+    /// A host callback that calls another WASM plugin, inside a call that
+    /// returns a stream: the stream is still the calling plugin's.
+    #[test]
+    fn a_stream_returned_after_a_nested_plugin_call_is_the_callers() {
+        for backend in [Backend::Wasm, Backend::WasmTyped] {
+            let host = host();
+            *host.other.lock().unwrap() = Some(backend.load("fixture_plugins", "Basic").unwrap());
+            let script = load_on(backend, host.clone());
+            let items: Vec<u64> = script
+                .count_after_lookup("answer", 5)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(items, [0, 1, 2, 3, 4], "{backend:?}");
+            host.other.lock().unwrap().take();
+        }
     }
 
     /// A stream a host method returns flows to a WASM plugin too (pulled

@@ -213,10 +213,12 @@ pub(crate) fn read<S: Stage>(
     let claims: Vec<std::sync::atomic::AtomicBool> = (0..=capacity.div_ceil(INFLATE_CHUNK))
         .map(|_| std::sync::atomic::AtomicBool::new(false))
         .collect();
-    let claim = |index: usize| {
-        claims
-            .get(index)
-            .is_none_or(|c| !c.swap(true, std::sync::atomic::Ordering::Relaxed))
+    // Whether the caller takes piece `index`'s CRC; `beyond`: its answer
+    // for a piece past the table (the inflating thread takes those).
+    let claim = |index: usize, beyond: bool| {
+        claims.get(index).map_or(beyond, |c| {
+            !c.swap(true, std::sync::atomic::Ordering::Relaxed)
+        })
     };
     let piece_crc = |index: usize, piece: &[u8]| {
         let mut crc = flate2::Crc::new();
@@ -227,7 +229,6 @@ pub(crate) fn read<S: Stage>(
     let inflated = spare::fill(&mut tar, |spare| {
         std::thread::scope(|scope| {
             let (to_hash, pieces) = std::sync::mpsc::channel::<(usize, &[u8])>();
-            let claims = &claims;
             let hasher = scope.spawn(move || {
                 let mut scan = TarDigests::default();
                 let mut crcs = Vec::new();
@@ -237,10 +238,7 @@ pub(crate) fn read<S: Stage>(
                     next = pieces.try_recv().ok();
                     if next.is_none() {
                         // Nothing to hash yet: the CRC, unless taken.
-                        if claims
-                            .get(index)
-                            .is_some_and(|c| !c.swap(true, std::sync::atomic::Ordering::Relaxed))
-                        {
+                        if claim(index, false) {
                             crcs.push(piece_crc(index, piece));
                         }
                         next = next_piece(&pieces);
@@ -264,7 +262,7 @@ pub(crate) fn read<S: Stage>(
                 // The hashing thread only stops early if it panicked; the
                 // digests and CRCs are then computed after.
                 let _ = to_hash.send((index, piece));
-                if index > 0 && claim(index - 1) {
+                if index > 0 && claim(index - 1, true) {
                     crcs.push(piece_crc(index - 1, last));
                 }
                 stage.progress(at, piece);
@@ -274,7 +272,7 @@ pub(crate) fn read<S: Stage>(
                     break Ok(true);
                 }
             };
-            if index > 0 && claim(index - 1) {
+            if index > 0 && claim(index - 1, true) {
                 crcs.push(piece_crc(index - 1, last));
             }
             drop(to_hash);

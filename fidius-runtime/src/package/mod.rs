@@ -676,20 +676,25 @@ struct Window {
 }
 
 impl Window {
+    /// Where the data that has come ends.
+    fn end(&self) -> usize {
+        self.start + self.bytes.len()
+    }
+
+    /// Drops what comes before `from` (which never goes back).
+    fn keep_from(&mut self, from: usize) {
+        let gone = from.saturating_sub(self.start).min(self.bytes.len());
+        self.bytes.drain(..gone);
+        self.start = self.start.max(from);
+    }
+
     /// Takes the next piece, the bytes at `at..`, keeping only those from
-    /// `from` on (`from` never goes back).
+    /// `from` on.
     fn push(&mut self, at: usize, piece: &[u8], from: usize) {
-        if from >= at {
-            self.bytes.clear();
-            self.bytes
-                .extend_from_slice(piece.get(from - at..).unwrap_or_default());
-            self.start = from;
-        } else {
-            let gone = from.saturating_sub(self.start).min(self.bytes.len());
-            self.bytes.drain(..gone);
-            self.start += gone;
-            self.bytes.extend_from_slice(piece);
-        }
+        self.keep_from(from);
+        let skip = self.start.saturating_sub(at);
+        self.bytes
+            .extend_from_slice(piece.get(skip..).unwrap_or_default());
     }
 
     /// The bytes at `range`, once they have all come.
@@ -767,8 +772,8 @@ impl CacheCopy<'_> {
                     match cache::Sink::open(&root, &artifact.sha256, file_name, artifact.size) {
                         Ok(mut sink) if range.len() as u64 == artifact.size => {
                             // What of the data has come already.
-                            let end = (self.window.start + self.window.bytes.len()).min(range.end);
-                            if let Some(data) = self.window.get(range.start..end.max(range.start)) {
+                            let end = self.window.end().clamp(range.start, range.end);
+                            if let Some(data) = self.window.get(range.start..end) {
                                 sink.feed(data);
                             }
                             self.window = Window::default();
@@ -793,10 +798,13 @@ impl Prepare for CacheCopy<'_> {
     fn progress(&mut self, at: usize, piece: &[u8]) {
         let from = match &mut self.early {
             Early::Copying { range, sink, .. } => {
+                // The rest of the artifact's data in this piece (pieces come
+                // in order, so it starts at the next byte the sink wants).
                 let from = range.start + sink.written() as usize;
                 let to = range.end.min(at + piece.len());
-                if let Some(data) = piece.get(from.saturating_sub(at)..to.saturating_sub(at))
-                    && from >= at
+                if let Some(data) = from
+                    .checked_sub(at)
+                    .and_then(|start| piece.get(start..to.checked_sub(at)?))
                 {
                     sink.feed(data);
                 }
@@ -811,8 +819,7 @@ impl Prepare for CacheCopy<'_> {
             self.early = next;
             if let Early::Seeking { at, .. } = self.early {
                 // Drop what is before the next header.
-                self.window
-                    .push(self.window.start + self.window.bytes.len(), &[], at);
+                self.window.keep_from(at);
             }
         }
     }

@@ -611,13 +611,10 @@ fn cached(engine: &Engine, root: &Path, key: &str) -> Option<Component> {
     let mut lines = recorded.lines();
     let digest = lines.next()?.trim();
     let recorded_identity = lines.next().map(str::trim).filter(|i| !i.is_empty());
-    let identity = file_identity(&file);
-    if let Some(identity) = identity.as_deref()
-        && recorded_identity == Some(identity)
-        && let Some(component) = map_cached(engine, &file, identity)
-    {
+    if let Some(component) = recorded_identity.and_then(|i| map_cached(engine, &file, i)) {
         return Some(component);
     }
+    let identity = file_identity(&file);
     let bytes = std::fs::read(&file).ok()?;
     if hex(&Sha256::digest(&bytes)) != digest {
         return None;
@@ -1468,9 +1465,7 @@ impl DynInstance for WasmPlugin {
         name: &'static str,
         args: [u64; 4],
     ) -> Result<Option<u64>, CallError> {
-        if self.0.no_scalar.load(Ordering::Relaxed)
-            || self.0.slots.get(index).is_none_or(Option::is_none)
-        {
+        if self.0.no_scalar.load(Ordering::Relaxed) {
             return Ok(None);
         }
         self.0

@@ -247,8 +247,11 @@ fn emit_plugin(item: &ItemTrait, iface: &Interface) -> TokenStream {
     let vtable = vtable_ident(trait_ident);
     emit_side(item, iface, quote!(::<__T>), |p, init| {
         let wit = crate::wit_emit::wit_impl(iface, p);
+        let wasm = crate::wasm_dispatch::emit(iface, p);
         quote! {
             #wit
+
+            #wasm
 
             impl<__T: #trait_ident + #p::Implemented + 'static> #p::Implement<__T> for dyn #trait_ident {
                 type VTable = #vtable;
@@ -766,25 +769,20 @@ fn host_dispatch(iface: &Interface, p: &TokenStream) -> TokenStream {
         let method = &m.ident;
         let mut decode = Vec::new();
         let mut call_args = Vec::new();
+        let name = method.to_string();
         for (i, arg) in m.args.iter().enumerate() {
             let v = format_ident!("__a{}", i);
             let what = format!("argument `{}` of `{}`", arg.name, method);
-            let ty = &arg.ty;
-            let (target, by_ref) = match &arg.kind {
-                ArgKind::Scalar | ArgKind::String | ArgKind::Vec => (quote!(#ty), false),
-                ArgKind::Str => (quote!(::std::string::String), true),
-                ArgKind::Bytes => (quote!(::std::vec::Vec<u8>), true),
-                ArgKind::Wire { by_ref, inner } => (quote!(#inner), *by_ref),
-                ArgKind::Stream { .. } => {
-                    let msg = format!("`{method}` takes a stream, which a WASM plugin cannot produce for its host");
-                    return quote!(#index => ::core::result::Result::Err(::std::string::String::from(#msg)),);
-                }
-            };
-            decode.push(quote!(let #v: #target = #p::fast_arg(&mut __rest, #what)?;));
+            let (target, by_ref) = crate::wasm_dispatch::owned_arg(arg);
+            decode.push(match &arg.kind {
+                ArgKind::Stream { .. } => quote! {
+                    let #v = #p::host_stream_arg(&mut __rest, &mut __inputs, #what, #name)?;
+                },
+                _ => quote!(let #v: #target = #p::fast_arg(&mut __rest, #what)?;),
+            });
             call_args.push(if by_ref { quote!(&#v) } else { quote!(#v) });
         }
         let what = format!("result of `{method}`");
-        let name = method.to_string();
         // A returned stream stays with the runtime; the plugin gets its
         // handle.
         let ret = match &m.ret {
@@ -810,9 +808,12 @@ fn host_dispatch(iface: &Interface, p: &TokenStream) -> TokenStream {
             host: &Self,
             index: usize,
             args: &[u8],
+            inputs: ::std::vec::Vec<#p::OwnedStream>,
             streams: &mut dyn ::core::ops::FnMut(#p::OwnedStream) -> u32,
         ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
             let _ = &streams;
+            let mut __inputs: ::std::vec::Vec<::core::option::Option<#p::OwnedStream>> =
+                inputs.into_iter().map(::core::option::Option::Some).collect();
             let mut __rest: &[u8] = args;
             match index {
                 #(#arms)*

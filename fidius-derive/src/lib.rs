@@ -18,6 +18,7 @@ mod interface;
 mod interface_emit;
 mod registry;
 mod types;
+mod wasm_dispatch;
 mod wasm_glue;
 mod wit_emit;
 mod wit_parse;

@@ -2,17 +2,27 @@
 //! `#[cfg(target_family = "wasm")]`), so one plugin crate builds for native
 //! and WASM unchanged.
 //!
-//! It reads the interface's WIT (written by `cargo fidius wit`, found through
-//! `FIDIUS_WIT_PATH`, which `cargo fidius build` sets), runs `wit-bindgen` on
-//! it, and implements the generated `Guest` traits by calling the plugin's
-//! trait methods. Values cross between the bindings' types and the
-//! interface's serde types through the wire format (identical shapes by
-//! construction); identical types are moved as they are.
+//! Two parts:
+//! * every `#[plugin_impl]` registers its constructor (an `inventory`
+//!   entry naming the interface and the plugin);
+//! * the first `#[plugin_impl]` of an interface in a crate also emits the
+//!   interface's glue: it reads the interface's WIT (written by `cargo
+//!   fidius wit`, found through `FIDIUS_WIT_PATH`, which `cargo fidius
+//!   build` sets), runs `wit-bindgen` on it, and implements the generated
+//!   `Guest` traits. `plugin.create` makes the plugin it names through the
+//!   registry; the other exports call the instance's `Rc<dyn Trait>`
+//!   through what `#[plugin_interface]` emits for WASM (see
+//!   `wasm_dispatch`). So a component holds any number of plugins of an
+//!   interface, as a native library does.
+//!
+//! Values cross between the bindings' types and the interface's serde
+//! types through the wire format (identical shapes by construction);
+//! identical types are moved as they are.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ImplItem, ItemImpl, Path, Type};
+use syn::{ItemImpl, Path, Type};
 
 use crate::wit_parse::{self, kebab};
 
@@ -56,10 +66,111 @@ fn snake(kebab: &str) -> String {
 }
 
 pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
+    let register = register(g);
+    let glue = if first_of(&kebab(g.iface_name)) {
+        interface_glue(g)
+    } else {
+        quote!()
+    };
+    quote! {
+        #register
+        #glue
+    }
+}
+
+/// Whether this is the first `#[plugin_impl]` of interface `iface` this
+/// compiler process expands for the crate being compiled.
+///
+/// A component exports each interface once, and a macro invocation cannot
+/// see its siblings, so the first `#[plugin_impl]` of an interface emits
+/// the interface's glue and every one registers its plugin. rustc expands
+/// each invocation once per compilation, and one rustc process compiles one
+/// crate, which makes "first" well-defined; the key also names the crate,
+/// for tools that keep one process across crates. Only the `wasm` build
+/// uses the glue, which calls plugins through the registry, so it does not
+/// matter which `#[plugin_impl]` is first.
+fn first_of(iface: &str) -> bool {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let key = format!(
+        "{} {} {iface}",
+        var("CARGO_MANIFEST_DIR"),
+        var("CARGO_CRATE_NAME")
+    );
+    SEEN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key)
+}
+
+/// The plugin's constructor, registered for the interface's glue.
+fn register(g: &Glue<'_>) -> TokenStream {
+    let krate = g.krate;
+    let p = quote!(#krate::__private);
+    let iface = g.iface;
+    let self_ty = &g.item.self_ty;
+    let plugin_name = g.plugin_name;
+    let host = if g.host {
+        quote!(#p::wasm_host_client(#plugin_name, __host))
+    } else {
+        quote!()
+    };
+    let ctor = match g.config {
+        None if !g.host => {
+            quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default()))
+        }
+        None => quote!(::core::result::Result::Ok(<#self_ty>::new(#host))),
+        Some(config) => {
+            let comma = if g.host { quote!(,) } else { quote!() };
+            quote_spanned! {config.span()=>
+                let __config: #config = #p::wasm_config::<#config>(__config)
+                    .map_err(#p::WasmCreateError::Config)?;
+                match <#self_ty>::configure(__config #comma #host) {
+                    ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
+                    ::core::result::Result::Err(__e) => {
+                        #[allow(unused_imports)]
+                        use #p::{IntoPluginErrorDisplay as _, IntoPluginErrorExact as _};
+                        ::core::result::Result::Err(#p::WasmCreateError::Rejected(
+                            (&&#p::ErrorWrap(__e)).fidius_plugin_error(),
+                        ))
+                    }
+                }
+            }
+        }
+    };
+    quote! {
+        #[cfg(target_family = "wasm")]
+        #[allow(non_snake_case, clippy::all)]
+        const _: () = {
+            fn __fidius_wasm_create(
+                __config: &[u8],
+                __host: #p::WasmHost,
+            ) -> ::core::result::Result<::std::boxed::Box<dyn ::core::any::Any>, #p::WasmCreateError> {
+                let _ = (&__config, &__host);
+                let __made: ::core::result::Result<#self_ty, #p::WasmCreateError> = { #ctor };
+                let __plugin: ::std::rc::Rc<dyn #iface> = ::std::rc::Rc::new(__made?);
+                ::core::result::Result::Ok(#p::wasm_made(__plugin))
+            }
+
+            #p::inventory::submit! {
+                #p::WasmPluginEntry {
+                    interface: <dyn #iface as #p::Interface>::INFO.name,
+                    plugin: #plugin_name,
+                    create: __fidius_wasm_create,
+                }
+            }
+        };
+    }
+}
+
+/// The component glue of the interface: its bindings, exports and the
+/// instance's plugin, created by name through the registry.
+fn interface_glue(g: &Glue<'_>) -> TokenStream {
     let krate = g.krate;
     let p = quote!(#krate::__private);
     let iface = g.iface;
     let iface_kebab = kebab(g.iface_name);
+    let iface_name = g.iface_name;
     let file = format!("{iface_kebab}.wit");
     let Some(path) = find_wit(&file) else {
         return error(format!(
@@ -84,7 +195,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         Ok((funcs, _)) => funcs
             .into_iter()
             .find(|f| f.name == "create")
-            .and_then(|f| f.params.into_iter().next())
+            .and_then(|f| f.params.into_iter().nth(1))
             .map(|(_, t)| t),
         Err(e) => return error(format!("{}: {e}", path.display())),
     };
@@ -114,30 +225,20 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
     let exports = quote!(__b::exports::fidius::#pkg::#pkg);
     let lifecycle = quote!(__b::exports::fidius::#pkg::plugin);
     let fast = quote!(__b::exports::fidius::#pkg::fast);
-    let self_ty = &g.item.self_ty;
-    let plugin_name = g.plugin_name;
+    let host = quote!(__b::fidius::#pkg::host);
     let stale = format!(
         "{path_str} is stale: it does not describe this version of `{}`; regenerate it with \
          `cargo fidius wit`",
         g.iface_name
     );
 
-    let user_methods: Vec<&syn::ImplItemFn> = g
-        .item
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            ImplItem::Fn(f) => Some(f),
-            _ => None,
-        })
-        .collect();
-
     let mut methods = Vec::new();
-    let mut fast_arms = Vec::new();
     let mut scalar_arms = Vec::new();
     for (index, f) in funcs.iter().enumerate() {
         let index = index as u32;
         let rust_name = format_ident!("{}", snake(&f.name));
+        let method_name = snake(&f.name);
+        let wrapper = format_ident!("__fidius_wasm_{}", method_name);
         // `fast.scalar` through the typed export's own glue: the same
         // conversions, no memory crossing.
         if f.params.len() <= SCALAR_ARGS
@@ -164,121 +265,19 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         let decl = params.iter().map(|(n, t)| quote!(#n: #t));
         let ret = f.result.as_ref().map(|t| t.rust(&quote!(#exports)));
         let ret_decl = ret.as_ref().map(|r| quote!(-> #r));
-        let Some(user) = user_methods
-            .iter()
-            .find(|m| kebab(&m.sig.ident.to_string()) == f.name)
-        else {
-            // An optional method this plugin leaves out: its capability
-            // bit is clear, so the runtime never calls it.
-            let name = &f.name;
-            let unused = params.iter().map(|(n, _)| n);
-            methods.push(quote! {
-                fn #rust_name(#(#decl),*) #ret_decl {
-                    let _ = (#(#unused,)*);
-                    #p::wasm_not_implemented(#name)
-                }
-            });
-            fast_arms.push(quote!(#index => #p::wasm_not_implemented(#name),));
-            continue;
-        };
-        let method = &user.sig.ident;
-        let method_name = method.to_string();
-        let inputs: Vec<&syn::PatType> = user
-            .sig
-            .inputs
-            .iter()
-            .filter_map(|a| match a {
-                FnArg::Typed(t) => Some(t),
-                FnArg::Receiver(_) => None,
-            })
-            .collect();
-        if inputs.len() != params.len() {
-            return error(stale.clone());
-        }
-        let mut fast_args = Vec::new();
-        let mut fast_decode = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
-            let v = format_ident!("__f{}", i);
-            let span = input.ty.span();
-            let ty = &input.ty;
-            if is_stream(ty) {
-                fast_decode.push(quote_spanned! {span=>
-                    let #v: #ty = #p::fast_stream_arg(&mut __rest, &__streams, #what, #method_name, __host_streams())?;
-                });
-                fast_args.push(quote!(#v));
-                continue;
-            }
-            if is_u8_slice_ref(&input.ty) {
-                fast_decode.push(
-                    quote_spanned!(span=> let #v: &[u8] = #p::fast_bytes(&mut __rest, #what)?;),
-                );
-                fast_args.push(quote!(#v));
-                continue;
-            }
-            if is_vec_u8(&input.ty) {
-                fast_decode.push(quote_spanned!(span=> let #v: ::std::vec::Vec<u8> = #p::fast_bytes(&mut __rest, #what)?.to_vec();));
-                fast_args.push(quote!(#v));
-                continue;
-            }
-            match &*input.ty {
-                Type::Reference(r) => {
-                    let target = owned(&r.elem);
-                    fast_decode.push(
-                        quote_spanned!(span=> let #v: #target = #p::fast_arg(&mut __rest, #what)?;),
-                    );
-                    fast_args.push(quote!(&#v));
-                }
-                other => {
-                    fast_decode.push(
-                        quote_spanned!(span=> let #v: #other = #p::fast_arg(&mut __rest, #what)?;),
-                    );
-                    fast_args.push(quote!(#v));
-                }
-            }
-        }
-        let what_ret = format!("result of `{method}`");
-        let fast_ret = match &user.sig.output {
-            syn::ReturnType::Type(_, t) if is_vec_u8(t) => quote!(#p::fast_ret_bytes(&__r)),
-            // A returned stream crosses as its handle.
-            syn::ReturnType::Type(_, t) if is_stream(t) => {
-                quote!(#p::fast_ret(&#p::fast_stream_ret(__r, #method_name), #what_ret))
-            }
-            syn::ReturnType::Type(_, t) if result_ok(t).is_some_and(is_stream) => quote! {
-                #p::fast_ret(&__r.map(|__s| #p::fast_stream_ret(__s, #method_name)), #what_ret)
-            },
-            _ => quote!(#p::fast_ret(&__r, #what_ret)),
-        };
-        fast_arms.push(quote! {
-            #index => {
-                #(#fast_decode)*
-                #p::fast_end(__rest)?;
-                let __r = <#self_ty as #iface>::#method(&*__this(), #(#fast_args),*);
-                ::core::result::Result::Ok(#fast_ret)
-            }
-        });
         let mut args = Vec::new();
-        for (((name, wit_ty), input), (_, wit)) in params.iter().zip(&inputs).zip(&f.params) {
-            let what = format!("argument `{}` of `{}`", quote!(#input.pat), method);
-            let span = input.ty.span();
+        for ((name, wit_ty), (param, wit)) in params.iter().zip(&f.params) {
             if is_input(wit) {
-                args.push(quote_spanned! {span=>
+                args.push(quote! {
                     #p::typed_stream_arg(move |__max: u32| #name.next(__max), #method_name)
                 });
-                continue;
+            } else {
+                let what = format!("argument `{param}` of `{method_name}`");
+                args.push(quote!(#p::transcode::<#wit_ty, _>(#name, #what)));
             }
-            let _ = wit_ty;
-            let arg = match &*input.ty {
-                Type::Reference(r) => {
-                    let target = owned(&r.elem);
-                    quote_spanned!(span=> &#p::transcode::<#wit_ty, #target>(#name, #what))
-                }
-                _ => quote_spanned!(span=> #p::transcode::<#wit_ty, _>(#name, #what)),
-            };
-            args.push(arg);
         }
-        let call = quote!(<#self_ty as #iface>::#method(&*__this(), #(#args),*));
-        let what = format!("result of `{method}`");
+        let call = quote!(<dyn #iface>::#wrapper(&*__this(), #(#args),*));
+        let what = format!("result of `{method_name}`");
         // A returned stream becomes its `<method>-stream` resource.
         let wrap = |r: &wit_parse::WitResource, value: TokenStream| {
             let handle = wit_parse::WitType::Named(r.name.clone()).rust(&exports);
@@ -311,34 +310,6 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
         });
     }
 
-    let host = if g.host {
-        quote!(#p::wasm_host_client(#plugin_name, __b::fidius::#pkg::host::call, __host_streams()))
-    } else {
-        quote!()
-    };
-    let ctor = match g.config {
-        None if !g.host => {
-            quote!(::core::result::Result::Ok(<#self_ty as ::core::default::Default>::default()))
-        }
-        None => quote!(::core::result::Result::Ok(<#self_ty>::new(#host))),
-        Some(config) => {
-            let comma = if g.host { quote!(,) } else { quote!() };
-            quote_spanned! {config.span()=>
-                let __config: #config = match #p::wasm_config::<#config>(&__config) {
-                    ::core::result::Result::Ok(__c) => __c,
-                    ::core::result::Result::Err(__m) => return ::core::result::Result::Err(#lifecycle::CreateError::Config(__m)),
-                };
-                match <#self_ty>::configure(__config #comma #host) {
-                    ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
-                    ::core::result::Result::Err(__e) => {
-                        #[allow(unused_imports)]
-                        use #p::{IntoPluginErrorDisplay as _, IntoPluginErrorExact as _};
-                        ::core::result::Result::Err((&&#p::ErrorWrap(__e)).fidius_plugin_error())
-                    }
-                }
-            }
-        }
-    };
     // The exported stream resources: their types in `Guest`, and their
     // `next` reading the stream the method returned.
     let mut resource_types = Vec::new();
@@ -359,17 +330,17 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             }
         });
     }
-    let module = format_ident!("__fidius_wasm_{}_{}", g.iface_name, plugin_name);
+    let module = format_ident!("__fidius_wasm_{}", iface_name);
     let (create_sig, create_encode) = match &typed_config {
         Some(t) => {
             let t = t.rust(&lifecycle);
             (
-                quote!(fn create(__typed: #t) -> ::core::result::Result<(), #lifecycle::CreateError>),
+                quote!(fn create(__plugin: ::std::string::String, __typed: #t) -> ::core::result::Result<(), #lifecycle::CreateError>),
                 quote!(let __config: ::std::vec::Vec<u8> = #p::wasm_encode_config(&__typed);),
             )
         }
         None => (
-            quote!(fn create(__config: ::std::vec::Vec<u8>) -> ::core::result::Result<(), #lifecycle::CreateError>),
+            quote!(fn create(__plugin: ::std::string::String, __config: ::std::vec::Vec<u8>) -> ::core::result::Result<(), #lifecycle::CreateError>),
             quote!(),
         ),
     };
@@ -399,18 +370,17 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
             );
 
             // Set by `create`, taken by `destroy` (the host calls nothing
-            // in between, and a component instance runs one call at a time).
-            static __INSTANCE: ::std::sync::Mutex<::core::option::Option<::std::sync::Arc<#self_ty>>> =
-                ::std::sync::Mutex::new(::core::option::Option::None);
-
-            fn __slot() -> ::std::sync::MutexGuard<'static, ::core::option::Option<::std::sync::Arc<#self_ty>>> {
-                __INSTANCE.lock().unwrap_or_else(::std::sync::PoisonError::into_inner)
+            // in between, and a component instance runs one call at a
+            // time, on one thread).
+            ::std::thread_local! {
+                static __INSTANCE: ::core::cell::RefCell<::core::option::Option<::std::rc::Rc<dyn #iface>>> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
             }
 
-            fn __this() -> ::std::sync::Arc<#self_ty> {
-                match &*__slot() {
-                    ::core::option::Option::Some(__v) => ::std::sync::Arc::clone(__v),
-                    ::core::option::Option::None => #p::wasm_not_created(#plugin_name),
+            fn __this() -> ::std::rc::Rc<dyn #iface> {
+                match __INSTANCE.with_borrow(::core::clone::Clone::clone) {
+                    ::core::option::Option::Some(__v) => __v,
+                    ::core::option::Option::None => #p::wasm_not_created(#iface_name),
                 }
             }
 
@@ -418,22 +388,35 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
 
             impl #lifecycle::Guest for __Glue {
                 #create_sig {
-                    #p::wasm_install_panic_hook(__b::fidius::#pkg::host::panicked);
+                    #p::wasm_install_panic_hook(#host::panicked);
                     #create_encode
-                    let __made: ::core::result::Result<#self_ty, #p::PluginError> = { #ctor };
+                    let __made = #p::wasm_create::<dyn #iface>(
+                        <dyn #iface as #p::Interface>::INFO.name,
+                        &__plugin,
+                        &__config,
+                        __wasm_host(),
+                    );
                     match __made {
                         ::core::result::Result::Ok(__v) => {
-                            *__slot() = ::core::option::Option::Some(::std::sync::Arc::new(__v));
+                            __INSTANCE.set(::core::option::Option::Some(__v));
                             ::core::result::Result::Ok(())
                         }
-                        ::core::result::Result::Err(__e) => ::core::result::Result::Err(
-                            #lifecycle::CreateError::Rejected(#p::transcode(__e, "the plugin's error")),
-                        ),
+                        ::core::result::Result::Err(#p::WasmCreateError::Config(__m)) => {
+                            ::core::result::Result::Err(#lifecycle::CreateError::Config(__m))
+                        }
+                        ::core::result::Result::Err(#p::WasmCreateError::Rejected(__e)) => {
+                            ::core::result::Result::Err(#lifecycle::CreateError::Rejected(
+                                #p::transcode(__e, "the plugin's error"),
+                            ))
+                        }
+                        ::core::result::Result::Err(#p::WasmCreateError::UnknownPlugin(__m)) => {
+                            ::core::result::Result::Err(#lifecycle::CreateError::UnknownPlugin(__m))
+                        }
                     }
                 }
 
                 fn destroy() {
-                    let __taken = __slot().take();
+                    let __taken = __INSTANCE.take();
                     drop(__taken);
                 }
             }
@@ -447,8 +430,30 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
 
             fn __host_streams() -> #p::HostStreamFns {
                 #p::HostStreamFns {
-                    next: __b::fidius::#pkg::host::stream_next,
-                    drop: __b::fidius::#pkg::host::stream_drop,
+                    next: #host::stream_next,
+                    drop: #host::stream_drop,
+                }
+            }
+
+            fn __event(__e: #host::CallEvent) -> #p::HostCallEvent {
+                match __e {
+                    #host::CallEvent::Need(__n) => #p::HostCallEvent::Need { position: __n.position, max: __n.max },
+                    #host::CallEvent::Dropped(__n) => #p::HostCallEvent::Dropped(__n),
+                    #host::CallEvent::Done(__r) => #p::HostCallEvent::Done(__r),
+                }
+            }
+
+            fn __wasm_host() -> #p::WasmHost {
+                #p::WasmHost {
+                    call: #host::call,
+                    call_start: |__m, __a, __n| __event(#host::call_start(__m, __a, __n)),
+                    call_feed: |__f| __event(#host::call_feed(&match __f {
+                        #p::HostCallFeed::Items(__b) => #host::Feed::Items(__b),
+                        #p::HostCallFeed::End => #host::Feed::End,
+                        #p::HostCallFeed::Failed(__m) => #host::Feed::Failed(__m),
+                        #p::HostCallFeed::Ack => #host::Feed::Ack,
+                    })),
+                    streams: __host_streams(),
                 }
             }
 
@@ -458,11 +463,7 @@ pub(crate) fn emit(g: &Glue<'_>) -> TokenStream {
                     __args: ::std::vec::Vec<u8>,
                     __streams: ::std::vec::Vec<u32>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    let mut __rest: &[u8] = &__args;
-                    match __method {
-                        #(#fast_arms)*
-                        __other => ::core::result::Result::Err(::std::format!("no method number {__other}")),
-                    }
+                    __this().__fidius_wasm_fast(__method, &__args, &__streams, __host_streams())
                 }
 
                 #[allow(unused_variables)]
@@ -540,64 +541,5 @@ pub(crate) fn wit_wire(input: TokenStream) -> TokenStream {
                 }
             }
         };
-    }
-}
-
-/// `Vec<u8>` as written (any path ending in `Vec` with the argument `u8`).
-fn is_vec_u8(ty: &Type) -> bool {
-    let Type::Path(p) = ty else { return false };
-    let Some(seg) = p.path.segments.last() else {
-        return false;
-    };
-    if seg.ident != "Vec" {
-        return false;
-    }
-    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
-        return false;
-    };
-    matches!(args.args.first(), Some(syn::GenericArgument::Type(Type::Path(t))) if args.args.len() == 1 && t.path.is_ident("u8"))
-}
-
-/// `Stream<T>` as written (any path ending in `Stream` with one type
-/// argument).
-fn is_stream(ty: &Type) -> bool {
-    let Type::Path(p) = ty else { return false };
-    p.path.segments.last().is_some_and(|seg| {
-        seg.ident == "Stream"
-            && matches!(&seg.arguments, syn::PathArguments::AngleBracketed(a) if a.args.len() == 1)
-    })
-}
-
-/// `T` of `Result<T, E>` as written.
-fn result_ok(ty: &Type) -> Option<&Type> {
-    let Type::Path(p) = ty else { return None };
-    let seg = p.path.segments.last()?;
-    if seg.ident != "Result" {
-        return None;
-    }
-    match &seg.arguments {
-        syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
-            syn::GenericArgument::Type(t) => Some(t),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// `&[u8]` as written.
-fn is_u8_slice_ref(ty: &Type) -> bool {
-    matches!(ty, Type::Reference(r) if matches!(&*r.elem, Type::Slice(s) if matches!(&*s.elem, Type::Path(t) if t.path.is_ident("u8"))))
-}
-
-/// The owned type a `&T` parameter is decoded into: `String` for `str`,
-/// `Vec<E>` for `[E]`, else `T`.
-fn owned(referent: &Type) -> TokenStream {
-    match referent {
-        Type::Path(tp) if tp.path.is_ident("str") => quote!(::std::string::String),
-        Type::Slice(s) => {
-            let e = &s.elem;
-            quote!(::std::vec::Vec<#e>)
-        }
-        other => quote!(#other),
     }
 }

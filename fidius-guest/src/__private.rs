@@ -35,13 +35,15 @@ pub use serde;
 
 pub use crate::PluginError;
 pub use crate::wasm_guest::{
-    HostStreamFns, PANIC_PREFIX, ScalarBits, StreamNextFn, TypedStreamOut, catch_host_panic,
+    HostCallEvent, HostCallFeed, HostStreamFns, PANIC_PREFIX, ScalarBits, StreamNextFn,
+    TypedStreamOut, WasmCreateError, WasmCreateFn, WasmHost, WasmPluginEntry, catch_host_panic,
     fast_arg, fast_bytes, fast_end, fast_ret, fast_ret_bytes, fast_stream_arg, fast_stream_drop,
-    fast_stream_next, fast_stream_ret, transcode, typed_stream_arg, wasm_config,
-    wasm_encode_config, wasm_host_client, wasm_install_panic_hook, wasm_not_created,
-    wasm_not_implemented, wasm_not_scalar, wit_hash_matches,
+    fast_stream_next, fast_stream_ret, host_stream_arg, transcode, typed_stream_arg, wasm_config,
+    wasm_create, wasm_encode_config, wasm_host_client, wasm_install_panic_hook, wasm_made,
+    wasm_not_created, wasm_not_scalar, wit_hash_matches,
 };
 pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
+pub use inventory;
 #[cfg(target_family = "wasm")]
 pub use {fidius_derive::WitWire, wit_bindgen};
 

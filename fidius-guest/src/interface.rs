@@ -171,21 +171,22 @@ pub trait HostInterface: 'static {
     /// one after another, returning the result in the wire format: how a
     /// sandboxed (WASM) plugin calls the host.
     ///
-    /// A returned stream is handed to `streams`, which keeps it for the
-    /// plugin to pull and gives the handle the result carries.
+    /// A stream argument is a `u32` position in `inputs`; a returned
+    /// stream is handed to `streams`, which keeps it for the plugin to pull
+    /// and gives the handle the result carries.
     ///
     /// # Errors
-    /// Why the call failed: arguments that do not decode, a stream argument
-    /// (a plugin cannot produce one for its host this way), or a panic in
-    /// the host's method.
+    /// Why the call failed: arguments that do not decode, a stream
+    /// argument missing from `inputs`, or a panic in the host's method.
     #[doc(hidden)]
     fn dispatch(
         host: &Self,
         index: usize,
         args: &[u8],
+        inputs: Vec<crate::__private::OwnedStream>,
         streams: &mut dyn FnMut(crate::__private::OwnedStream) -> u32,
     ) -> Result<Vec<u8>, String> {
-        let _ = (host, index, args, streams);
+        let _ = (host, index, args, inputs, streams);
         Err("this interface has no host methods".into())
     }
 }

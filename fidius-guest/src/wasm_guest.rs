@@ -113,24 +113,61 @@ pub fn catch_host_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 pub const PANIC_PREFIX: &str = "panicked: ";
 
 /// A client for the host's interface inside a WASM plugin: its calls go
-/// through the `host.call` import (`call`).
-pub fn wasm_host_client<P: crate::PluginClient>(
-    plugin: &str,
-    call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
-    streams: HostStreamFns,
-) -> P {
+/// through the `host` imports.
+pub fn wasm_host_client<P: crate::PluginClient>(plugin: &str, host: WasmHost) -> P {
     let info = &<P::Interface as crate::Interface>::INFO;
     let slots: Vec<Option<u32>> = (0..info.methods.len() as u32).map(Some).collect();
-    let backend = std::sync::Arc::new(HostCalls { call, streams });
+    let backend = std::sync::Arc::new(HostCalls(host));
     P::from_instance(crate::__private::Instance::from_dynamic(
         backend, plugin, &slots,
     ))
 }
 
-struct HostCalls {
-    call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
-    streams: HostStreamFns,
+/// The `host` imports of a component's bindings, as the interface glue
+/// hands them to a plugin's constructor.
+#[derive(Debug, Clone, Copy)]
+pub struct WasmHost {
+    /// `host.call`.
+    pub call: fn(u32, &[u8]) -> Result<Vec<u8>, String>,
+    /// `host.call-start`.
+    pub call_start: fn(u32, &[u8], u32) -> HostCallEvent,
+    /// `host.call-feed`.
+    pub call_feed: fn(HostCallFeed) -> HostCallEvent,
+    /// `host.stream-next` and `host.stream-drop`.
+    pub streams: HostStreamFns,
 }
+
+/// What the host asks while a host method that takes streams runs
+/// (`host.call-event`).
+#[derive(Debug)]
+pub enum HostCallEvent {
+    /// Up to `max` items of stream argument number `position`.
+    Need {
+        /// The stream's position among the call's stream arguments.
+        position: u32,
+        /// The most items to send.
+        max: u32,
+    },
+    /// The host let go of stream argument number `position`.
+    Dropped(u32),
+    /// The method returned.
+    Done(Result<Vec<u8>, String>),
+}
+
+/// The plugin's answer to a [`HostCallEvent`] (`host.feed`).
+#[derive(Debug)]
+pub enum HostCallFeed {
+    /// Some items, in the wire format one after another.
+    Items(Vec<u8>),
+    /// The stream has no more items.
+    End,
+    /// The stream failed with this message.
+    Failed(String),
+    /// Acknowledges [`HostCallEvent::Dropped`].
+    Ack,
+}
+
+struct HostCalls(WasmHost);
 
 impl crate::__private::DynInstance for HostCalls {
     fn call(
@@ -139,11 +176,49 @@ impl crate::__private::DynInstance for HostCalls {
         name: &'static str,
         args: &[u8],
     ) -> Result<Vec<u8>, crate::CallError> {
-        let index = u32::try_from(index).map_err(|_| crate::CallError::Protocol {
+        (self.0.call)(method_number(index, name)?, args).map_err(|e| host_error(name, e))
+    }
+
+    /// A host method with stream arguments: the host runs it while this
+    /// plugin answers its requests for items, from `inputs`, until it
+    /// returns.
+    fn call_streams(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, CallError> {
+        let count = u32::try_from(inputs.len()).map_err(|_| CallError::Protocol {
             method: name,
-            detail: "method index out of range".into(),
+            detail: "too many stream arguments".into(),
         })?;
-        (self.call)(index, args).map_err(|e| host_error(name, e))
+        let mut inputs: Vec<Option<OwnedStream>> = inputs.into_iter().map(Some).collect();
+        let mut event = (self.0.call_start)(method_number(index, name)?, args, count);
+        loop {
+            let answer = match event {
+                HostCallEvent::Done(result) => return result.map_err(|e| host_error(name, e)),
+                HostCallEvent::Dropped(position) => {
+                    // The producer stops here.
+                    let stream = inputs.get_mut(position as usize).and_then(Option::take);
+                    drop(stream);
+                    HostCallFeed::Ack
+                }
+                HostCallEvent::Need { position, max } => {
+                    match inputs.get_mut(position as usize).and_then(Option::as_mut) {
+                        None => HostCallFeed::Failed(format!(
+                            "no stream argument number {position} (of {count})"
+                        )),
+                        Some(stream) => match stream.next_batch(max) {
+                            Ok(Some(items)) => HostCallFeed::Items(items),
+                            Ok(None) => HostCallFeed::End,
+                            Err(e) => HostCallFeed::Failed(e.to_string()),
+                        },
+                    }
+                }
+            };
+            event = (self.0.call_feed)(answer);
+        }
     }
 
     /// A stream the host's method returned: the runtime keeps it, the
@@ -151,10 +226,99 @@ impl crate::__private::DynInstance for HostCalls {
     fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
         Ok(Box::new(HostStream {
             handle,
-            fns: self.streams,
+            fns: self.0.streams,
             method: name,
         }))
     }
+}
+
+fn method_number(index: usize, name: &'static str) -> Result<u32, CallError> {
+    u32::try_from(index).map_err(|_| CallError::Protocol {
+        method: name,
+        detail: "method index out of range".into(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The plugins of a component. Each `#[plugin_impl]` registers its
+// constructor; the interface's glue (emitted once per interface and crate)
+// creates the one `plugin.create` names.
+
+/// Why a WASM plugin's constructor failed (`plugin.create-error`).
+#[derive(Debug)]
+pub enum WasmCreateError {
+    /// The configuration did not decode as the plugin's config type.
+    Config(String),
+    /// The plugin's constructor returned an error.
+    Rejected(crate::PluginError),
+    /// The component holds no plugin of that name for the interface.
+    UnknownPlugin(String),
+}
+
+/// A plugin's constructor, as `#[plugin_impl]` registers it in a WASM
+/// component: it makes the plugin from its configuration's wire encoding
+/// and returns it as an `Rc<dyn Interface>` (boxed as `Any`).
+#[derive(Debug)]
+pub struct WasmPluginEntry {
+    /// The interface's name (`InterfaceInfo::name`).
+    pub interface: &'static str,
+    /// The plugin's name (its type's name).
+    pub plugin: &'static str,
+    /// The constructor.
+    pub create: WasmCreateFn,
+}
+
+/// A registered constructor: the configuration's wire encoding and the
+/// host imports in, the `Rc<dyn Interface>` (boxed as `Any`) out.
+pub type WasmCreateFn = fn(&[u8], WasmHost) -> Result<Box<dyn Any>, WasmCreateError>;
+
+inventory::collect!(WasmPluginEntry);
+
+/// Creates the plugin of `interface` named `plugin`.
+///
+/// # Errors
+/// [`WasmCreateError::UnknownPlugin`] (naming the plugins there are), or
+/// the constructor's error.
+pub fn wasm_create<I: ?Sized + 'static>(
+    interface: &str,
+    plugin: &str,
+    config: &[u8],
+    host: WasmHost,
+) -> Result<std::rc::Rc<I>, WasmCreateError> {
+    let mut known = Vec::new();
+    for entry in inventory::iter::<WasmPluginEntry> {
+        if entry.interface != interface {
+            continue;
+        }
+        if entry.plugin != plugin {
+            known.push(entry.plugin);
+            continue;
+        }
+        let made = (entry.create)(config, host)?;
+        return made
+            .downcast::<std::rc::Rc<I>>()
+            .map(|plugin| *plugin)
+            .map_err(|_| {
+                WasmCreateError::UnknownPlugin(format!(
+                    "plugin `{plugin}` was registered for another interface named `{interface}`"
+                ))
+            });
+    }
+    known.sort_unstable();
+    Err(WasmCreateError::UnknownPlugin(if known.is_empty() {
+        format!("this component holds no plugin of `{interface}`")
+    } else {
+        format!(
+            "this component holds no plugin `{plugin}` of `{interface}` (it holds {})",
+            known.join(", ")
+        )
+    }))
+}
+
+/// Makes an `Rc<dyn Interface>` into what a registered constructor
+/// returns.
+pub fn wasm_made<I: ?Sized + 'static>(plugin: std::rc::Rc<I>) -> Box<dyn Any> {
+    Box::new(plugin)
 }
 
 // ---------------------------------------------------------------------------
@@ -311,6 +475,30 @@ pub fn fast_stream_arg<T>(
     )))
 }
 
+/// Takes the next argument of a host method a WASM plugin called as a
+/// stream: a `u32` position in `inputs`, the streams the plugin produces.
+///
+/// # Errors
+/// The decode error, or a position past `inputs` (or taken twice), naming
+/// the argument.
+pub fn host_stream_arg<T>(
+    rest: &mut &[u8],
+    inputs: &mut [Option<OwnedStream>],
+    what: &str,
+    method: &'static str,
+) -> Result<Stream<T>, String> {
+    let position: u32 = fast_arg(rest, what)?;
+    let stream = inputs
+        .get_mut(position as usize)
+        .and_then(Option::take)
+        .ok_or_else(|| format!("{what}: no stream argument number {position}"))?;
+    Ok(Stream::from_remote(RemoteStream::from_batches(
+        Box::new(stream),
+        method,
+        None,
+    )))
+}
+
 /// A returned stream behind a typed `<method>-stream` resource.
 #[derive(Debug)]
 pub struct TypedStreamOut(RefCell<OwnedStream>);
@@ -436,11 +624,6 @@ pub fn wasm_install_panic_hook(report: fn(&str)) {
     }));
 }
 
-/// An optional method the plugin does not implement was called anyway.
-pub fn wasm_not_implemented(method: &str) -> ! {
-    panic!("fidius: `{method}` is not implemented by this plugin (its capability bit is clear)")
-}
-
 /// `fast.scalar` was called for a method that does not take that path.
 pub fn wasm_not_scalar(method: u32) -> ! {
     panic!("fidius: method number {method} does not take `fast.scalar`")
@@ -523,9 +706,9 @@ impl ScalarBits for () {
     }
 }
 
-/// A method was called before `create`.
-pub fn wasm_not_created(plugin: &str) -> ! {
-    panic!("fidius: plugin `{plugin}` was called before the runtime created it")
+/// A method of `interface` was called before `create`.
+pub fn wasm_not_created(interface: &str) -> ! {
+    panic!("fidius: `{interface}` was called before the runtime created its plugin")
 }
 
 /// Whether a WIT text's `// fidius-interface:` header records `hash`.
@@ -606,5 +789,77 @@ mod tests {
             char::REPLACEMENT_CHARACTER
         );
         assert_eq!(<() as ScalarBits>::to_bits(()), 0);
+    }
+
+    trait Shape {
+        fn sides(&self) -> u32;
+    }
+
+    struct Polygon(u32);
+
+    impl Shape for Polygon {
+        fn sides(&self) -> u32 {
+            self.0
+        }
+    }
+
+    fn triangle(config: &[u8], _: WasmHost) -> Result<Box<dyn Any>, WasmCreateError> {
+        if !config.is_empty() {
+            return Err(WasmCreateError::Config("no configuration".into()));
+        }
+        let shape: std::rc::Rc<dyn Shape> = std::rc::Rc::new(Polygon(3));
+        Ok(wasm_made(shape))
+    }
+
+    fn square(_: &[u8], _: WasmHost) -> Result<Box<dyn Any>, WasmCreateError> {
+        let shape: std::rc::Rc<dyn Shape> = std::rc::Rc::new(Polygon(4));
+        Ok(wasm_made(shape))
+    }
+
+    inventory::submit! {
+        WasmPluginEntry { interface: "Shape", plugin: "Triangle", create: triangle }
+    }
+    inventory::submit! {
+        WasmPluginEntry { interface: "Shape", plugin: "Square", create: square }
+    }
+    inventory::submit! {
+        WasmPluginEntry { interface: "Other", plugin: "Square", create: triangle }
+    }
+
+    fn no_host() -> WasmHost {
+        WasmHost {
+            call: |_, _| Err("no host".into()),
+            call_start: |_, _, _| HostCallEvent::Done(Err("no host".into())),
+            call_feed: |_| HostCallEvent::Done(Err("no host".into())),
+            streams: HostStreamFns {
+                next: |_, _| Ok(None),
+                drop: |_| {},
+            },
+        }
+    }
+
+    #[test]
+    fn plugins_of_one_interface_are_created_by_name() {
+        let made = |plugin: &str, config: &[u8]| {
+            wasm_create::<dyn Shape>("Shape", plugin, config, no_host()).map(|s| s.sides())
+        };
+        assert_eq!(made("Triangle", &[]).unwrap(), 3);
+        assert_eq!(made("Square", &[]).unwrap(), 4);
+        assert!(
+            matches!(made("Triangle", &[1]), Err(WasmCreateError::Config(m)) if m == "no configuration")
+        );
+        match made("Hexagon", &[]) {
+            Err(WasmCreateError::UnknownPlugin(m)) => assert_eq!(
+                m,
+                "this component holds no plugin `Hexagon` of `Shape` (it holds Square, Triangle)"
+            ),
+            other => panic!("expected UnknownPlugin, got {:?}", other.map(|_| ())),
+        }
+        match wasm_create::<dyn Shape>("Nothing", "Square", &[], no_host()) {
+            Err(WasmCreateError::UnknownPlugin(m)) => {
+                assert_eq!(m, "this component holds no plugin of `Nothing`")
+            }
+            other => panic!("expected UnknownPlugin, got {:?}", other.map(|_| ())),
+        }
     }
 }

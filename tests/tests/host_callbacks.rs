@@ -45,6 +45,26 @@ impl Services for Host {
     fn numbers(&self, n: u64) -> Stream<u64> {
         Stream::new(1..=n)
     }
+    fn total(&self, scale: u64, mut items: Stream<u64>, take: u64) -> u64 {
+        let mut sum = 0;
+        for _ in 0..take {
+            // Stops at the end or at the first failed item.
+            match items.try_next() {
+                Some(Ok(item)) => sum += item,
+                _ => break,
+            }
+        }
+        scale * sum
+    }
+    fn dot(&self, a: Stream<u64>, b: Stream<u64>) -> u64 {
+        let plugin = self.plugin.lock().unwrap().clone();
+        if let Some(plugin) = plugin {
+            // Calls back into the plugin whose streams these are.
+            let back = plugin.double(1);
+            self.log.lock().unwrap().push(format!("{back:?}"));
+        }
+        a.zip(b).map(|(x, y)| x * y).sum()
+    }
 }
 
 fn load(host: Arc<Host>) -> ScriptedClient {
@@ -176,6 +196,41 @@ fn the_host_object_lives_while_the_plugin_holds_it() {
 }
 
 #[test]
+fn plugins_pass_streams_to_host_methods() {
+    let script = load_on(BACKEND, host());
+    assert_eq!(script.send_to_host(100, u64::MAX).unwrap(), (2 * 5050, 100));
+    // The host stops after five items: the plugin produces hardly more
+    // (the stream is pulled in batches, and dropped).
+    let (total, produced) = script.send_to_host(1_000_000, 5).unwrap();
+    assert_eq!(total, 2 * 15);
+    assert!(produced < 1000, "the plugin produced {produced} items");
+    // Two stream arguments, pulled in turn.
+    assert_eq!(script.dot_on_host(10).unwrap(), 385);
+    // Many batches.
+    let n = 200_000u64;
+    assert_eq!(script.send_to_host(n, u64::MAX).unwrap(), (n * (n + 1), n));
+}
+
+#[test]
+fn a_plugin_stream_failing_inside_a_host_method_is_a_typed_error() {
+    let script = load_on(BACKEND, host());
+    let result = script.send_failing_to_host();
+    if BACKEND == Backend::Native {
+        // The producer's panic is the stream's error; the host stops there.
+        assert_eq!(result, Ok(6));
+    } else {
+        // A WASM guest cannot unwind: the panic traps the plugin's call.
+        assert!(
+            matches!(&result, Err(fidius::CallError::Panic { message, .. })
+                if message.contains("the plugin's stream broke at item 4")),
+            "{result:?}"
+        );
+    }
+    // The same client answers afterwards.
+    assert_eq!(script.dot_on_host(3).unwrap(), 14);
+}
+
+#[test]
 fn a_missing_host_is_a_typed_error() {
     match BACKEND.load::<ScriptedClient>("fixture_scripted", "Script") {
         Err(LoadError::NeedsHost { host_interface, .. }) => assert_eq!(host_interface, "Services"),
@@ -218,6 +273,24 @@ mod wasm_limits {
                 .collect();
             assert_eq!(items, [0, 1, 2, 3, 4], "{backend:?}");
             host.other.lock().unwrap().take();
+        }
+    }
+
+    /// A host method running for a plugin's streams (on a thread of its
+    /// own) that calls back into that plugin is refused, not deadlocked.
+    #[test]
+    fn a_host_method_taking_streams_cannot_reenter_the_wasm_plugin() {
+        for backend in [Backend::Wasm, Backend::WasmTyped] {
+            let host = host();
+            let script = load_on(backend, host.clone());
+            *host.plugin.lock().unwrap() = Some(script.clone());
+            assert_eq!(script.dot_on_host(3).unwrap(), 14, "{backend:?}");
+            host.plugin.lock().unwrap().take();
+            let log = host.log.lock().unwrap();
+            assert!(
+                log[0].contains("called back into the same WASM plugin instance"),
+                "{backend:?}: {log:?}"
+            );
         }
     }
 

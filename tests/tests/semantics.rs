@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use fidius::{CallError, PluginClient, PluginError};
 use fidius_tests::{Backend, for_each_backend};
-use fixture_api::{CalculatorClient, CheckError, Description, GreeterClient, Shape};
+use fixture_api::{
+    AffineConfig, CalculatorClient, CheckError, Description, GreeterClient, ScalerClient, Shape,
+};
 
 for_each_backend! {
 
@@ -121,13 +123,42 @@ fn a_second_interface_in_the_same_library() {
 }
 
 #[test]
+fn several_plugins_of_one_interface_in_one_library() {
+    let basic: CalculatorClient = BACKEND.load("fixture_plugins", "Basic").unwrap();
+    let doubler: CalculatorClient = BACKEND.load("fixture_plugins", "Doubler").unwrap();
+    assert_eq!(doubler.plugin_name(), "Doubler");
+    assert_eq!((basic.add(2, 3), doubler.add(2, 3)), (Ok(5), Ok(10)));
+    assert_eq!(doubler.echo(vec![1, 2]), Ok(vec![1, 2, 1, 2]));
+    assert_eq!(basic.add(1, 1), Ok(2), "each instance keeps its own plugin");
+
+    // Two configured plugins of one interface, each with its own
+    // configuration type.
+    let affine: ScalerClient = BACKEND
+        .configure("fixture_features", "Affine", &AffineConfig { mul: 3, add: 1, label: "a".into() })
+        .unwrap();
+    let offset: ScalerClient = BACKEND.configure("fixture_features", "Offset", &7i64).unwrap();
+    assert_eq!((affine.apply(2), offset.apply(2)), (Ok(7), Ok(9)));
+    assert_eq!(offset.label(), Ok("+7".to_owned()));
+    let series: Vec<i64> = offset.series(3).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(series, [7, 8, 9]);
+    match BACKEND.configure::<ScalerClient, _>("fixture_features", "Offset", &-1i64) {
+        Err(fidius::LoadError::Create { plugin, source: CallError::Rejected { error }, .. }) => {
+            assert_eq!((plugin.as_str(), error.message.as_str()), ("Offset", "offset -1 is negative"));
+        }
+        other => panic!("expected a rejected configuration, got {other:?}"),
+    }
+}
+
+#[test]
 fn unknown_plugins_are_load_errors_naming_what_is_there() {
     let err = BACKEND
         .load::<CalculatorClient>("fixture_plugins", "Nope")
         .unwrap_err();
     assert!(
         matches!(&err, fidius::LoadError::NoSuchPlugin { plugin, available, .. }
-            if plugin == "Nope" && available.contains(&"Calculator/Basic".to_owned())),
+            if plugin == "Nope"
+                && available.contains(&"Calculator/Basic".to_owned())
+                && available.contains(&"Calculator/Doubler".to_owned())),
         "{err:?}"
     );
     let _ = Backend::Native;

@@ -196,9 +196,13 @@ const _: () = {
             host: &Self,
             index: usize,
             args: &[u8],
+            inputs: ::std::vec::Vec<::fidius::__private::OwnedStream>,
             streams: &mut dyn ::core::ops::FnMut(::fidius::__private::OwnedStream) -> u32,
         ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
             let _ = &streams;
+            let mut __inputs: ::std::vec::Vec<
+                ::core::option::Option<::fidius::__private::OwnedStream>,
+            > = inputs.into_iter().map(::core::option::Option::Some).collect();
             let mut __rest: &[u8] = args;
             match index {
                 0usize => {

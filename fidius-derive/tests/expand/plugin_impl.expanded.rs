@@ -4,6 +4,52 @@ impl ImageFilter for Invert {
     }
 }
 #[cfg(target_family = "wasm")]
+#[allow(non_snake_case, clippy::all)]
+const _: () = {
+    fn __fidius_wasm_create(
+        __config: &[u8],
+        __host: ::fidius::__private::WasmHost,
+    ) -> ::core::result::Result<
+        ::std::boxed::Box<dyn ::core::any::Any>,
+        ::fidius::__private::WasmCreateError,
+    > {
+        let _ = (&__config, &__host);
+        let __made: ::core::result::Result<
+            Invert,
+            ::fidius::__private::WasmCreateError,
+        > = {
+            let __config: InvertConfig = ::fidius::__private::wasm_config::<
+                InvertConfig,
+            >(__config)
+                .map_err(::fidius::__private::WasmCreateError::Config)?;
+            match <Invert>::configure(
+                __config,
+                ::fidius::__private::wasm_host_client("Invert", __host),
+            ) {
+                ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
+                ::core::result::Result::Err(__e) => {
+                    #[allow(unused_imports)]
+                    use ::fidius::__private::{
+                        IntoPluginErrorDisplay as _, IntoPluginErrorExact as _,
+                    };
+                    ::core::result::Result::Err(
+                        ::fidius::__private::WasmCreateError::Rejected(
+                            (&&::fidius::__private::ErrorWrap(__e)).fidius_plugin_error(),
+                        ),
+                    )
+                }
+            }
+        };
+        let __plugin: ::std::rc::Rc<dyn ImageFilter> = ::std::rc::Rc::new(__made?);
+        ::core::result::Result::Ok(::fidius::__private::wasm_made(__plugin))
+    }
+    ::fidius::__private::inventory::submit! {
+        ::fidius::__private::WasmPluginEntry { interface : < dyn ImageFilter as
+        ::fidius::__private::Interface > ::INFO.name, plugin : "Invert", create :
+        __fidius_wasm_create, }
+    }
+};
+#[cfg(target_family = "wasm")]
 ::core::compile_error!(
     "no WIT found for interface `ImageFilter`: build WASM plugins with `cargo fidius build --target wasm32-wasip2`, which finds `wit/image-filter.wit` in the interface crate (write it with `cargo fidius wit -p <interface crate>`), or list the directory holding it in FIDIUS_WIT_PATH"
 );

@@ -615,6 +615,117 @@ const _: () = {
             __w.finish()
         }
     }
+    #[cfg(target_family = "wasm")]
+    #[doc(hidden)]
+    #[allow(clippy::all, unused_variables, unused_mut)]
+    impl dyn ImageFilter {
+        #[inline]
+        pub fn __fidius_wasm_apply(&self, __a0: ApplyInput) -> ApplyOutput {
+            <Self as ImageFilter>::apply(self, __a0)
+        }
+        #[inline]
+        pub fn __fidius_wasm_add(&self, __a0: i64, __a1: i64) -> i64 {
+            <Self as ImageFilter>::add(self, __a0, __a1)
+        }
+        #[inline]
+        pub fn __fidius_wasm_count(
+            &self,
+            __a0: ::std::vec::Vec<u8>,
+            __a1: ::std::string::String,
+        ) -> ::core::result::Result<u64, PluginError> {
+            <Self as ImageFilter>::count(self, &__a0, &__a1)
+        }
+        #[inline]
+        pub fn __fidius_wasm_reset(&self) -> () {
+            <Self as ImageFilter>::reset(self)
+        }
+        #[inline]
+        pub fn __fidius_wasm_tiles(&self, __a0: Stream<ApplyInput>) -> Stream<u64> {
+            <Self as ImageFilter>::tiles(self, __a0)
+        }
+        /// `fast.call` on this plugin.
+        pub fn __fidius_wasm_fast(
+            &self,
+            __method: u32,
+            __args: &[u8],
+            __streams: &[u32],
+            __fns: ::fidius::__private::HostStreamFns,
+        ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            let mut __rest: &[u8] = __args;
+            match __method {
+                0u32 => {
+                    let __a0: ApplyInput = ::fidius::__private::fast_arg(
+                        &mut __rest,
+                        "argument `input` of `apply`",
+                    )?;
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = <Self as ImageFilter>::apply(self, __a0);
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(&__r, "result of `apply`"),
+                    )
+                }
+                1u32 => {
+                    let __a0: i64 = ::fidius::__private::fast_arg(
+                        &mut __rest,
+                        "argument `a` of `add`",
+                    )?;
+                    let __a1: i64 = ::fidius::__private::fast_arg(
+                        &mut __rest,
+                        "argument `b` of `add`",
+                    )?;
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = <Self as ImageFilter>::add(self, __a0, __a1);
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(&__r, "result of `add`"),
+                    )
+                }
+                2u32 => {
+                    let __a0: &[u8] = ::fidius::__private::fast_bytes(
+                        &mut __rest,
+                        "argument `data` of `count`",
+                    )?;
+                    let __a1: ::std::string::String = ::fidius::__private::fast_arg(
+                        &mut __rest,
+                        "argument `name` of `count`",
+                    )?;
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = <Self as ImageFilter>::count(self, __a0, &__a1);
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(&__r, "result of `count`"),
+                    )
+                }
+                3u32 => {
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = <Self as ImageFilter>::reset(self);
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(&__r, "result of `reset`"),
+                    )
+                }
+                4u32 => {
+                    let __a0 = ::fidius::__private::fast_stream_arg(
+                        &mut __rest,
+                        __streams,
+                        "argument `input` of `tiles`",
+                        "tiles",
+                        __fns,
+                    )?;
+                    ::fidius::__private::fast_end(__rest)?;
+                    let __r = <Self as ImageFilter>::tiles(self, __a0);
+                    ::core::result::Result::Ok(
+                        ::fidius::__private::fast_ret(
+                            &::fidius::__private::fast_stream_ret(__r, "tiles"),
+                            "result of `tiles`",
+                        ),
+                    )
+                }
+                __other => {
+                    ::core::result::Result::Err(
+                        ::std::format!("no method number {__other}"),
+                    )
+                }
+            }
+        }
+    }
     impl<
         __T: ImageFilter + ::fidius::__private::Implemented + 'static,
     > ::fidius::__private::Implement<__T> for dyn ImageFilter {

@@ -36,5 +36,5 @@ mod plugin {
 
 fn main() {
     let wit = <dyn api::Filter>::__fidius_wit().unwrap();
-    assert!(wit.contains("create: func(config: settings) -> result<_, create-error>;"), "{wit}");
+    assert!(wit.contains("create: func(plugin: string, config: settings) -> result<_, create-error>;"), "{wit}");
 }

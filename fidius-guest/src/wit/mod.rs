@@ -370,18 +370,20 @@ impl WitBuilder {
                     String::new()
                 };
                 format!(
-                    "{uses}{}    /// Creates this instance's plugin object, once, before any other call,\n    \
-                     /// with its configuration.\n    \
-                     create: func(config: {}) -> result<_, create-error>;\n",
+                    "{uses}{}    /// Creates this instance's plugin object, once, before any other call:\n    \
+                     /// the plugin named `plugin` (a component may hold several plugins\n    \
+                     /// of the interface), with its configuration.\n    \
+                     create: func(plugin: string, config: {}) -> result<_, create-error>;\n",
                     LIFECYCLE_ERRORS,
                     config.render()
                 )
             }
             None => format!(
-                "{LIFECYCLE_ERRORS}    /// Creates this instance's plugin object, once, before any other call.\n    \
-                 /// `config` is the plugin's configuration encoded in the fidius wire\n    \
-                 /// format (empty for plugins without one).\n    \
-                 create: func(config: list<u8>) -> result<_, create-error>;\n"
+                "{LIFECYCLE_ERRORS}    /// Creates this instance's plugin object, once, before any other call:\n    \
+                 /// the plugin named `plugin` (a component may hold several plugins of\n    \
+                 /// the interface). `config` is the plugin's configuration encoded in\n    \
+                 /// the fidius wire format (empty for plugins without one).\n    \
+                 create: func(plugin: string, config: list<u8>) -> result<_, create-error>;\n"
             ),
         };
         let _ = writeln!(
@@ -466,6 +468,8 @@ const LIFECYCLE_ERRORS: &str = "    /// A plugin's own error, as fidius's `Plugi
         config(string),
         /// The plugin's constructor returned an error.
         rejected(rejection),
+        /// The component holds no plugin of this name for the interface.
+        unknown-plugin(string),
     }
 
 ";
@@ -524,6 +528,47 @@ interface host {
 
     /// Lets go of the host's stream `handle` (its producer stops).
     stream-drop: func(handle: u32);
+
+    /// A request for items of a stream the plugin passed to a host method.
+    record need {
+        /// The stream's position among the method's stream arguments.
+        position: u32,
+        /// The most items to send (at least one is wanted).
+        max: u32,
+    }
+
+    /// What the host asks while a host method that takes streams runs.
+    variant call-event {
+        /// Send items of a stream argument with `call-feed`.
+        need(need),
+        /// The host let go of stream argument number `n`: drop its
+        /// producer, then answer `call-feed(ack)`.
+        dropped(u32),
+        /// The method returned: its result as `call` returns it.
+        done(result<list<u8>, string>),
+    }
+
+    /// The plugin's answer to a `call-event`.
+    variant feed {
+        /// Some items (at least one), in the wire format one after another.
+        items(list<u8>),
+        /// The stream has no more items.
+        end,
+        /// The stream failed with this message.
+        failed(string),
+        /// Acknowledges `dropped`.
+        ack,
+    }
+
+    /// `call` for a host method with stream arguments: they are `u32`
+    /// positions among `streams` streams the plugin produces, which the
+    /// method pulls while it runs. Returns the first event; the plugin
+    /// answers each `need` or `dropped` with `call-feed` until `done`.
+    call-start: func(method: u32, args: list<u8>, streams: u32) -> call-event;
+
+    /// Answers the last event of the running `call-start`; returns the
+    /// next.
+    call-feed: func(answer: feed) -> call-event;
 }
 ";
 

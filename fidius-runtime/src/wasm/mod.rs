@@ -20,6 +20,7 @@
 
 mod capabilities;
 mod egress;
+mod host_calls;
 mod streams;
 mod value;
 
@@ -449,15 +450,16 @@ impl WasmRuntime {
             if fidius_interface == Some("host") {
                 linker.instance(name).and_then(|mut i| {
                     streams::link_host(&mut i)?;
+                    host_calls::link(&mut i, thread_token)?;
                     i.func_wrap(
                         "call",
                         |mut store: wasmtime::StoreContextMut<'_, HostState>,
                          (method, args): (u32, Vec<u8>)| {
                             let state = store.data_mut();
                             let result = match state.host.clone() {
-                                Some(host) => {
-                                    host(method as usize, &args, &mut |s| state.streams.insert(s))
-                                }
+                                Some(host) => host(method as usize, &args, Vec::new(), &mut |s| {
+                                    state.streams.insert(s)
+                                }),
                                 None => Err("this plugin was given no host interface".into()),
                             };
                             Ok((result,))
@@ -894,12 +896,13 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
     }
 
     /// The host's implementation of the interface's `host = Trait`
-    /// interface, which the plugin calls through its client (as for native
-    /// plugins; a host method can return a stream, but not take one).
+    /// interface, which the plugin calls through its client, as for native
+    /// plugins. A host method that takes streams runs on a thread of its
+    /// own while the plugin's call serves its requests for items.
     pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self {
-        self.host = Some(Arc::new(move |index, args, streams| {
+        self.host = Some(Arc::new(move |index, args, inputs, streams| {
             <<C::Interface as Interface>::Host as fidius_guest::HostInterface>::dispatch(
-                &host, index, args, streams,
+                &host, index, args, inputs, streams,
             )
         }));
         self
@@ -942,6 +945,7 @@ impl<C: PluginClient> WasmInstanceBuilder<'_, C> {
             shared: library.shared.clone(),
             package,
             version: meta.interface_version,
+            plugin: meta.plugin_name.clone(),
             methods: info
                 .methods
                 .iter()
@@ -988,6 +992,9 @@ struct HostState {
     host: Option<HostCall>,
     /// The host's streams the plugin was given and has not dropped.
     streams: streams::StreamTable,
+    /// The host methods with stream arguments running for the plugin,
+    /// innermost last.
+    running: Vec<host_calls::Running>,
     /// `wasi:http`, brokered by the egress hook.
     http: wasmtime_wasi_http::WasiHttpCtx,
     egress: egress::Hooks,
@@ -1005,8 +1012,15 @@ impl wasmtime_wasi_http::WasiHttpView for HostState {
 
 /// Dispatches a guest's `host.call` to the host object.
 /// A stream the host's method returned goes to the store's stream table.
+/// Stream arguments (a method called through `host.call-start`) come as
+/// `OwnedStream`s, in order.
 type HostCall = Arc<
-    dyn Fn(usize, &[u8], &mut dyn FnMut(OwnedStream) -> u32) -> Result<Vec<u8>, String>
+    dyn Fn(
+            usize,
+            &[u8],
+            Vec<OwnedStream>,
+            &mut dyn FnMut(OwnedStream) -> u32,
+        ) -> Result<Vec<u8>, String>
         + Send
         + Sync,
 >;
@@ -1056,6 +1070,8 @@ struct Core {
     /// `fidius:<interface>`.
     package: String,
     version: u32,
+    /// The plugin's name, which `plugin.create` takes.
+    plugin: String,
     /// WIT names of the caller's methods, in its order.
     methods: Vec<String>,
     config: Vec<u8>,
@@ -1203,6 +1219,7 @@ impl Core {
                 panic: None,
                 host: self.host.clone(),
                 streams: streams::StreamTable::default(),
+                running: Vec::new(),
                 http: wasmtime_wasi_http::WasiHttpCtx::new(),
                 egress: egress::Hooks {
                     egress: self.capabilities.egress(),
@@ -1269,7 +1286,22 @@ impl Core {
         let mut results = [Val::Bool(false)];
         // `list<u8>`: the configuration's wire encoding; any other type:
         // the interface's declared configuration type, typed.
-        let config = match create.ty(&store).params().next() {
+        let create_ty = create.ty(&store);
+        let mut params = create_ty.params();
+        match params.next() {
+            Some((_, Type::String)) => {}
+            other => {
+                return Err(CallError::Protocol {
+                    method: "create",
+                    detail: format!(
+                        "`create` takes {} first, not the plugin's name (a `string`); the \
+                         component was built for an older fidius",
+                        other.map_or("nothing".to_owned(), |(_, t)| format!("{t:?}"))
+                    ),
+                });
+            }
+        }
+        let config = match params.next() {
             Some((_, Type::List(list))) if list.ty() == Type::U8 => {
                 Val::List(self.config.iter().map(|&b| Val::U8(b)).collect())
             }
@@ -1293,7 +1325,11 @@ impl Core {
             }
         };
         create
-            .call(&mut store, &[config], &mut results)
+            .call(
+                &mut store,
+                &[Val::String(self.plugin.clone()), config],
+                &mut results,
+            )
             .map_err(|e| trap_error("create", &settings.deadline, &mut store, e))?;
         match &results[0] {
             Val::Result(Ok(_)) => {}
@@ -1385,6 +1421,14 @@ fn create_error(e: &Val) -> CallError {
                 error: Box::new(error),
             }
         }
+        // The metadata lists the plugin, but the guest does not know it.
+        Val::Variant(case, Some(payload)) if case == "unknown-plugin" => CallError::Protocol {
+            method: "create",
+            detail: match &**payload {
+                Val::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            },
+        },
         other => CallError::Protocol {
             method: "create",
             detail: format!("`create` failed with {other:?}"),
@@ -1513,7 +1557,8 @@ impl Core {
         f: impl FnOnce(&Self, &mut Live) -> Result<R, Failure>,
     ) -> Result<R, CallError> {
         let me = thread_token();
-        if self.busy.load(Ordering::Acquire) == me {
+        let busy = self.busy.load(Ordering::Acquire);
+        if busy == me || (busy != 0 && host_calls::serving(busy)) {
             return Err(CallError::Protocol {
                 method: name,
                 detail: "the host called back into the same WASM plugin instance while it is \

@@ -98,11 +98,11 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
 
         impl #p::WitInterface for dyn #trait_ident {
             #[allow(unreachable_code, clippy::diverging_sub_expression)]
-            fn wit() -> ::core::result::Result<::std::string::String, #p::WitError> {
+            fn build() -> ::core::result::Result<#p::WitBuilder, #p::WitError> {
                 let mut __w = #p::WitBuilder::new(&<dyn #trait_ident as #p::Interface>::INFO);
                 #(#methods)*
                 #config
-                __w.finish()
+                ::core::result::Result::Ok(__w)
             }
         }
     }

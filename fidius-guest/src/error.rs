@@ -121,6 +121,16 @@ pub enum CallError {
         /// What is missing, e.g. `streams`.
         what: &'static str,
     },
+    /// A Python plugin raised an exception (or returned a value of the
+    /// wrong shape, raised as `TypeError`/`ValueError` naming the field);
+    /// the plugin stays usable.
+    #[error("`{method}` raised {}: {}", exception.kind, exception.message)]
+    Exception {
+        /// Method called (`create` for the constructor).
+        method: &'static str,
+        /// The exception.
+        exception: Box<Exception>,
+    },
     /// The plugin broke the ABI: a null buffer, an invalid `bool` or `char`,
     /// invalid UTF-8, or an unknown status code.
     #[error("plugin broke the ABI in `{method}`: {detail}")]
@@ -130,6 +140,17 @@ pub enum CallError {
         /// What was wrong.
         detail: String,
     },
+}
+
+/// An exception a Python plugin raised ([`CallError::Exception`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// The exception's type, e.g. `ValueError`.
+    pub kind: String,
+    /// Its message (`str(exception)`).
+    pub message: String,
+    /// The formatted traceback, ending with the exception itself.
+    pub traceback: String,
 }
 
 /// A ready-made error type for plugin methods: a machine-readable code, a

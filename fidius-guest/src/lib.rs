@@ -28,6 +28,6 @@ pub mod wit;
 )]
 pub mod __private;
 
-pub use error::{CallError, PluginError};
+pub use error::{CallError, Exception, PluginError};
 pub use interface::{HostInterface, Interface, InterfaceInfo, MetaPairs, MethodInfo, PluginClient};
 pub use stream::{DEFAULT_BATCH_LIMIT, RemoteStream, Stream, StreamFailure};

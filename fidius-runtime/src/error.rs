@@ -234,6 +234,16 @@ pub enum LoadError {
         /// The plugins its metadata lists.
         plugins: Vec<String>,
     },
+    /// A Python plugin could not be loaded: its module failed to import
+    /// (the message holds the traceback), or a plugin class does not fit
+    /// the interface (a method missing or taking other arguments).
+    #[error("`{path}`: {detail}")]
+    Python {
+        /// The plugin's module file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// wasmtime could not compile, link or instantiate the component.
     #[error("`{path}`: {detail}")]
     Wasm {

@@ -36,6 +36,9 @@ pub mod package;
 #[cfg(feature = "package")]
 mod component;
 
+#[cfg(feature = "python")]
+pub mod python;
+
 #[cfg(feature = "wasm")]
 #[expect(
     unsafe_code,
@@ -47,7 +50,7 @@ pub mod wasm;
 pub use component::stamp_component;
 pub use error::{InterfaceField, LoadError};
 pub use fidius_guest::meta::PluginMeta as PluginInfo;
-pub use fidius_guest::{CallError, PluginClient, PluginError};
+pub use fidius_guest::{CallError, Exception, PluginClient, PluginError};
 #[cfg(feature = "native")]
 pub use library::{InstanceBuilder, LibraryContents, PluginLibrary, inspect_library};
 

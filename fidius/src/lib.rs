@@ -11,22 +11,26 @@
 
 pub use fidius_derive::{fidius_plugin_registry, host_interface, plugin_impl, plugin_interface};
 pub use fidius_guest::{
-    CallError, DEFAULT_BATCH_LIMIT, HostInterface, Interface, InterfaceInfo, MethodInfo,
+    CallError, DEFAULT_BATCH_LIMIT, Exception, HostInterface, Interface, InterfaceInfo, MethodInfo,
     PluginClient, PluginError, RemoteStream, Stream, StreamFailure, abi, meta, wire,
 };
 
+#[cfg(any(feature = "native", feature = "python"))]
+pub use fidius_runtime::LoadError;
 #[cfg(feature = "native")]
-pub use fidius_runtime::{InstanceBuilder, LoadError, PluginInfo, PluginLibrary};
+pub use fidius_runtime::{InstanceBuilder, PluginInfo, PluginLibrary};
 
 /// Signed packages: `Package::open(path, &TrustPolicy)`.
 #[cfg(feature = "package")]
 pub use fidius_runtime::package;
 
+#[cfg(feature = "python")]
+pub use fidius_runtime::python;
 #[cfg(feature = "wasm")]
 pub use fidius_runtime::wasm;
 
 /// The whole host runtime (`fidius-runtime`).
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "python"))]
 pub use fidius_runtime as runtime;
 
 #[doc(hidden)]

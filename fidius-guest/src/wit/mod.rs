@@ -156,6 +156,40 @@ pub struct WitBuilder {
     inputs: Vec<(String, Ty, String, String)>,
     /// The declared configuration type (`config = C`).
     config: Option<Ty>,
+    /// The methods' types, streams as [`Ty::Stream`].
+    methods: Vec<MethodModel>,
+}
+
+/// An interface's types, structured: what a backend that converts values
+/// itself (Python) is guided by.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Model {
+    /// The records, variants and enums, by WIT name.
+    pub defs: Vec<(String, Def)>,
+    /// The methods, in the trait's vtable order.
+    pub methods: Vec<MethodModel>,
+    /// The declared configuration type (`config = C`).
+    pub config: Option<Ty>,
+}
+
+impl Model {
+    /// The definition of named type `name`.
+    pub fn def(&self, name: &str) -> Option<&Def> {
+        self.defs.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+    }
+}
+
+/// One method of a [`Model`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MethodModel {
+    /// The method's Rust name.
+    pub name: String,
+    /// Its parameters: Rust name and type.
+    pub params: Vec<(String, Ty)>,
+    /// What it returns.
+    pub returns: Returns,
 }
 
 impl WitBuilder {
@@ -168,6 +202,21 @@ impl WitBuilder {
             outputs: Vec::new(),
             inputs: Vec::new(),
             config: None,
+            methods: Vec::new(),
+        }
+    }
+
+    /// The interface's types, structured.
+    pub fn model(self) -> Model {
+        Model {
+            defs: self
+                .registry
+                .defs
+                .into_iter()
+                .map(|(name, _, def)| (name, def))
+                .collect(),
+            methods: self.methods,
+            config: self.config,
         }
     }
 
@@ -215,6 +264,14 @@ impl WitBuilder {
         params: Vec<(&str, Ty)>,
         returns: Returns,
     ) -> Result<(), WitError> {
+        self.methods.push(MethodModel {
+            name: name.to_owned(),
+            params: params
+                .iter()
+                .map(|(p, t)| ((*p).to_owned(), t.clone()))
+                .collect(),
+            returns: returns.clone(),
+        });
         let mut params_text = Vec::new();
         for (param, ty) in params {
             let ty = match ty {
@@ -605,12 +662,29 @@ pub const fn recorded_hash(wit: &str) -> Option<u64> {
 
 /// Implemented by `#[plugin_interface]` for `dyn Trait`.
 pub trait WitInterface {
+    /// Traces the interface's types into a builder.
+    ///
+    /// # Errors
+    /// As [`wit`](Self::wit).
+    #[doc(hidden)]
+    fn build() -> Result<WitBuilder, WitError>;
+
     /// The interface's WIT package.
     ///
     /// # Errors
     /// [`WitError`] naming the method and type that has no WIT form (e.g. a
     /// recursive type, `i128`, an untagged enum, a `Stream` argument).
-    fn wit() -> Result<String, WitError>;
+    fn wit() -> Result<String, WitError> {
+        Self::build()?.finish()
+    }
+
+    /// The interface's types, structured.
+    ///
+    /// # Errors
+    /// As [`wit`](Self::wit).
+    fn model() -> Result<Model, WitError> {
+        Ok(Self::build()?.model())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,580 @@
+//! Python plugins (feature `python`): a Python class implements a Rust
+//! interface, called through the same generated clients as native and
+//! WASM plugins.
+//!
+//! * The interpreter is embedded (pyo3) and started on first use; the GIL
+//!   is held only around Python work (converting values and calling).
+//! * [`PythonLibrary::open`] imports the plugin's module in isolation (see
+//!   `loader.py`): its own package namespace, nothing added to `sys.path`,
+//!   no `__pycache__` written. The `fidius` module plugins import is the
+//!   SDK in `fidius-runtime/python`, embedded.
+//! * Values cross as the fidius wire format on the host side and Python
+//!   objects on the plugin side, converted guided by the interface's
+//!   types (`<dyn Trait as WitInterface>::model()`, see `value.rs`).
+//!
+//! Python plugins run with the host's authority: this is not a sandbox.
+//! Untrusted code belongs in a WASM guest.
+
+mod value;
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use fidius_guest::__private::{DynInstance, Instance as ClientInstance};
+use fidius_guest::wit::{Model, Returns, Ty, WitInterface};
+use fidius_guest::{CallError, Interface, PluginClient, PluginError};
+use pyo3::prelude::*;
+use pyo3::types::{PyModule, PyTuple};
+
+use crate::LoadError;
+use crate::error::InterfaceField;
+
+/// The SDK plugins import as `fidius`.
+const SDK: &str = include_str!("../../python/fidius/__init__.py");
+/// Loads plugin modules in isolation.
+const LOADER: &str = include_str!("loader.py");
+
+/// What the runtime keeps of the interpreter.
+struct Runtime {
+    loader: Py<PyModule>,
+    plugin_error: Py<PyAny>,
+    err: Py<PyAny>,
+}
+
+/// Starts the interpreter and loads the SDK and the loader, once.
+fn runtime(py: Python<'_>) -> PyResult<&'static Runtime> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(r) = RUNTIME.get() {
+        return Ok(r);
+    }
+    let modules = py.import("sys")?.getattr("modules")?;
+    // A host that imported the SDK itself keeps its copy.
+    let sdk = match modules.get_item("fidius") {
+        Ok(m) => m.cast_into::<PyModule>()?,
+        Err(_) => PyModule::from_code(py, &cstring(SDK), c"fidius/__init__.py", c"fidius")?,
+    };
+    let loader = PyModule::from_code(py, &cstring(LOADER), c"fidius_loader.py", c"_fidius_loader")?;
+    let runtime = Runtime {
+        plugin_error: sdk.getattr("PluginError")?.unbind(),
+        err: sdk.getattr("Err")?.unbind(),
+        loader: loader.unbind(),
+    };
+    Ok(RUNTIME.get_or_init(|| runtime))
+}
+
+fn cstring(text: &str) -> CString {
+    // The embedded sources hold no NUL.
+    CString::new(text).unwrap_or_default()
+}
+
+fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    Python::initialize();
+    Python::attach(f)
+}
+
+/// A Python exception as a typed error: type, message, traceback.
+fn exception(py: Python<'_>, method: &'static str, e: &PyErr) -> CallError {
+    let kind = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    let message = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    let traceback = e
+        .traceback(py)
+        .and_then(|tb| pyo3::types::PyTracebackMethods::format(&tb).ok())
+        .unwrap_or_default();
+    let traceback = format!("{traceback}{kind}: {message}");
+    CallError::Exception {
+        method,
+        exception: Box::new(fidius_guest::Exception {
+            kind,
+            message,
+            traceback,
+        }),
+    }
+}
+
+/// What a Python plugin declares with `@fidius.plugin`, and the methods its
+/// class defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PythonPluginInfo {
+    /// The plugin's name (`name=`, else the class's name).
+    pub plugin_name: String,
+    /// The interface it implements.
+    pub interface_name: String,
+    /// That interface's version.
+    pub interface_version: u32,
+    /// That interface's hash.
+    pub interface_hash: u64,
+    /// The class's name.
+    pub class_name: String,
+}
+
+/// A Python plugin module, imported.
+pub struct PythonLibrary {
+    path: PathBuf,
+    plugins: Vec<PythonPluginInfo>,
+    classes: Vec<Py<PyAny>>,
+}
+
+impl std::fmt::Debug for PythonLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonLibrary")
+            .field("path", &self.path)
+            .field("plugins", &self.plugins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PythonLibrary {
+    /// Imports the plugin module at `path` (a `.py` file; modules beside it
+    /// are importable from it) and finds its `@fidius.plugin` classes.
+    ///
+    /// # Errors
+    /// [`LoadError::Io`]-like [`LoadError::Python`] when the file is
+    /// missing or its import raises (with the traceback), or a declaration
+    /// is malformed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let fail = |detail: String| LoadError::Python {
+            path: path.to_owned(),
+            detail,
+        };
+        if !path.is_file() {
+            return Err(fail("no such Python module file".into()));
+        }
+        attach(|py| {
+            let rt = runtime(py).map_err(|e| fail(format!("cannot start Python: {e}")))?;
+            let loaded = rt
+                .loader
+                .bind(py)
+                .call_method1("load", (path.to_string_lossy().as_ref(),))
+                .map_err(|e| {
+                    let e = exception(py, "import", &e);
+                    match e {
+                        CallError::Exception { exception, .. } => fail(format!(
+                            "the module failed to import:\n{}",
+                            exception.traceback
+                        )),
+                        other => fail(other.to_string()),
+                    }
+                })?;
+            let marked = loaded
+                .get_item(2)
+                .and_then(|m| m.extract::<Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)>>())
+                .map_err(|e| fail(e.to_string()))?;
+            let mut plugins = Vec::new();
+            let mut classes = Vec::new();
+            for (class, declaration) in marked {
+                let field = |name: &str| {
+                    declaration
+                        .get_item(name)
+                        .map_err(|e| fail(format!("@fidius.plugin without `{name}`: {e}")))
+                };
+                let class_name: String = class
+                    .getattr("__name__")
+                    .and_then(|n| n.extract())
+                    .map_err(|e| fail(e.to_string()))?;
+                let bad = |what: &str, e: PyErr| {
+                    fail(format!(
+                        "class `{class_name}`: @fidius.plugin's `{what}`: {e}"
+                    ))
+                };
+                plugins.push(PythonPluginInfo {
+                    plugin_name: field("name")?.extract().map_err(|e| bad("name", e))?,
+                    interface_name: field("interface")?
+                        .extract()
+                        .map_err(|e| bad("interface", e))?,
+                    interface_version: field("version")?
+                        .extract()
+                        .map_err(|e| bad("version", e))?,
+                    interface_hash: field("hash")?.extract().map_err(|e| bad("hash", e))?,
+                    class_name,
+                });
+                classes.push(class.unbind());
+            }
+            Ok(Self {
+                path: path.to_owned(),
+                plugins,
+                classes,
+            })
+        })
+    }
+
+    /// The file this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The plugins the module declares.
+    pub fn plugins(&self) -> &[PythonPluginInfo] {
+        &self.plugins
+    }
+
+    /// Loads plugin `name` (no configuration).
+    ///
+    /// # Errors
+    /// As [`PythonInstanceBuilder::build`].
+    pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError>
+    where
+        C::Interface: WitInterface,
+    {
+        self.instance(name).build()
+    }
+
+    /// Starts building an instance of plugin `name`.
+    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> PythonInstanceBuilder<'a, C>
+    where
+        C::Interface: WitInterface,
+    {
+        PythonInstanceBuilder {
+            library: self,
+            name,
+            config: None,
+            _client: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Builds one instance of a Python plugin: its configuration, then
+/// [`build`](Self::build).
+pub struct PythonInstanceBuilder<'a, C> {
+    library: &'a PythonLibrary,
+    name: &'a str,
+    config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    _client: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C> std::fmt::Debug for PythonInstanceBuilder<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonInstanceBuilder")
+            .field("path", &self.library.path)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: PluginClient> PythonInstanceBuilder<'_, C>
+where
+    C::Interface: WitInterface,
+{
+    /// The instance's configuration (the interface's `config = T`); it
+    /// crosses once, to the class's constructor.
+    pub fn config<Cfg: serde::Serialize + ?Sized>(mut self, config: &Cfg) -> Self {
+        self.config = Some(fidius_guest::wire::encode(config));
+        self
+    }
+
+    /// Checks the plugin against the interface, then creates the instance
+    /// (the class called with its configuration, once).
+    ///
+    /// # Errors
+    /// [`LoadError::NoSuchPlugin`], [`LoadError::InterfaceMismatch`] (name,
+    /// version or hash), [`LoadError::Python`] (a required method missing
+    /// or taking another number of arguments, or an interface type with no
+    /// Python form), [`LoadError::NeedsConfig`],
+    /// [`LoadError::NotConfigurable`], [`LoadError::ConfigEncode`],
+    /// [`LoadError::NeedsHost`], or [`LoadError::Create`] (the constructor
+    /// raised; `fidius.PluginError` is [`CallError::Rejected`]).
+    pub fn build(self) -> Result<C, LoadError> {
+        let library = self.library;
+        let path = &library.path;
+        let info = &<C::Interface as Interface>::INFO;
+        let Some(index) = library
+            .plugins
+            .iter()
+            .position(|p| p.plugin_name == self.name)
+        else {
+            return Err(LoadError::NoSuchPlugin {
+                path: path.clone(),
+                interface: info.name.to_owned(),
+                plugin: self.name.to_owned(),
+                available: library
+                    .plugins
+                    .iter()
+                    .map(|p| format!("{}/{}", p.interface_name, p.plugin_name))
+                    .collect(),
+            });
+        };
+        let meta = &library.plugins[index];
+        let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
+            path: path.clone(),
+            plugin: meta.plugin_name.clone(),
+            field,
+            expected,
+            found,
+        };
+        if meta.interface_name != info.name {
+            return Err(mismatch(
+                InterfaceField::Name,
+                info.name.into(),
+                meta.interface_name.clone(),
+            ));
+        }
+        if meta.interface_hash != info.hash {
+            return Err(if meta.interface_version == info.version {
+                mismatch(
+                    InterfaceField::Hash,
+                    format!("{:#018x}", info.hash),
+                    format!("{:#018x}", meta.interface_hash),
+                )
+            } else {
+                mismatch(
+                    InterfaceField::Version,
+                    format!("{} (hash {:#018x})", info.version, info.hash),
+                    format!(
+                        "{} (hash {:#018x})",
+                        meta.interface_version, meta.interface_hash
+                    ),
+                )
+            });
+        }
+        if let Some(host) = info.host {
+            return Err(LoadError::NeedsHost {
+                path: path.clone(),
+                plugin: meta.plugin_name.clone(),
+                host_interface: host.name,
+            });
+        }
+        let python = |detail: String| LoadError::Python {
+            path: path.clone(),
+            detail: format!("plugin `{}`: {detail}", meta.plugin_name),
+        };
+        let model = <C::Interface as WitInterface>::model()
+            .map_err(|e| python(format!("the interface has no Python form: {e}")))?;
+        let config = match (&model.config, self.config) {
+            (Some(_), None) => {
+                return Err(LoadError::NeedsConfig {
+                    path: path.clone(),
+                    plugin: meta.plugin_name.clone(),
+                    config_type: info.config.unwrap_or("?").to_owned(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(LoadError::NotConfigurable {
+                    path: path.clone(),
+                    plugin: meta.plugin_name.clone(),
+                });
+            }
+            (_, Some(Err(source))) => {
+                return Err(LoadError::ConfigEncode {
+                    path: path.clone(),
+                    plugin: meta.plugin_name.clone(),
+                    source,
+                });
+            }
+            (Some(ty), Some(Ok(bytes))) => Some((ty.clone(), bytes)),
+            (None, None) => None,
+        };
+        let model = Arc::new(model);
+        let required = info.required_count();
+        let plugin = attach(|py| -> Result<PythonPlugin, LoadError> {
+            let rt = runtime(py).map_err(|e| python(format!("cannot start Python: {e}")))?;
+            let loader = rt.loader.bind(py);
+            let class = library.classes[index].bind(py);
+            let mut slots = Vec::with_capacity(info.methods.len());
+            for (i, m) in model.methods.iter().enumerate() {
+                let defined = class
+                    .getattr(m.name.as_str())
+                    .ok()
+                    .filter(|f| f.is_callable());
+                let Some(function) = defined else {
+                    if i < required {
+                        return Err(python(format!(
+                            "class `{}` has no method `{}`, which the interface requires",
+                            meta.class_name, m.name
+                        )));
+                    }
+                    slots.push(None);
+                    continue;
+                };
+                let arity: Option<usize> = loader
+                    .call_method1("arity", (function,))
+                    .and_then(|a| a.extract())
+                    .map_err(|e| python(e.to_string()))?;
+                let wanted = m.params.len() + 1;
+                if arity.is_some_and(|a| a != wanted) {
+                    return Err(python(format!(
+                        "method `{}` of class `{}` takes {} arguments besides `self`; the \
+                         interface's takes {}",
+                        m.name,
+                        meta.class_name,
+                        arity.unwrap_or(0).saturating_sub(1),
+                        m.params.len()
+                    )));
+                }
+                slots.push(Some(i as u32));
+            }
+            let created = match &config {
+                Some((ty, bytes)) => {
+                    let mut input: &[u8] = bytes;
+                    let value = value::to_py(py, &model, ty, &mut input).map_err(|message| {
+                        LoadError::Create {
+                            path: path.clone(),
+                            plugin: meta.plugin_name.clone(),
+                            source: CallError::ConfigDecode { message },
+                        }
+                    })?;
+                    class.call1((value,))
+                }
+                None => class.call0(),
+            };
+            let instance = created.map_err(|e| LoadError::Create {
+                path: path.clone(),
+                plugin: meta.plugin_name.clone(),
+                source: rejection(py, rt, "create", &e)
+                    .map(|error| CallError::Rejected {
+                        error: Box::new(error),
+                    })
+                    .unwrap_or_else(|| exception(py, "create", &e)),
+            })?;
+            let methods = slots
+                .iter()
+                .zip(&model.methods)
+                .map(|(slot, m)| {
+                    slot.and_then(|_| instance.getattr(m.name.as_str()).ok())
+                        .map(Bound::unbind)
+                })
+                .collect();
+            Ok(PythonPlugin {
+                model: Arc::clone(&model),
+                methods,
+                slots,
+            })
+        })?;
+        let slots = plugin.slots.clone();
+        let backend: Arc<dyn DynInstance> = Arc::new(plugin);
+        Ok(C::from_instance(ClientInstance::from_dynamic(
+            backend,
+            &meta.plugin_name,
+            &slots,
+        )))
+    }
+}
+
+/// A raised `fidius.PluginError`, as one.
+fn rejection(
+    py: Python<'_>,
+    rt: &Runtime,
+    _method: &'static str,
+    e: &PyErr,
+) -> Option<PluginError> {
+    let value = e.value(py);
+    if !value.is_instance(rt.plugin_error.bind(py)).ok()? {
+        return None;
+    }
+    let code: String = value.getattr("code").ok()?.extract().ok()?;
+    let message: String = value.getattr("message").ok()?.extract().ok()?;
+    let mut error = PluginError::new(code, message);
+    if let Ok(details) = value
+        .getattr("details")
+        .and_then(|d| d.extract::<std::collections::BTreeMap<String, String>>())
+    {
+        error.details = details;
+    }
+    Some(error)
+}
+
+/// One instance of a Python plugin: its bound methods.
+struct PythonPlugin {
+    model: Arc<Model>,
+    /// Per method of the interface: the instance's bound method.
+    methods: Vec<Option<Py<PyAny>>>,
+    slots: Vec<Option<u32>>,
+}
+
+impl PythonPlugin {
+    fn invoke(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
+        let m = self
+            .model
+            .methods
+            .get(index)
+            .ok_or_else(|| CallError::Protocol {
+                method: name,
+                detail: format!("no method number {index}"),
+            })?;
+        let function = self
+            .methods
+            .get(index)
+            .and_then(Option::as_ref)
+            .ok_or(CallError::NotImplemented { method: name })?;
+        let streams = m
+            .params
+            .iter()
+            .map(|(_, t)| t)
+            .chain(match &m.returns {
+                Returns::Plain(t) | Returns::Fallible(t, _) => Some(t),
+            })
+            .any(|t| matches!(t, Ty::Stream(_)));
+        if streams {
+            return Err(CallError::Unsupported {
+                method: name,
+                what: "streams",
+            });
+        }
+        attach(|py| {
+            let rt = runtime(py).map_err(|e| exception(py, name, &e))?;
+            let mut input = args;
+            let mut values = Vec::with_capacity(m.params.len());
+            for (param, ty) in &m.params {
+                let v = value::to_py(py, &self.model, ty, &mut input).map_err(|message| {
+                    CallError::ArgumentDecode {
+                        method: name,
+                        message: format!("argument `{param}`: {message}"),
+                    }
+                })?;
+                values.push(v);
+            }
+            if !input.is_empty() {
+                return Err(CallError::ArgumentDecode {
+                    method: name,
+                    message: format!("{} bytes after the last argument", input.len()),
+                });
+            }
+            let args = PyTuple::new(py, values).map_err(|e| exception(py, name, &e))?;
+            let result = function.bind(py).call1(args);
+            let mut out = Vec::new();
+            let encoded = match (&m.returns, result) {
+                (Returns::Plain(ty), Ok(v)) => value::from_py(&self.model, ty, &v, &mut out),
+                (Returns::Fallible(ok, _), Ok(v)) => {
+                    out.push(0);
+                    value::from_py(&self.model, ok, &v, &mut out)
+                }
+                (Returns::Fallible(_, err), Err(e)) => {
+                    if let Some(error) = rejection(py, rt, name, &e)
+                        && matches!(err, Ty::Named(n) if n == "plugin-error")
+                    {
+                        out.push(1);
+                        fidius_guest::wire::encode(&error)
+                            .map(|bytes| out.extend_from_slice(&bytes))
+                            .map_err(|e| e.to_string())
+                    } else if e.value(py).is_instance(rt.err.bind(py)).unwrap_or(false) {
+                        out.push(1);
+                        match e.value(py).getattr("value") {
+                            Ok(v) => value::from_py(&self.model, err, &v, &mut out)
+                                .map_err(|m| format!("the error: {m}")),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    } else {
+                        return Err(exception(py, name, &e));
+                    }
+                }
+                (Returns::Plain(_), Err(e)) => return Err(exception(py, name, &e)),
+            };
+            encoded.map_err(|message| CallError::ResultEncode {
+                method: name,
+                message,
+            })?;
+            Ok(out)
+        })
+    }
+}
+
+impl DynInstance for PythonPlugin {
+    fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.invoke(index, name, args)
+    }
+}

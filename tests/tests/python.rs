@@ -1,0 +1,339 @@
+//! Python plugins (`fidius::python`): a Python class implements a Rust
+//! interface and is called through the same generated clients.
+
+use std::path::PathBuf;
+
+use fidius::python::PythonLibrary;
+use fidius::runtime::InterfaceField;
+use fidius::{CallError, LoadError, PluginClient, PluginError};
+use fixture_api::{
+    CalculatorClient, CheckError, Description, GreeterClient, HostileClient, HostileConfig, Shape,
+};
+
+fn module(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/python")
+        .join(relative)
+}
+
+fn plugins() -> PythonLibrary {
+    PythonLibrary::open(module("plugins/calculator.py")).unwrap()
+}
+
+#[test]
+fn the_host_runs_the_intended_interpreter() {
+    // The rpath the build script sets: pyenv's CPython, not whichever
+    // libpython the system's loader would find.
+    let lib = plugins();
+    let hello: GreeterClient = lib.load("Hello").unwrap();
+    assert_eq!(hello.greet("fidius"), Ok("Hello, fidius!".to_owned()));
+    let version = pyo3_version();
+    assert!(version.starts_with("3.11.7"), "{version}");
+}
+
+/// `sys.version` of the embedded interpreter, read by a Python plugin.
+fn pyo3_version() -> String {
+    let dir = fidius_tests::scratch("python_version");
+    let path = dir.join("version.py");
+    std::fs::write(
+        &path,
+        "import sys\nimport fidius\n\n\
+         @fidius.plugin(interface=\"Greeter\", version=3, hash=0xE5C86588C6AA44B9)\n\
+         class Version:\n    def greet(self, name):\n        return sys.version\n",
+    )
+    .unwrap();
+    let lib = PythonLibrary::open(&path).unwrap();
+    let client: GreeterClient = lib.load("Version").unwrap();
+    client.greet("").unwrap()
+}
+
+#[test]
+fn every_value_kind_crosses_the_boundary() {
+    let calc: CalculatorClient = plugins().load("Basic").unwrap();
+    assert_eq!(calc.plugin_name(), "Basic");
+    assert_eq!(calc.add(40, 2), Ok(42));
+    assert_eq!(calc.add(i64::MAX, 1), Ok(i64::MIN));
+    assert_eq!(calc.add(i64::MIN, -1), Ok(i64::MAX));
+    assert_eq!(calc.echo(vec![1, 2, 3]), Ok(vec![1, 2, 3]));
+    assert_eq!(calc.echo(Vec::new()), Ok(Vec::new()));
+    assert_eq!(calc.count_bytes(&[0; 1000]), Ok(1000));
+    assert_eq!(calc.shout("héllo"), Ok("HÉLLO".to_owned()));
+    assert_eq!(
+        calc.describe(Shape::Rect {
+            width: 2.0,
+            height: 3.0
+        }),
+        Ok(Description {
+            name: "rect".into(),
+            area: 6.0,
+            tags: vec!["basic".into(), "rect".into()]
+        })
+    );
+    assert_eq!(calc.is_even(4, false), Ok(true));
+    assert_eq!(calc.is_even(4, true), Ok(false));
+    assert_eq!(calc.initial("ünicode".into()), Ok(Some('ü')));
+    assert_eq!(calc.initial(String::new()), Ok(None));
+    calc.bump().unwrap();
+    calc.bump().unwrap();
+    assert_eq!(calc.bumps(), Ok(2));
+}
+
+#[test]
+fn plugin_errors_come_back_typed() {
+    let calc: CalculatorClient = plugins().load("Basic").unwrap();
+    assert_eq!(calc.divide(7, 2), Ok(Ok(3)));
+    assert_eq!(calc.divide(-7, 2), Ok(Ok(-3)));
+    assert_eq!(
+        calc.divide(7, 0).unwrap().unwrap_err(),
+        PluginError::new("division_by_zero", "cannot divide by zero").with_detail("dividend", "7")
+    );
+    let square = Shape::Rect {
+        width: 2.0,
+        height: 2.0,
+    };
+    assert_eq!(calc.check(&square, 1.0), Ok(Ok(())));
+    assert!(matches!(
+        calc.check(&Shape::Circle { radius: 0.1 }, 1.0),
+        Ok(Err(CheckError::TooSmall { min, .. })) if min == 1.0
+    ));
+    let flat = Shape::Rect {
+        width: 0.0,
+        height: 1.0,
+    };
+    assert_eq!(calc.check(&flat, 1.0), Ok(Err(CheckError::Degenerate)));
+}
+
+#[test]
+fn an_exception_is_a_typed_error_with_its_traceback_and_the_plugin_stays_usable() {
+    let calc: CalculatorClient = plugins().load("Basic").unwrap();
+    for round in 0..3 {
+        match calc.panic_with(format!("kaboom {round}")) {
+            Err(CallError::Exception { method, exception }) => {
+                assert_eq!(
+                    (method, exception.kind.as_str()),
+                    ("panic_with", "RuntimeError")
+                );
+                assert_eq!(exception.message, format!("kaboom {round}"));
+                let traceback = &exception.traceback;
+                assert!(
+                    traceback.contains("calculator.py") && traceback.contains("panic_with"),
+                    "{traceback}"
+                );
+            }
+            other => panic!("expected an exception, got {other:?}"),
+        }
+        assert_eq!(calc.add(1, 1), Ok(2));
+    }
+}
+
+#[test]
+fn a_value_of_the_wrong_shape_names_the_method_and_field() {
+    let wrong: CalculatorClient = plugins().load("Wrong").unwrap();
+    let err = wrong.add(1, 2).unwrap_err();
+    assert!(
+        matches!(&err, CallError::ResultEncode { method: "add", message }
+            if message.contains("expected an int (i64), found str")),
+        "{err:?}"
+    );
+    let err = wrong.describe(Shape::Circle { radius: 1.0 }).unwrap_err();
+    assert!(
+        matches!(&err, CallError::ResultEncode { method: "describe", message }
+            if message.contains("field `area` of `description`: expected a float, found str")),
+        "{err:?}"
+    );
+    let err = wrong.is_even(1, false).unwrap_err();
+    assert!(
+        matches!(&err, CallError::ResultEncode { method: "is_even", message }
+            if message.contains("expected a bool, found int")),
+        "{err:?}"
+    );
+    // Out of range for the Rust type.
+    let calc: CalculatorClient = plugins().load("Basic").unwrap();
+    assert_eq!(calc.add(1, 1), Ok(2));
+}
+
+#[test]
+fn many_threads_call_one_client() {
+    let calc = std::sync::Arc::new(plugins().load::<CalculatorClient>("Basic").unwrap());
+    std::thread::scope(|s| {
+        for t in 0..8_i64 {
+            let calc = &calc;
+            s.spawn(move || {
+                for i in 0..300_i64 {
+                    assert_eq!(calc.add(t, i), Ok(t + i));
+                    calc.bump().unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(calc.bumps(), Ok(8 * 300));
+}
+
+#[test]
+fn several_plugins_and_interfaces_in_one_module() {
+    let lib = plugins();
+    let names: Vec<String> = lib
+        .plugins()
+        .iter()
+        .map(|p| format!("{}/{}", p.interface_name, p.plugin_name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Calculator/Basic",
+            "Calculator/Doubler",
+            "Greeter/Hello",
+            "Hostile/Guest",
+            "Calculator/Wrong"
+        ]
+    );
+    let basic: CalculatorClient = lib.load("Basic").unwrap();
+    let doubler: CalculatorClient = lib.load("Doubler").unwrap();
+    assert_eq!((basic.add(2, 3), doubler.add(2, 3)), (Ok(5), Ok(10)));
+    assert_eq!(doubler.echo(vec![1, 2]), Ok(vec![1, 2, 1, 2]));
+    match lib.load::<CalculatorClient>("Nope") {
+        Err(LoadError::NoSuchPlugin { available, .. }) => {
+            assert!(available.contains(&"Calculator/Doubler".to_owned()))
+        }
+        other => panic!("expected NoSuchPlugin, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn configured_instances_keep_their_own_configuration_and_state() {
+    let lib = plugins();
+    let make = |label: &str| {
+        lib.instance::<HostileClient>("Guest")
+            .config(&HostileConfig {
+                label: label.into(),
+            })
+            .build()
+    };
+    let a = make("alpha").unwrap();
+    let b = make("beta").unwrap();
+    assert_eq!(a.label(), Ok("alpha".to_owned()));
+    assert_eq!(a.label(), Ok("alpha".to_owned()));
+    assert_eq!(b.label(), Ok("beta".to_owned()));
+    assert_eq!((a.calls(), b.calls()), (Ok(2), Ok(1)));
+    match make("") {
+        Err(LoadError::Create {
+            plugin,
+            source: CallError::Rejected { error },
+            ..
+        }) => {
+            assert_eq!(plugin, "Guest");
+            assert_eq!(error.message, "the label must not be empty");
+        }
+        other => panic!("expected Rejected, got {:?}", other.map(|_| ())),
+    }
+    match make("panic") {
+        Err(LoadError::Create {
+            source: CallError::Exception { method, exception },
+            ..
+        }) => assert_eq!(
+            (method, exception.message.as_str()),
+            ("create", "configure was told to panic")
+        ),
+        other => panic!("expected an exception, got {:?}", other.map(|_| ())),
+    }
+    assert!(matches!(
+        lib.load::<HostileClient>("Guest"),
+        Err(LoadError::NeedsConfig { .. })
+    ));
+    assert!(matches!(
+        lib.instance::<GreeterClient>("Hello").config(&1u8).build(),
+        Err(LoadError::NotConfigurable { .. })
+    ));
+}
+
+#[test]
+fn modules_of_two_plugins_do_not_collide_and_nothing_is_left_on_sys_path() {
+    let lib = plugins();
+    let other = PythonLibrary::open(module("other/greeter.py")).unwrap();
+    let greeter: GreeterClient = other.load("Other").unwrap();
+    // `other/util.py`, not `plugins/util.py`.
+    assert_eq!(greeter.greet("you"), Ok("other greets you".to_owned()));
+    let calc: CalculatorClient = lib.load("Basic").unwrap();
+    assert_eq!(calc.add(1, 2), Ok(3));
+    // No bytecode written next to the plugins' sources.
+    for dir in ["plugins", "other"] {
+        assert!(
+            !module(dir).join("__pycache__").exists(),
+            "__pycache__ written into {dir}"
+        );
+    }
+    // Nothing of theirs on the interpreter's search path.
+    let path = sys_path();
+    assert!(
+        !path.iter().any(|p| p.contains("fixtures/python")),
+        "{path:?}"
+    );
+}
+
+fn sys_path() -> Vec<String> {
+    let dir = fidius_tests::scratch("python_sys_path");
+    let path = dir.join("syspath.py");
+    std::fs::write(
+        &path,
+        "import sys\nimport fidius\n\n\
+         @fidius.plugin(interface=\"Greeter\", version=3, hash=0xE5C86588C6AA44B9)\n\
+         class SysPath:\n    def greet(self, name):\n        return \"\\n\".join(sys.path)\n",
+    )
+    .unwrap();
+    let lib = PythonLibrary::open(&path).unwrap();
+    let client: GreeterClient = lib.load("SysPath").unwrap();
+    client
+        .greet("")
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn bad_modules_and_classes_are_typed_load_errors() {
+    match PythonLibrary::open(module("other/broken.py")) {
+        Err(LoadError::Python { path, detail }) => {
+            assert!(path.ends_with("broken.py"));
+            assert!(
+                detail.contains("ValueError: this module is broken on purpose"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected a Python load error, got {other:?}"),
+    }
+    assert!(matches!(
+        PythonLibrary::open(module("other/nothing.py")),
+        Err(LoadError::Python { .. })
+    ));
+    let lib = PythonLibrary::open(module("other/stale.py")).unwrap();
+    match lib.load::<GreeterClient>("Stale") {
+        Err(LoadError::InterfaceMismatch { field, found, .. }) => {
+            assert_eq!(field, InterfaceField::Hash);
+            assert_eq!(found, "0x0000000000001234");
+        }
+        other => panic!("expected a hash mismatch, got {:?}", other.map(|_| ())),
+    }
+    match lib.load::<GreeterClient>("Missing") {
+        Err(LoadError::Python { detail, .. }) => assert!(
+            detail.contains("class `Missing` has no method `greet`"),
+            "{detail}"
+        ),
+        other => panic!("expected a missing method, got {:?}", other.map(|_| ())),
+    }
+    match lib.load::<GreeterClient>("Arity") {
+        Err(LoadError::Python { detail, .. }) => assert!(
+            detail.contains("method `greet` of class `Arity` takes 2 arguments"),
+            "{detail}"
+        ),
+        other => panic!("expected an arity error, got {:?}", other.map(|_| ())),
+    }
+    // A plugin of another interface than the client's.
+    assert!(matches!(
+        plugins().load::<GreeterClient>("Basic"),
+        Err(LoadError::InterfaceMismatch {
+            field: InterfaceField::Name,
+            ..
+        })
+    ));
+}

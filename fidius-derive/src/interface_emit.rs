@@ -220,7 +220,11 @@ fn emit_host(item: &ItemTrait, iface: &Interface) -> TokenStream {
     let vtable = vtable_ident(trait_ident);
     emit_side(item, iface, quote!(), |p, init| {
         let dispatch = host_dispatch(iface, p);
+        // Its types, for backends that convert values themselves (Python).
+        let wit = crate::wit_emit::wit_impl(iface, p);
         quote! {
+            #wit
+
             impl #p::HostInterface for dyn #trait_ident {
                 #dispatch
 

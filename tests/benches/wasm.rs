@@ -43,10 +43,11 @@ fn engine() -> Engine {
     Engine::new(&config).unwrap()
 }
 
-fn raw_linker(engine: &Engine) -> Linker<Raw> {
+fn raw_linker(engine: &Engine, component: &Component) -> Linker<Raw> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-    // The fixture component holds `Calculator` and `Greeter`.
+    // The fixture component holds `Calculator` and `Greeter`; the calls
+    // measured use none of their host functions besides `panicked`.
     for host in ["fidius:calculator/host@1.0.0", "fidius:greeter/host@3.0.0"] {
         linker
             .instance(host)
@@ -54,6 +55,7 @@ fn raw_linker(engine: &Engine) -> Linker<Raw> {
             .func_wrap("panicked", |_, (_,): (String,)| Ok(()))
             .unwrap();
     }
+    linker.define_unknown_imports_as_traps(component).unwrap();
     linker
 }
 
@@ -78,7 +80,7 @@ where
     P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
     R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
 {
-    let linker = raw_linker(engine);
+    let linker = raw_linker(engine, component);
     let mut store = raw_store(engine);
     let instance = linker.instantiate(&mut store, component).unwrap();
     let export = |store: &mut Store<Raw>, iface: &str, func: &str| {
@@ -94,7 +96,10 @@ where
     create
         .call(
             &mut store,
-            &[wasmtime::component::Val::List(Vec::new())],
+            &[
+                wasmtime::component::Val::String("Basic".into()),
+                wasmtime::component::Val::List(Vec::new()),
+            ],
             &mut out,
         )
         .unwrap();
@@ -188,7 +193,9 @@ fn bench_instance(c: &mut Criterion) {
     let library = runtime.open(&path).unwrap();
     let engine = engine();
     let component = Component::from_file(&engine, &path).unwrap();
-    let pre = raw_linker(&engine).instantiate_pre(&component).unwrap();
+    let pre = raw_linker(&engine, &component)
+        .instantiate_pre(&component)
+        .unwrap();
 
     let mut group = c.benchmark_group("wasm_instance");
     group.bench_function("raw_instantiate_pre", |b| {
@@ -208,7 +215,9 @@ fn bench_instance(c: &mut Criterion) {
     );
     let pooled = Engine::new(&config).unwrap();
     let component = Component::from_file(&pooled, &path).unwrap();
-    let pre = raw_linker(&pooled).instantiate_pre(&component).unwrap();
+    let pre = raw_linker(&pooled, &component)
+        .instantiate_pre(&component)
+        .unwrap();
     group.bench_function("raw_pooled_instantiate", |b| {
         b.iter(|| {
             let mut store = raw_store(&pooled);

@@ -208,6 +208,41 @@ pub enum Backend {
     /// The same, calling the component's typed WIT functions (what guests
     /// in other languages implement) instead of Rust guests' `fast.call`.
     WasmTyped,
+    /// `PythonLibrary` over the fixture's Python twin in
+    /// `tests/fixtures/python` (the same plugins, written in Python).
+    Python,
+}
+
+/// Whether `err` is how the backend reports a plugin failing with
+/// `message` in `method`: a panic (native, WASM) or a raised exception
+/// (Python, whose plugins can unwind and stay usable).
+pub fn plugin_failed(err: &fidius::CallError, method: &str, message: &str) -> bool {
+    match err {
+        fidius::CallError::Panic {
+            method: m,
+            message: text,
+        } => *m == method && text == message,
+        fidius::CallError::Exception {
+            method: m,
+            exception,
+        } => *m == method && exception.message == message,
+        _ => false,
+    }
+}
+
+/// The Python module holding the plugins of fixture crate `crate_name`.
+pub fn python_fixture(crate_name: &str) -> PathBuf {
+    let module = match crate_name {
+        "fixture_plugins" | "fixture_hostile" => "plugins/calculator.py",
+        "fixture_features" => "features/features.py",
+        "fixture_scripted" => "scripted/scripted.py",
+        other => panic!("no Python twin of fixture `{other}`"),
+    };
+    repo_root().join("tests/fixtures/python").join(module)
+}
+
+fn open_python(crate_name: &str) -> Result<fidius::python::PythonLibrary, fidius::LoadError> {
+    fidius::python::PythonLibrary::open(python_fixture(crate_name))
 }
 
 impl Backend {
@@ -216,8 +251,12 @@ impl Backend {
         self,
         crate_name: &str,
         plugin: &str,
-    ) -> Result<C, fidius::LoadError> {
+    ) -> Result<C, fidius::LoadError>
+    where
+        C::Interface: fidius::__private::WitInterface,
+    {
         match self {
+            Backend::Python => open_python(crate_name)?.load(plugin),
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?.load(plugin),
             Backend::Wasm => open_wasm(crate_name, false).load(plugin),
             Backend::WasmTyped => open_wasm(crate_name, true).load(plugin),
@@ -231,8 +270,13 @@ impl Backend {
         crate_name: &str,
         plugin: &str,
         host: std::sync::Arc<<C::Interface as fidius::Interface>::Host>,
-    ) -> Result<C, fidius::LoadError> {
+    ) -> Result<C, fidius::LoadError>
+    where
+        C::Interface: fidius::__private::WitInterface,
+        <C::Interface as fidius::Interface>::Host: fidius::__private::WitInterface,
+    {
         match self {
+            Backend::Python => open_python(crate_name)?.instance(plugin).host(host).build(),
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?
                 .instance(plugin)
                 .host(host)
@@ -245,13 +289,20 @@ impl Backend {
     }
 
     /// A configured instance of plugin `plugin`.
-    pub fn configure<C: fidius::PluginClient, Cfg: serde::Serialize>(
+    pub fn configure<C: fidius::PluginClient, Cfg: serde::Serialize + serde::de::DeserializeOwned>(
         self,
         crate_name: &str,
         plugin: &str,
         config: &Cfg,
-    ) -> Result<C, fidius::LoadError> {
+    ) -> Result<C, fidius::LoadError>
+    where
+        C::Interface: fidius::__private::WitInterface,
+    {
         match self {
+            Backend::Python => open_python(crate_name)?
+                .instance(plugin)
+                .config(config)
+                .build(),
             Backend::Native => {
                 fidius::PluginLibrary::open(fixture(crate_name))?.configure(plugin, config)
             }
@@ -264,7 +315,8 @@ impl Backend {
 }
 
 /// Runs the test functions in its body once per backend: `mod native`,
-/// `mod wasm` and `mod wasm_typed`, each with a `BACKEND` constant.
+/// `mod wasm`, `mod wasm_typed` and `mod python`, each with a `BACKEND`
+/// constant.
 #[macro_export]
 macro_rules! for_each_backend {
     ($($body:tt)*) => {
@@ -284,6 +336,12 @@ macro_rules! for_each_backend {
             #[allow(unused_imports)]
             use super::*;
             const BACKEND: $crate::Backend = $crate::Backend::WasmTyped;
+            $($body)*
+        }
+        mod python {
+            #[allow(unused_imports)]
+            use super::*;
+            const BACKEND: $crate::Backend = $crate::Backend::Python;
             $($body)*
         }
     };

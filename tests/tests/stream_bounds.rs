@@ -24,11 +24,12 @@ for_each_backend! {
 /// call, under the call deadline (5 s in the tests, in a debug build), so
 /// 128 MiB there — twice the guest's memory limit — and 16 MiB
 /// through the typed WIT exports, where every byte is a component value
-/// (the same batching; only the conversion differs).
+/// (the same batching; only the conversion differs). 128 MiB through a
+/// Python plugin, where every item is a Python object.
 fn volume(backend: Backend) -> u64 {
     match backend {
         Backend::Native => 1 << 30,
-        Backend::Wasm => 128 << 20,
+        Backend::Wasm | Backend::Python => 128 << 20,
         Backend::WasmTyped => 16 << 20,
     }
 }

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-__all__ = ["plugin", "PluginError", "Err", "PLUGIN_ATTRIBUTE"]
+__all__ = ["plugin", "PluginError", "Err", "HostError", "PLUGIN_ATTRIBUTE"]
 
 #: The attribute :func:`plugin` sets on a class.
 PLUGIN_ATTRIBUTE = "__fidius_plugin__"
@@ -76,3 +76,8 @@ def plugin(*, interface: str, version: int, hash: int, name: str | None = None) 
         return cls
 
     return mark
+
+
+class HostError(Exception):
+    """A call from the plugin to its host failed: the host's method
+    panicked, or the arguments did not fit its types."""

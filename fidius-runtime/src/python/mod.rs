@@ -15,13 +15,15 @@
 //! Python plugins run with the host's authority: this is not a sandbox.
 //! Untrusted code belongs in a WASM guest.
 
+mod host;
+mod streams;
 mod value;
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use fidius_guest::__private::{DynInstance, Instance as ClientInstance};
+use fidius_guest::__private::{BatchSource, DynInstance, Instance as ClientInstance, OwnedStream};
 use fidius_guest::wit::{Model, Returns, Ty, WitInterface};
 use fidius_guest::{CallError, Interface, PluginClient, PluginError};
 use pyo3::prelude::*;
@@ -37,6 +39,7 @@ const LOADER: &str = include_str!("loader.py");
 
 /// What the runtime keeps of the interpreter.
 struct Runtime {
+    sdk: Py<PyModule>,
     loader: Py<PyModule>,
     plugin_error: Py<PyAny>,
     err: Py<PyAny>,
@@ -49,15 +52,24 @@ fn runtime(py: Python<'_>) -> PyResult<&'static Runtime> {
         return Ok(r);
     }
     let modules = py.import("sys")?.getattr("modules")?;
-    // A host that imported the SDK itself keeps its copy.
+    // The SDK is put in `sys.modules` only once it has run, so no thread
+    // sees it half made; a host that imported it itself keeps its copy.
     let sdk = match modules.get_item("fidius") {
         Ok(m) => m.cast_into::<PyModule>()?,
-        Err(_) => PyModule::from_code(py, &cstring(SDK), c"fidius/__init__.py", c"fidius")?,
+        Err(_) => {
+            let module = PyModule::new(py, "fidius")?;
+            module.setattr("__file__", "<fidius-runtime>/fidius/__init__.py")?;
+            py.run(&cstring(SDK), Some(&module.dict()), None)?;
+            modules
+                .call_method1("setdefault", ("fidius", module))?
+                .cast_into::<PyModule>()?
+        }
     };
     let loader = PyModule::from_code(py, &cstring(LOADER), c"fidius_loader.py", c"_fidius_loader")?;
     let runtime = Runtime {
         plugin_error: sdk.getattr("PluginError")?.unbind(),
         err: sdk.getattr("Err")?.unbind(),
+        sdk: sdk.unbind(),
         loader: loader.unbind(),
     };
     Ok(RUNTIME.get_or_init(|| runtime))
@@ -66,6 +78,22 @@ fn runtime(py: Python<'_>) -> PyResult<&'static Runtime> {
 fn cstring(text: &str) -> CString {
     // The embedded sources hold no NUL.
     CString::new(text).unwrap_or_default()
+}
+
+/// A name that lives as long as the program (host method names, for the
+/// `&'static str` in `CallError`s); each distinct name is kept once.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    match names.get(name) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(leaked);
+            leaked
+        }
+    }
 }
 
 fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
@@ -234,6 +262,7 @@ impl PythonLibrary {
             library: self,
             name,
             config: None,
+            host: None,
             _client: std::marker::PhantomData,
         }
     }
@@ -244,8 +273,16 @@ impl PythonLibrary {
 pub struct PythonInstanceBuilder<'a, C> {
     library: &'a PythonLibrary,
     name: &'a str,
-    config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    config: Option<Config>,
+    host: Option<(host::HostCall, Result<Model, fidius_guest::wit::WitError>)>,
     _client: std::marker::PhantomData<fn() -> C>,
+}
+
+/// An instance's configuration: its encoding, and its type traced from the
+/// Rust type the host passed (used when the interface declares none).
+struct Config {
+    bytes: Result<Vec<u8>, fidius_guest::wire::WireError>,
+    traced: Result<(Ty, Model), fidius_guest::wit::WitError>,
 }
 
 impl<C> std::fmt::Debug for PythonInstanceBuilder<'_, C> {
@@ -261,10 +298,38 @@ impl<C: PluginClient> PythonInstanceBuilder<'_, C>
 where
     C::Interface: WitInterface,
 {
-    /// The instance's configuration (the interface's `config = T`); it
-    /// crosses once, to the class's constructor.
-    pub fn config<Cfg: serde::Serialize + ?Sized>(mut self, config: &Cfg) -> Self {
-        self.config = Some(fidius_guest::wire::encode(config));
+    /// The instance's configuration; it crosses once, to the class's
+    /// constructor, as the interface's `config = T` when it declares one,
+    /// else as `Cfg` (a `dict` for a struct, see the type mapping).
+    pub fn config<Cfg: serde::Serialize + serde::de::DeserializeOwned>(
+        mut self,
+        config: &Cfg,
+    ) -> Self {
+        let mut builder = fidius_guest::wit::WitBuilder::new(&<C::Interface as Interface>::INFO);
+        let traced = builder
+            .ty::<Cfg>("the configuration")
+            .map(|ty| (ty, builder.model()));
+        self.config = Some(Config {
+            bytes: fidius_guest::wire::encode(config),
+            traced,
+        });
+        self
+    }
+
+    /// The host's implementation of the interface's `host = Trait`
+    /// interface, which the plugin's class gets as its last constructor
+    /// argument and calls like any Python object (`host.lookup("key")`).
+    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self
+    where
+        <C::Interface as Interface>::Host: WitInterface,
+    {
+        let model = <<C::Interface as Interface>::Host as WitInterface>::model();
+        let call: host::HostCall = Arc::new(move |index, args, inputs, streams| {
+            <<C::Interface as Interface>::Host as fidius_guest::HostInterface>::dispatch(
+                &host, index, args, inputs, streams,
+            )
+        });
+        self.host = Some((call, model));
         self
     }
 
@@ -332,42 +397,86 @@ where
                 )
             });
         }
-        if let Some(host) = info.host {
-            return Err(LoadError::NeedsHost {
-                path: path.clone(),
-                plugin: meta.plugin_name.clone(),
-                host_interface: host.name,
-            });
-        }
         let python = |detail: String| LoadError::Python {
             path: path.clone(),
             detail: format!("plugin `{}`: {detail}", meta.plugin_name),
         };
+        let host =
+            match (info.host, self.host) {
+                (Some(host), None) => {
+                    return Err(LoadError::NeedsHost {
+                        path: path.clone(),
+                        plugin: meta.plugin_name.clone(),
+                        host_interface: host.name,
+                    });
+                }
+                (Some(_), Some((call, model))) => Some((
+                    call,
+                    Arc::new(model.map_err(|e| {
+                        python(format!("the host interface has no Python form: {e}"))
+                    })?),
+                )),
+                (None, _) => None,
+            };
         let model = <C::Interface as WitInterface>::model()
             .map_err(|e| python(format!("the interface has no Python form: {e}")))?;
-        let config = match (&model.config, self.config) {
-            (Some(_), None) => {
+        let declared = model.config.clone();
+        let takes_config = declared.is_some()
+            || attach(|py| {
+                let class = library.classes[index].bind(py);
+                let arity: Option<usize> = runtime(py)
+                    .and_then(|rt| {
+                        rt.loader
+                            .bind(py)
+                            .call_method1("arity", (class.getattr("__init__")?,))
+                    })
+                    .and_then(|a| a.extract())
+                    .unwrap_or(None);
+                let fixed = 1 + usize::from(host.is_some());
+                arity.is_some_and(|a| a > fixed)
+            });
+        let config = match (takes_config, self.config) {
+            (true, None) => {
                 return Err(LoadError::NeedsConfig {
                     path: path.clone(),
                     plugin: meta.plugin_name.clone(),
-                    config_type: info.config.unwrap_or("?").to_owned(),
+                    config_type: info.config.unwrap_or("a configuration").to_owned(),
                 });
             }
-            (None, Some(_)) => {
+            (false, Some(_)) => {
                 return Err(LoadError::NotConfigurable {
                     path: path.clone(),
                     plugin: meta.plugin_name.clone(),
                 });
             }
-            (_, Some(Err(source))) => {
+            (
+                _,
+                Some(Config {
+                    bytes: Err(source), ..
+                }),
+            ) => {
                 return Err(LoadError::ConfigEncode {
                     path: path.clone(),
                     plugin: meta.plugin_name.clone(),
                     source,
                 });
             }
-            (Some(ty), Some(Ok(bytes))) => Some((ty.clone(), bytes)),
-            (None, None) => None,
+            (
+                true,
+                Some(Config {
+                    bytes: Ok(bytes),
+                    traced,
+                }),
+            ) => Some(match declared {
+                Some(ty) => (ty, None, bytes),
+                None => {
+                    let (ty, types) = traced.map_err(|e| {
+                        python(format!("the configuration has no Python form: {e}"))
+                    })?;
+                    (ty, Some(types), bytes)
+                }
+            }),
+            (false, None) => None,
         };
         let model = Arc::new(model);
         let required = info.required_count();
@@ -408,20 +517,35 @@ where
                 }
                 slots.push(Some(i as u32));
             }
-            let created = match &config {
-                Some((ty, bytes)) => {
-                    let mut input: &[u8] = bytes;
-                    let value = value::to_py(py, &model, ty, &mut input).map_err(|message| {
-                        LoadError::Create {
-                            path: path.clone(),
-                            plugin: meta.plugin_name.clone(),
-                            source: CallError::ConfigDecode { message },
-                        }
+            let mut args = Vec::new();
+            if let Some((ty, types, bytes)) = &config {
+                let mut input: &[u8] = bytes;
+                let value = value::to_py(py, types.as_ref().unwrap_or(&model), ty, &mut input)
+                    .and_then(|v| {
+                        value::end(input)?;
+                        Ok(v)
+                    })
+                    .map_err(|message| LoadError::Create {
+                        path: path.clone(),
+                        plugin: meta.plugin_name.clone(),
+                        source: CallError::ConfigDecode {
+                            message: format!(
+                                "`{}`: {message}",
+                                info.config.unwrap_or("the configuration")
+                            ),
+                        },
                     })?;
-                    class.call1((value,))
-                }
-                None => class.call0(),
-            };
+                args.push(value);
+            }
+            if let Some((call, host_model)) = &host {
+                let host = host::Host::new(Arc::clone(call), Arc::clone(host_model));
+                args.push(
+                    Bound::new(py, host)
+                        .map_err(|e| python(e.to_string()))?
+                        .into_any(),
+                );
+            }
+            let created = PyTuple::new(py, args).and_then(|args| class.call1(args));
             let instance = created.map_err(|e| LoadError::Create {
                 path: path.clone(),
                 plugin: meta.plugin_name.clone(),
@@ -443,6 +567,10 @@ where
                 model: Arc::clone(&model),
                 methods,
                 slots,
+                streams: std::sync::Mutex::new(Returned {
+                    next: 1,
+                    ..Returned::default()
+                }),
             })
         })?;
         let slots = plugin.slots.clone();
@@ -484,10 +612,17 @@ struct PythonPlugin {
     /// Per method of the interface: the instance's bound method.
     methods: Vec<Option<Py<PyAny>>>,
     slots: Vec<Option<u32>>,
+    streams: std::sync::Mutex<Returned>,
 }
 
 impl PythonPlugin {
-    fn invoke(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
+    fn invoke(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, CallError> {
         let m = self
             .model
             .methods
@@ -501,31 +636,35 @@ impl PythonPlugin {
             .get(index)
             .and_then(Option::as_ref)
             .ok_or(CallError::NotImplemented { method: name })?;
-        let streams = m
-            .params
-            .iter()
-            .map(|(_, t)| t)
-            .chain(match &m.returns {
-                Returns::Plain(t) | Returns::Fallible(t, _) => Some(t),
-            })
-            .any(|t| matches!(t, Ty::Stream(_)));
-        if streams {
-            return Err(CallError::Unsupported {
-                method: name,
-                what: "streams",
-            });
-        }
         attach(|py| {
             let rt = runtime(py).map_err(|e| exception(py, name, &e))?;
             let mut input = args;
+            let mut inputs: Vec<Option<OwnedStream>> = inputs.into_iter().map(Some).collect();
             let mut values = Vec::with_capacity(m.params.len());
             for (param, ty) in &m.params {
-                let v = value::to_py(py, &self.model, ty, &mut input).map_err(|message| {
-                    CallError::ArgumentDecode {
-                        method: name,
-                        message: format!("argument `{param}`: {message}"),
+                let decode_error = |message: String| CallError::ArgumentDecode {
+                    method: name,
+                    message: format!("argument `{param}`: {message}"),
+                };
+                let v = match ty {
+                    // A `u32` position among the call's streams.
+                    Ty::Stream(item) => {
+                        let position = value::take_u32(&mut input).map_err(decode_error)?;
+                        let source = inputs
+                            .get_mut(position as usize)
+                            .and_then(Option::take)
+                            .ok_or_else(|| decode_error(format!("no stream number {position}")))?;
+                        let stream = streams::HostStream::new(
+                            source,
+                            (**item).clone(),
+                            Arc::clone(&self.model),
+                        );
+                        Bound::new(py, stream)
+                            .map_err(|e| exception(py, name, &e))?
+                            .into_any()
                     }
-                })?;
+                    _ => value::to_py(py, &self.model, ty, &mut input).map_err(decode_error)?,
+                };
                 values.push(v);
             }
             if !input.is_empty() {
@@ -538,10 +677,10 @@ impl PythonPlugin {
             let result = function.bind(py).call1(args);
             let mut out = Vec::new();
             let encoded = match (&m.returns, result) {
-                (Returns::Plain(ty), Ok(v)) => value::from_py(&self.model, ty, &v, &mut out),
+                (Returns::Plain(ty), Ok(v)) => self.encode(ty, &v, name, &mut out),
                 (Returns::Fallible(ok, _), Ok(v)) => {
                     out.push(0);
-                    value::from_py(&self.model, ok, &v, &mut out)
+                    self.encode(ok, &v, name, &mut out)
                 }
                 (Returns::Fallible(_, err), Err(e)) => {
                     if let Some(error) = rejection(py, rt, name, &e)
@@ -573,8 +712,79 @@ impl PythonPlugin {
     }
 }
 
+impl PythonPlugin {
+    /// Encodes a result; a returned stream is kept for the client to take
+    /// ([`DynInstance::stream`]) and crosses as its handle.
+    fn encode(
+        &self,
+        ty: &Ty,
+        v: &Bound<'_, PyAny>,
+        name: &'static str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let Ty::Stream(item) = ty else {
+            return value::from_py(&self.model, ty, v, out);
+        };
+        let stream = streams::PyStream::new(v, (**item).clone(), Arc::clone(&self.model), name)
+            .map_err(|e| format!("expected an iterable, found {}", e))?;
+        let mut table = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = table.next;
+        table.next = table.next.wrapping_add(1).max(1);
+        table.streams.insert(handle, stream);
+        value::put_varint(out, u64::from(handle));
+        Ok(())
+    }
+}
+
+impl Drop for PythonPlugin {
+    fn drop(&mut self) {
+        // Release the instance now, under the GIL, so its `__del__` runs
+        // when the client lets go (not at some later GIL acquisition).
+        let methods = std::mem::take(&mut self.methods);
+        let streams = std::mem::take(
+            &mut self
+                .streams
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .streams,
+        );
+        attach(move |_| {
+            drop(methods);
+            drop(streams);
+        });
+    }
+}
+
+/// Streams a plugin's methods returned, until the client takes them.
+#[derive(Default)]
+struct Returned {
+    next: u32,
+    streams: std::collections::HashMap<u32, streams::PyStream>,
+}
+
 impl DynInstance for PythonPlugin {
     fn call(&self, index: usize, name: &'static str, args: &[u8]) -> Result<Vec<u8>, CallError> {
-        self.invoke(index, name, args)
+        self.invoke(index, name, args, Vec::new())
+    }
+
+    fn call_streams(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: &[u8],
+        inputs: Vec<OwnedStream>,
+    ) -> Result<Vec<u8>, CallError> {
+        self.invoke(index, name, args, inputs)
+    }
+
+    fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {
+        let mut table = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        match table.streams.remove(&handle) {
+            Some(stream) => Ok(Box::new(stream)),
+            None => Err(CallError::Protocol {
+                method: name,
+                detail: format!("no returned stream with handle {handle}"),
+            }),
+        }
     }
 }

@@ -428,6 +428,78 @@ fn varint(input: &mut &[u8]) -> Result<u64, String> {
     Err("varint longer than 10 bytes".into())
 }
 
+/// Whether a stream item of type `ty` crosses fixed-width little-endian
+/// (integers wider than a byte; see `fidius_guest`'s `encode_item`)
+/// rather than in the wire format.
+fn fixed_width(ty: &Ty) -> Option<usize> {
+    match ty {
+        Ty::U16 | Ty::S16 => Some(2),
+        Ty::U32 | Ty::S32 => Some(4),
+        Ty::U64 | Ty::S64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Decodes one stream item (the wire format, but see [`fixed_width`]).
+pub(super) fn item_to_py<'py>(
+    py: Python<'py>,
+    model: &Model,
+    ty: &Ty,
+    input: &mut &[u8],
+) -> Result<Bound<'py, PyAny>, String> {
+    let Some(width) = fixed_width(ty) else {
+        return to_py(py, model, ty, input);
+    };
+    let b = take(input, width)?;
+    let mut bytes = [0u8; 8];
+    bytes[..width].copy_from_slice(b);
+    let unsigned = u64::from_le_bytes(bytes);
+    Ok(match ty {
+        Ty::S16 => PyInt::new(py, unsigned as u16 as i16).into_any(),
+        Ty::S32 => PyInt::new(py, unsigned as u32 as i32).into_any(),
+        Ty::S64 => PyInt::new(py, unsigned as i64).into_any(),
+        _ => PyInt::new(py, unsigned).into_any(),
+    })
+}
+
+/// Encodes one stream item, the counterpart of [`item_to_py`].
+pub(super) fn item_from_py(
+    model: &Model,
+    ty: &Ty,
+    value: &Bound<'_, PyAny>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let Some(width) = fixed_width(ty) else {
+        return from_py(model, ty, value, out);
+    };
+    // Range-checked as in the wire format, then rewritten fixed-width.
+    let mut wire = Vec::new();
+    from_py(model, ty, value, &mut wire)?;
+    let mut rest: &[u8] = &wire;
+    let raw = varint(&mut rest)?;
+    let n = match ty {
+        Ty::S16 | Ty::S32 | Ty::S64 => (((raw >> 1) as i64) ^ -((raw & 1) as i64)) as u64,
+        _ => raw,
+    };
+    out.extend_from_slice(&n.to_le_bytes()[..width]);
+    Ok(())
+}
+
+/// Checks that a value used all its bytes.
+pub(super) fn end(input: &[u8]) -> Result<(), String> {
+    if input.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes after the value", input.len()))
+    }
+}
+
+/// A `u32` (a stream argument's position).
+pub(super) fn take_u32(input: &mut &[u8]) -> Result<u32, String> {
+    let v = varint(input)?;
+    u32::try_from(v).map_err(|_| format!("{v} is out of range for u32"))
+}
+
 fn length(input: &mut &[u8]) -> Result<usize, String> {
     let len = varint(input)?;
     let len = usize::try_from(len).map_err(|_| format!("length {len} too large"))?;

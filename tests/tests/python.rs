@@ -337,3 +337,32 @@ fn bad_modules_and_classes_are_typed_load_errors() {
         })
     ));
 }
+
+#[test]
+fn a_call_past_its_deadline_is_stopped_and_the_plugin_stays_usable() {
+    let lib = plugins();
+    let guest: HostileClient = lib
+        .instance("Guest")
+        .config(&HostileConfig {
+            label: "deadline".into(),
+        })
+        .deadline(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        match guest.spin() {
+            Err(CallError::Timeout { method, deadline }) => {
+                assert_eq!(method, "spin");
+                assert_eq!(deadline, std::time::Duration::from_millis(300));
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // The same instance answers, and calls after the deadline's time
+        // are not interrupted by a stale one.
+        assert_eq!(guest.label(), Ok("deadline".to_owned()));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert_eq!(guest.recurse(50), Ok(50));
+    }
+}

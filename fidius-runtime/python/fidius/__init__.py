@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-__all__ = ["plugin", "PluginError", "Err", "HostError", "PLUGIN_ATTRIBUTE"]
+__all__ = ["plugin", "PluginError", "Err", "HostError", "DeadlineExceeded", "PLUGIN_ATTRIBUTE"]
 
 #: The attribute :func:`plugin` sets on a class.
 PLUGIN_ATTRIBUTE = "__fidius_plugin__"
@@ -81,3 +81,9 @@ def plugin(*, interface: str, version: int, hash: int, name: str | None = None) 
 class HostError(Exception):
     """A call from the plugin to its host failed: the host's method
     panicked, or the arguments did not fit its types."""
+
+
+class DeadlineExceeded(BaseException):
+    """Raised asynchronously in a plugin's call that ran past the host's
+    deadline. A ``BaseException``, so ``except Exception`` does not swallow
+    it; the host gets ``CallError::Timeout``."""

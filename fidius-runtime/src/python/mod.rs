@@ -15,6 +15,7 @@
 //! Python plugins run with the host's authority: this is not a sandbox.
 //! Untrusted code belongs in a WASM guest.
 
+mod deadline;
 mod host;
 mod streams;
 mod value;
@@ -263,6 +264,7 @@ impl PythonLibrary {
             name,
             config: None,
             host: None,
+            deadline: None,
             _client: std::marker::PhantomData,
         }
     }
@@ -275,6 +277,7 @@ pub struct PythonInstanceBuilder<'a, C> {
     name: &'a str,
     config: Option<Config>,
     host: Option<(host::HostCall, Result<Model, fidius_guest::wit::WitError>)>,
+    deadline: Option<std::time::Duration>,
     _client: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -313,6 +316,16 @@ where
             bytes: fidius_guest::wire::encode(config),
             traced,
         });
+        self
+    }
+
+    /// How long each call may run (default: no limit). A call past it is
+    /// stopped by raising `fidius.DeadlineExceeded` in it and returns
+    /// [`CallError::Timeout`]; the instance stays usable. Python checks for
+    /// the exception between bytecodes, so a call blocked in C code stops
+    /// when that returns.
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -567,6 +580,7 @@ where
                 model: Arc::clone(&model),
                 methods,
                 slots,
+                deadline: self.deadline,
                 streams: std::sync::Mutex::new(Returned {
                     next: 1,
                     ..Returned::default()
@@ -613,6 +627,7 @@ struct PythonPlugin {
     methods: Vec<Option<Py<PyAny>>>,
     slots: Vec<Option<u32>>,
     streams: std::sync::Mutex<Returned>,
+    deadline: Option<std::time::Duration>,
 }
 
 impl PythonPlugin {
@@ -674,7 +689,27 @@ impl PythonPlugin {
                 });
             }
             let args = PyTuple::new(py, values).map_err(|e| exception(py, name, &e))?;
+            let armed = match self.deadline {
+                Some(after) => {
+                    Some(deadline::Deadline::arm(py, after).map_err(|e| exception(py, name, &e))?)
+                }
+                None => None,
+            };
             let result = function.bind(py).call1(args);
+            if let Some(armed) = armed {
+                let timed_out = result.as_ref().err().is_some_and(|e| {
+                    rt.sdk
+                        .bind(py)
+                        .getattr("DeadlineExceeded")
+                        .is_ok_and(|d| e.is_instance(py, &d))
+                });
+                if armed.disarm(py, timed_out) && timed_out {
+                    return Err(CallError::Timeout {
+                        method: name,
+                        deadline: self.deadline.unwrap_or_default(),
+                    });
+                }
+            }
             let mut out = Vec::new();
             let encoded = match (&m.returns, result) {
                 (Returns::Plain(ty), Ok(v)) => self.encode(ty, &v, name, &mut out),

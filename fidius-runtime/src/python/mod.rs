@@ -689,27 +689,7 @@ impl PythonPlugin {
                 });
             }
             let args = PyTuple::new(py, values).map_err(|e| exception(py, name, &e))?;
-            let armed = match self.deadline {
-                Some(after) => {
-                    Some(deadline::Deadline::arm(py, after).map_err(|e| exception(py, name, &e))?)
-                }
-                None => None,
-            };
-            let result = function.bind(py).call1(args);
-            if let Some(armed) = armed {
-                let timed_out = result.as_ref().err().is_some_and(|e| {
-                    rt.sdk
-                        .bind(py)
-                        .getattr("DeadlineExceeded")
-                        .is_ok_and(|d| e.is_instance(py, &d))
-                });
-                if armed.disarm(py, timed_out) && timed_out {
-                    return Err(CallError::Timeout {
-                        method: name,
-                        deadline: self.deadline.unwrap_or_default(),
-                    });
-                }
-            }
+            let result = self.guarded(py, name, || function.bind(py).call1(args))?;
             let mut out = Vec::new();
             let encoded = match (&m.returns, result) {
                 (Returns::Plain(ty), Ok(v)) => self.encode(ty, &v, name, &mut out),
@@ -748,6 +728,78 @@ impl PythonPlugin {
 }
 
 impl PythonPlugin {
+    /// Runs `call` under the instance's deadline, if any.
+    fn guarded<'py>(
+        &self,
+        py: Python<'py>,
+        name: &'static str,
+        call: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> Result<PyResult<Bound<'py, PyAny>>, CallError> {
+        let Some(after) = self.deadline else {
+            return Ok(call());
+        };
+        let rt = runtime(py).map_err(|e| exception(py, name, &e))?;
+        let armed = deadline::Deadline::arm(py, after).map_err(|e| exception(py, name, &e))?;
+        let result = call();
+        let timed_out = result.as_ref().err().is_some_and(|e| {
+            rt.sdk
+                .bind(py)
+                .getattr("DeadlineExceeded")
+                .is_ok_and(|d| e.is_instance(py, &d))
+        });
+        if armed.disarm(py, timed_out) && timed_out {
+            return Err(CallError::Timeout {
+                method: name,
+                deadline: after,
+            });
+        }
+        Ok(result)
+    }
+
+    /// `call_scalar`: scalar arguments from their bits, the result to its
+    /// bits, without the wire format; `None` when the method is not all
+    /// scalars.
+    fn scalar(
+        &self,
+        index: usize,
+        name: &'static str,
+        bits: [u64; 4],
+    ) -> Result<Option<u64>, CallError> {
+        let Some(m) = self.model.methods.get(index) else {
+            return Ok(None);
+        };
+        let ret = match &m.returns {
+            Returns::Plain(t) if value::is_scalar(t) || *t == Ty::Unit => t,
+            _ => return Ok(None),
+        };
+        if m.params.len() > 4 || !m.params.iter().all(|(_, t)| value::is_scalar(t)) {
+            return Ok(None);
+        }
+        let function = self
+            .methods
+            .get(index)
+            .and_then(Option::as_ref)
+            .ok_or(CallError::NotImplemented { method: name })?;
+        attach(|py| {
+            let arg = |i: usize| value::scalar_to_py(py, &m.params[i].1, bits[i]);
+            let f = function.bind(py);
+            let result = self.guarded(py, name, || match m.params.len() {
+                0 => f.call0(),
+                1 => f.call1((arg(0)?,)),
+                2 => f.call1((arg(0)?, arg(1)?)),
+                3 => f.call1((arg(0)?, arg(1)?, arg(2)?)),
+                _ => f.call1((arg(0)?, arg(1)?, arg(2)?, arg(3)?)),
+            })?;
+            let v = result.map_err(|e| exception(py, name, &e))?;
+            value::scalar_from_py(ret, &v)
+                .map(Some)
+                .map_err(|message| CallError::ResultEncode {
+                    method: name,
+                    message,
+                })
+        })
+    }
+
     /// Encodes a result; a returned stream is kept for the client to take
     /// ([`DynInstance::stream`]) and crosses as its handle.
     fn encode(
@@ -810,6 +862,15 @@ impl DynInstance for PythonPlugin {
         inputs: Vec<OwnedStream>,
     ) -> Result<Vec<u8>, CallError> {
         self.invoke(index, name, args, inputs)
+    }
+
+    fn call_scalar(
+        &self,
+        index: usize,
+        name: &'static str,
+        args: [u64; 4],
+    ) -> Result<Option<u64>, CallError> {
+        self.scalar(index, name, args)
     }
 
     fn stream(&self, name: &'static str, handle: u32) -> Result<Box<dyn BatchSource>, CallError> {

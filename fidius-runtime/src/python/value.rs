@@ -428,6 +428,122 @@ fn varint(input: &mut &[u8]) -> Result<u64, String> {
     Err("varint longer than 10 bytes".into())
 }
 
+/// Whether `ty` is a scalar (`bool`, an integer, a float, `char`), which
+/// `call_scalar` passes as the bits of a `u64`.
+pub(super) fn is_scalar(ty: &Ty) -> bool {
+    matches!(
+        ty,
+        Ty::Bool
+            | Ty::U8
+            | Ty::S8
+            | Ty::U16
+            | Ty::S16
+            | Ty::U32
+            | Ty::S32
+            | Ty::U64
+            | Ty::S64
+            | Ty::F32
+            | Ty::F64
+            | Ty::Char
+    )
+}
+
+/// A scalar argument from its bits (signed integers sign-extended, floats
+/// their IEEE bits, `bool` 0 or 1, `char` its code point).
+pub(super) fn scalar_to_py<'py>(
+    py: Python<'py>,
+    ty: &Ty,
+    bits: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match ty {
+        Ty::Bool => PyBool::new(py, bits != 0).to_owned().into_any(),
+        Ty::S8 | Ty::S16 | Ty::S32 | Ty::S64 => PyInt::new(py, bits as i64).into_any(),
+        Ty::F32 => PyFloat::new(py, f64::from(f32::from_bits(bits as u32))).into_any(),
+        Ty::F64 => PyFloat::new(py, f64::from_bits(bits)).into_any(),
+        Ty::Char => {
+            let c = char::from_u32(bits as u32).unwrap_or(char::REPLACEMENT_CHARACTER);
+            PyString::new(py, c.encode_utf8(&mut [0; 4])).into_any()
+        }
+        _ => PyInt::new(py, bits).into_any(),
+    })
+}
+
+/// A scalar result as its bits, range-checked as in the wire format.
+pub(super) fn scalar_from_py(ty: &Ty, value: &Bound<'_, PyAny>) -> Result<u64, String> {
+    let found = || {
+        value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
+    let expected = |what: &str| format!("expected {what}, found {}", found());
+    let range = || format!("{} is out of range for {}", describe(value), name(ty));
+    let int = || {
+        if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+            Err(expected(&format!("an int ({})", name(ty))))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match ty {
+        Ty::Unit if value.is_none() => 0,
+        Ty::Unit => return Err(expected("None")),
+        Ty::Bool => u64::from(
+            value
+                .cast::<PyBool>()
+                .map_err(|_| expected("a bool"))?
+                .is_true(),
+        ),
+        Ty::U8 => int()
+            .and_then(|()| value.extract::<u8>().map_err(|_| range()))?
+            .into(),
+        Ty::U16 => int()
+            .and_then(|()| value.extract::<u16>().map_err(|_| range()))?
+            .into(),
+        Ty::U32 => int()
+            .and_then(|()| value.extract::<u32>().map_err(|_| range()))?
+            .into(),
+        Ty::U64 => int().and_then(|()| value.extract::<u64>().map_err(|_| range()))?,
+        Ty::S8 => {
+            i64::from(int().and_then(|()| value.extract::<i8>().map_err(|_| range()))?) as u64
+        }
+        Ty::S16 => {
+            i64::from(int().and_then(|()| value.extract::<i16>().map_err(|_| range()))?) as u64
+        }
+        Ty::S32 => {
+            i64::from(int().and_then(|()| value.extract::<i32>().map_err(|_| range()))?) as u64
+        }
+        Ty::S64 => int().and_then(|()| value.extract::<i64>().map_err(|_| range()))? as u64,
+        Ty::F32 | Ty::F64 => {
+            if !(value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>())
+                || value.is_instance_of::<PyBool>()
+            {
+                return Err(expected("a float"));
+            }
+            let v: f64 = value.extract().map_err(|e: PyErr| e.to_string())?;
+            if *ty == Ty::F32 {
+                u64::from((v as f32).to_bits())
+            } else {
+                v.to_bits()
+            }
+        }
+        Ty::Char => {
+            let s = value
+                .cast::<PyString>()
+                .map_err(|_| expected("a str"))?
+                .to_str()
+                .map_err(|e| e.to_string())?;
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => u64::from(u32::from(c)),
+                _ => return Err(format!("expected one character, found {s:?}")),
+            }
+        }
+        other => return Err(format!("{other:?} is not a scalar")),
+    })
+}
+
 /// Whether a stream item of type `ty` crosses fixed-width little-endian
 /// (integers wider than a byte; see `fidius_guest`'s `encode_item`)
 /// rather than in the wire format.

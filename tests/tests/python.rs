@@ -366,3 +366,34 @@ fn a_call_past_its_deadline_is_stopped_and_the_plugin_stays_usable() {
         assert_eq!(guest.recurse(50), Ok(50));
     }
 }
+
+#[test]
+fn a_missing_optional_method_is_not_implemented_as_on_native() {
+    use evolution_api_v2::ShapesClient;
+    let info = <dyn evolution_api_v2::Shapes as fidius::Interface>::INFO;
+    let dir = fidius_tests::scratch("python_optional");
+    let path = dir.join("shapes.py");
+    std::fs::write(
+        &path,
+        format!(
+            "import fidius\n\n\
+             @fidius.plugin(interface=\"Shapes\", version={}, hash={:#x})\n\
+             class Square:\n\
+             \x20   def name(self):\n        return \"square\"\n\
+             \x20   def area(self, scale):\n        return 4.0 * scale\n\
+             \x20   def describe(self, detail):\n        return \"four sides\" * detail\n",
+            info.version, info.hash
+        ),
+    )
+    .unwrap();
+    let lib = PythonLibrary::open(&path).unwrap();
+    let square: ShapesClient = lib.load("Square").unwrap();
+    assert_eq!(square.area(2.0), Ok(8.0));
+    assert!(square.supports("describe"));
+    assert_eq!(square.describe(1), Ok("four sides".to_owned()));
+    assert!(!square.supports("corners"));
+    assert_eq!(
+        square.corners(),
+        Err(CallError::NotImplemented { method: "corners" })
+    );
+}

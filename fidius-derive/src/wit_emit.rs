@@ -87,6 +87,33 @@ pub(crate) fn wit_impl(iface: &Interface, p: &TokenStream) -> TokenStream {
                 <Self as #p::WitInterface>::wit()
             }
 
+            /// Typed Python stubs of this interface (what `cargo fidius
+            /// stub --python` writes).
+            #[doc(hidden)]
+            pub fn __fidius_python() -> ::core::result::Result<::std::string::String, #p::WitError> {
+                let __model = <Self as #p::WitInterface>::model()?;
+                let __host = #p::host_model::<Self>();
+                ::core::result::Result::Ok(#p::python_stub(
+                    &<dyn #trait_ident as #p::Interface>::INFO,
+                    &__model,
+                    __host.as_ref().map(|(__i, __m)| (*__i, __m)),
+                ))
+            }
+
+            /// A Python plugin skeleton of this interface importing the
+            /// stub module `stubs` (what `cargo fidius new plugin --lang
+            /// python` writes).
+            #[doc(hidden)]
+            pub fn __fidius_python_plugin(stubs: &str) -> ::core::result::Result<::std::string::String, #p::WitError> {
+                let __model = <Self as #p::WitInterface>::model()?;
+                ::core::result::Result::Ok(#p::python_plugin(
+                    &<dyn #trait_ident as #p::Interface>::INFO,
+                    &__model,
+                    <dyn #trait_ident as #p::Interface>::INFO.host.is_some(),
+                    stubs,
+                ))
+            }
+
             /// The metadata record of plugin `plugin_name` built from this
             /// interface's WIT by another toolchain (what `cargo fidius
             /// stamp` adds to such a component).

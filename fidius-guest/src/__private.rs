@@ -42,7 +42,21 @@ pub use crate::wasm_guest::{
     wasm_create, wasm_encode_config, wasm_host_client, wasm_install_panic_hook, wasm_made,
     wasm_not_created, wasm_not_scalar, wit_hash_matches,
 };
-pub use crate::wit::{Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface};
+pub use crate::wit::{
+    Returns as WitReturns, Ty as WitTy, WitBuilder, WitError, WitInterface, python_plugin,
+    python_stub,
+};
+
+/// The host interface of `I` and its types, when it has one (for the
+/// Python stubs).
+pub fn host_model<I: Interface + ?Sized>() -> Option<(&'static InterfaceInfo, crate::wit::Model)>
+where
+    I::Host: WitInterface,
+{
+    let info = I::INFO.host?;
+    let model = <I::Host as WitInterface>::model().ok()?;
+    Some((info, model))
+}
 pub use inventory;
 #[cfg(target_family = "wasm")]
 pub use {fidius_derive::WitWire, wit_bindgen};

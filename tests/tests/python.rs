@@ -397,3 +397,66 @@ fn a_missing_optional_method_is_not_implemented_as_on_native() {
         Err(CallError::NotImplemented { method: "corners" })
     );
 }
+
+#[test]
+fn a_scaffolded_plugin_and_its_stubs_load_and_answer() {
+    // What `cargo fidius new plugin --lang python` and `cargo fidius stub
+    // --python` write, from the interface's own code.
+    let dir = fidius_tests::scratch("python_scaffold");
+    let stubs = <dyn fixture_api::Calculator>::__fidius_python().unwrap();
+    std::fs::write(dir.join("calculator.py"), stubs).unwrap();
+    let plugin = <dyn fixture_api::Calculator>::__fidius_python_plugin("calculator").unwrap();
+    std::fs::write(dir.join("scaffold.py"), plugin).unwrap();
+    let lib = PythonLibrary::open(dir.join("scaffold.py")).unwrap();
+    let calc: CalculatorClient = lib.load("Plugin").unwrap();
+    assert_eq!(calc.add(1, 2), Ok(0));
+    assert_eq!(calc.echo(vec![1]), Ok(Vec::new()));
+    assert_eq!(calc.shout("x"), Ok(String::new()));
+    assert_eq!(
+        calc.describe(Shape::Circle { radius: 1.0 }),
+        Ok(Description {
+            name: String::new(),
+            area: 0.0,
+            tags: Vec::new()
+        })
+    );
+    assert_eq!(calc.divide(1, 1), Ok(Ok(0)));
+    assert_eq!(calc.check(&Shape::Circle { radius: 1.0 }, 0.0), Ok(Ok(())));
+    assert_eq!(calc.initial("x".into()), Ok(None));
+    assert_eq!(calc.is_even(1, false), Ok(false));
+
+    // Streams, configuration and host interfaces scaffold too.
+    for (stubs, plugin, module) in [
+        (
+            <dyn fixture_api::Streams>::__fidius_python(),
+            <dyn fixture_api::Streams>::__fidius_python_plugin("streams"),
+            "streams",
+        ),
+        (
+            <dyn fixture_api::Hostile>::__fidius_python(),
+            <dyn fixture_api::Hostile>::__fidius_python_plugin("hostile"),
+            "hostile",
+        ),
+        (
+            <dyn fixture_api::Scripted>::__fidius_python(),
+            <dyn fixture_api::Scripted>::__fidius_python_plugin("scripted"),
+            "scripted",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{module}.py")), stubs.unwrap()).unwrap();
+        std::fs::write(dir.join(format!("{module}_plugin.py")), plugin.unwrap()).unwrap();
+        let lib = PythonLibrary::open(dir.join(format!("{module}_plugin.py"))).unwrap();
+        assert_eq!(lib.plugins().len(), 1, "{module}");
+    }
+    let lib = PythonLibrary::open(dir.join("streams_plugin.py")).unwrap();
+    let streams: fixture_api::StreamsClient = lib.load("Plugin").unwrap();
+    assert_eq!(streams.count_up(0, 10).unwrap().count(), 0);
+    assert_eq!(streams.sum(1..=3u64), Ok(0));
+    let lib = PythonLibrary::open(dir.join("hostile_plugin.py")).unwrap();
+    let hostile: HostileClient = lib
+        .instance("Plugin")
+        .config(&HostileConfig { label: "x".into() })
+        .build()
+        .unwrap();
+    assert_eq!(hostile.label(), Ok(String::new()));
+}

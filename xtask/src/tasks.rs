@@ -132,6 +132,73 @@ fn componentize_py() -> Result<std::path::PathBuf, String> {
     Ok(exe)
 }
 
+/// A virtual environment under the target directory with `packages` from
+/// PyPI (or local paths), made once.
+fn venv(name: &str, packages: &[&str]) -> Result<std::path::PathBuf, String> {
+    let venv = target_dir().join(name);
+    let python = venv.join("bin").join("python");
+    if python.is_file() {
+        return Ok(venv);
+    }
+    let mut make = Command::new("python3");
+    make.args(["-m", "venv"]).arg(&venv);
+    status(make)?;
+    let mut pip = Command::new(venv.join("bin").join("pip"));
+    pip.args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(packages);
+    status(pip)?;
+    Ok(venv)
+}
+
+/// The pytest the scaffolded Python plugin's test runs with.
+const PYTEST: &str = "pytest==9.0.2";
+
+/// `cargo fidius new plugin --lang python` on the example interface, then
+/// the scaffold's own pytest test, with the SDK installed from
+/// `fidius-runtime/python` and pytest from PyPI.
+fn python_scaffold() -> Result<(), String> {
+    let venv = venv("py-test-venv", &[PYTEST])?;
+    // The SDK as a user installs it, afresh each run (it may have
+    // changed), from a copy (pip builds in the source directory).
+    let copy = target_dir().join("fidius").join("python-sdk");
+    let _ = std::fs::remove_dir_all(&copy);
+    for file in ["pyproject.toml", "fidius/__init__.py"] {
+        let to = copy.join(file);
+        let made = to
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::copy(root().join("fidius-runtime/python").join(file), &to));
+        made.map_err(|e| format!("failed to copy the SDK's `{file}`: {e}"))?;
+    }
+    let mut sdk = Command::new(venv.join("bin").join("pip"));
+    sdk.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--force-reinstall",
+    ])
+    .arg(&copy);
+    status(sdk)?;
+    let dir = target_dir().join("fidius").join("python-scaffold");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("failed to create `{}`: {e}", dir.display()))?;
+    let mut new = cargo();
+    new.args(["run", "--quiet", "--manifest-path"])
+        .arg(root().join("Cargo.toml"))
+        .args(["--package", "cargo-fidius", "--", "fidius", "new", "plugin"])
+        .args(["py-filter", "--lang", "python", "--interface"])
+        .arg(root().join("docs/examples/image-filter/api"))
+        .current_dir(&dir);
+    status(new)?;
+    let mut pytest = Command::new(venv.join("bin").join("python"));
+    pytest
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(dir.join("py-filter"));
+    status(pytest)
+}
+
 /// Everything CI checks.
 pub(crate) fn test() -> Result<(), String> {
     setup()?;
@@ -206,6 +273,9 @@ pub(crate) fn test() -> Result<(), String> {
         .args(["test", "--workspace", "--benches"])
         .env("FIDIUS_FIXTURES_DIR", &fixtures);
     status(benches)?;
+
+    // A scaffolded Python plugin passes its generated test.
+    python_scaffold()?;
 
     // What plugins depend on must build for WebAssembly guests.
     let mut wasm = cargo();

@@ -9,6 +9,7 @@ mod new;
 mod package;
 mod sign;
 mod stamp;
+mod stub;
 mod verify;
 mod wit;
 
@@ -54,6 +55,7 @@ pub(crate) enum Command {
     Package(package::Package),
     Wit(wit::Wit),
     Stamp(stamp::Stamp),
+    Stub(stub::Stub),
 }
 
 impl Command {
@@ -68,6 +70,7 @@ impl Command {
             Self::Package(cmd) => cmd.exec(),
             Self::Wit(cmd) => cmd.exec(),
             Self::Stamp(cmd) => cmd.exec(),
+            Self::Stub(cmd) => cmd.exec(),
         }
     }
 }

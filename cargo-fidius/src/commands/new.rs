@@ -32,13 +32,18 @@ enum Kind {
         #[arg(long = "trait", value_name = "TRAIT")]
         trait_name: Option<String>,
     },
-    /// A plugin crate (cdylib) implementing an interface crate's trait.
+    /// A plugin implementing an interface crate's trait: a crate (cdylib),
+    /// or with `--lang python` a Python module with the interface's typed
+    /// stubs and a pytest test.
     Plugin {
-        /// Crate name (also the directory).
+        /// Crate (or directory) name.
         name: String,
         /// Path to the interface crate.
         #[arg(long, value_name = "PATH")]
         interface: PathBuf,
+        /// The plugin's language.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
     },
     /// A host binary that loads plugins of an interface.
     Host {
@@ -48,6 +53,12 @@ enum Kind {
         #[arg(long, value_name = "PATH")]
         interface: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,7 +174,7 @@ fn trait_name(crate_name: &str) -> String {
 }
 
 /// Writes `files` under a new directory `dir`, refusing to overwrite.
-fn create(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
+fn create(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
     if dir.exists() {
         bail!(
             "destination `{}` already exists; not overwriting it",
@@ -269,12 +280,22 @@ impl New {
                     "serde = { version = \"1\", features = [\"derive\"] }".to_owned(),
                 ];
                 let files = vec![
-                    ("Cargo.toml", manifest(name, None, &deps, false)),
-                    ("src/lib.rs", interface_source(&t)),
+                    ("Cargo.toml".into(), manifest(name, None, &deps, false)),
+                    ("src/lib.rs".into(), interface_source(&t)),
                 ];
                 (name, "interface", files)
             }
-            Kind::Plugin { name, interface } => {
+            Kind::Plugin {
+                name,
+                interface,
+                lang: Lang::Python,
+            } => {
+                validate_name(name)?;
+                (name, "Python plugin", python_plugin(name, interface)?)
+            }
+            Kind::Plugin {
+                name, interface, ..
+            } => {
                 validate_name(name)?;
                 let (api, item) = read_interface(interface)?;
                 let deps = [
@@ -283,10 +304,10 @@ impl New {
                 ];
                 let files = vec![
                     (
-                        "Cargo.toml",
+                        "Cargo.toml".into(),
                         manifest(name, Some("[\"cdylib\"]"), &deps, true),
                     ),
-                    ("src/lib.rs", plugin_source(&api, &item)),
+                    ("src/lib.rs".into(), plugin_source(&api, &item)),
                 ];
                 (name, "plugin", files)
             }
@@ -298,8 +319,8 @@ impl New {
                     interface_dep(&api, interface)?,
                 ];
                 let files = vec![
-                    ("Cargo.toml", manifest(name, None, &deps, false)),
-                    ("src/main.rs", host_source(&api, &item.ident)),
+                    ("Cargo.toml".into(), manifest(name, None, &deps, false)),
+                    ("src/main.rs".into(), host_source(&api, &item.ident)),
                 ];
                 (name, "host", files)
             }
@@ -308,6 +329,78 @@ impl New {
         shell::status("Created", format!("{kind} `{name}`"));
         Ok(())
     }
+}
+
+/// A Python plugin of the interface crate at `interface`: the plugin
+/// module, the interface's typed stubs beside it, a pytest test and a
+/// `pyproject.toml`. The stubs and the skeleton come from the interface's
+/// own code, through a generator (as `cargo fidius stub` does).
+fn python_plugin(name: &str, interface: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let (api, item) = read_interface(interface)?;
+    let trait_name = item.ident.to_string();
+    let stubs = super::stub::stub_file(&trait_name);
+    let stubs_module = stubs.trim_end_matches(".py").to_owned();
+    let manifest = std::fs::canonicalize(interface.join("Cargo.toml"))
+        .with_context(|| format!("interface crate `{}` not found", interface.display()))?;
+    let flags = super::wit::GeneratorFlags::for_manifest(manifest);
+    let generated = super::wit::generate_each(
+        &flags,
+        std::slice::from_ref(&api),
+        "python-plugin-gen",
+        "a Python plugin",
+        |path| {
+            format!(
+                "<dyn ::{path}>::__fidius_python().and_then(|s| Ok(format!(\"{{s}}\\u{{1d}}{{}}\", \
+                 <dyn ::{path}>::__fidius_python_plugin({stubs_module:?})?))).map_err(|e| e.to_string())"
+            )
+        },
+    )?;
+    let text = generated
+        .into_iter()
+        .find(|g| g.found.name == trait_name)
+        .map(|g| g.text)
+        .with_context(|| format!("no `{trait_name}` among the interfaces of `{api}`"))?
+        .map_err(|reason| {
+            anyhow::anyhow!("interface `{trait_name}` has no Python form: {reason}")
+        })?;
+    let (stub_text, plugin_text) = text
+        .split_once('\u{1d}')
+        .context("the generator printed something unexpected")?;
+    let module = name.replace('-', "_");
+    let test = format!(
+        "\"\"\"Checks the plugin against the `{trait_name}` interface: run `pytest` here\n\
+         (with `pip install pytest <fidius>/fidius-runtime/python`).\"\"\"\n\n\
+         import inspect\n\n\
+         import fidius\n\n\
+         import {stubs_module} as api\n\
+         import {module} as plugin\n\n\n\
+         def test_the_plugin_declares_the_interface():\n    \
+         declared = getattr(plugin.Plugin, fidius.PLUGIN_ATTRIBUTE)\n    \
+         assert declared[\"interface\"] == api.INTERFACE\n    \
+         assert declared[\"version\"] == api.VERSION\n    \
+         assert declared[\"hash\"] == api.HASH\n\n\n\
+         def test_it_has_every_method_with_the_interface_arguments():\n    \
+         for name, method in inspect.getmembers(api.{trait_name}, inspect.isfunction):\n        \
+         if name.startswith(\"_\"):\n            \
+         continue\n        \
+         ours = getattr(plugin.Plugin, name)\n        \
+         assert len(inspect.signature(ours).parameters) == len(\n            \
+         inspect.signature(method).parameters\n        \
+         ), name\n"
+    );
+    let pyproject = format!(
+        "[project]\nname = \"{name}\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\n\n\
+         # The plugin module hosts load (`PythonLibrary::open`), and the interface\n\
+         # it implements.\n\
+         [tool.fidius]\nmodule = \"{module}.py\"\ninterface = \"{trait_name}\"\n\n\
+         [tool.pytest.ini_options]\npythonpath = [\".\"]\n"
+    );
+    Ok(vec![
+        (format!("{module}.py"), plugin_text.to_owned()),
+        (stubs, stub_text.to_owned()),
+        (format!("test_{module}.py"), test),
+        ("pyproject.toml".into(), pyproject),
+    ])
 }
 
 fn pretty(tokens: proc_macro2::TokenStream) -> String {

@@ -49,6 +49,16 @@ pub(crate) struct GeneratorFlags {
 }
 
 impl GeneratorFlags {
+    /// For the workspace of the crate whose manifest is `manifest`.
+    pub(crate) fn for_manifest(manifest: PathBuf) -> Self {
+        Self {
+            manifest_path: Some(manifest),
+            target_dir: None,
+            offline: false,
+            quiet: false,
+        }
+    }
+
     /// Applies `--quiet`; the workspace's `cargo metadata` (without
     /// dependencies) and the generator's target directory.
     pub(crate) fn workspace(&self) -> anyhow::Result<(cargo_metadata::Metadata, PathBuf)> {
@@ -87,105 +97,161 @@ impl Found {
     }
 }
 
+/// What a generator expression gave for one interface.
+pub(crate) struct Generated {
+    /// The interface crate's directory.
+    pub(crate) dir: PathBuf,
+    pub(crate) found: Found,
+    /// The value, or why the interface has none.
+    pub(crate) text: Result<String, String>,
+}
+
+/// Builds and runs a generator over the interface crates among `packages`
+/// (default: every workspace package with a `#[plugin_interface]` trait),
+/// evaluating `expr(rust_path_of_trait)` (a `Result<String, String>`) for
+/// each trait.
+pub(crate) fn generate_each(
+    flags: &GeneratorFlags,
+    packages: &[String],
+    kind: &str,
+    what: &str,
+    expr: impl Fn(&str) -> String,
+) -> anyhow::Result<Vec<Generated>> {
+    let (metadata, target_dir) = flags.workspace()?;
+    let lock = metadata.workspace_root.join("Cargo.lock");
+    let mut out = Vec::new();
+    for package in metadata.workspace_packages() {
+        let wanted = packages.is_empty() || packages.iter().any(|p| *p == *package.name);
+        if !wanted {
+            continue;
+        }
+        let Some(lib) = package.targets.iter().find(|t| {
+            t.kind
+                .iter()
+                .any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib))
+        }) else {
+            if !packages.is_empty() {
+                bail!("package `{}` has no library target", package.name);
+            }
+            continue;
+        };
+        let found = find_interfaces(lib.src_path.as_std_path())?;
+        if found.is_empty() {
+            if !packages.is_empty() {
+                bail!(
+                    "package `{}` has no #[plugin_interface] trait (looked in `{}` and its modules)",
+                    package.name,
+                    lib.src_path
+                );
+            }
+            continue;
+        }
+        let dir = package
+            .manifest_path
+            .parent()
+            .context("manifest without a directory")?
+            .as_std_path();
+        let lib_name = lib.name.replace('-', "_");
+        let exprs: Vec<String> = found
+            .iter()
+            .map(|f| expr(&f.rust_path(&lib_name)))
+            .collect();
+        shell::status("Generating", format!("{what} for {}", package.name));
+        let texts = run_generator(
+            &Generator {
+                target_dir: &target_dir,
+                lock: lock.as_std_path(),
+                package: &package.name,
+                lib: &lib_name,
+                dir,
+                kind,
+                offline: flags.offline,
+            },
+            &exprs,
+        )?;
+        for (found, text) in found.into_iter().zip(texts) {
+            out.push(Generated {
+                dir: dir.to_owned(),
+                found,
+                text,
+            });
+        }
+    }
+    for spec in packages {
+        if !metadata
+            .workspace_packages()
+            .iter()
+            .any(|p| *p.name == *spec)
+        {
+            bail!("package `{spec}` not found in the workspace");
+        }
+    }
+    if out.is_empty() {
+        bail!("no #[plugin_interface] traits found in the workspace");
+    }
+    Ok(out)
+}
+
+/// Writes `text` to `file`, or with `check` only compares; returns a
+/// description of the difference when checking finds one.
+pub(crate) fn write_or_check(
+    name: &str,
+    file: &Path,
+    text: &str,
+    check: bool,
+) -> anyhow::Result<Option<String>> {
+    let current = std::fs::read_to_string(file).ok();
+    if current.as_deref() == Some(text) {
+        shell::status("Fresh", format!("{name} ({})", file.display()));
+        return Ok(None);
+    }
+    if check {
+        return Ok(Some(format!(
+            "`{name}` ({}): {}",
+            file.display(),
+            if current.is_none() {
+                "missing"
+            } else {
+                "differs from the interface"
+            }
+        )));
+    }
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(file, text).with_context(|| format!("failed to write `{}`", file.display()))?;
+    shell::status("Wrote", format!("{name} ({})", file.display()));
+    Ok(None)
+}
+
 impl Wit {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
-        let (metadata, target_dir) = self.flags.workspace()?;
-        let lock = metadata.workspace_root.join("Cargo.lock");
-        let mut done = 0;
+        let generated = generate_each(&self.flags, &self.packages, "wit-gen", "WIT", |path| {
+            format!("<dyn ::{path}>::__fidius_wit().map_err(|e| e.to_string())")
+        })?;
         let mut stale = Vec::new();
-        for package in metadata.workspace_packages() {
-            let wanted =
-                self.packages.is_empty() || self.packages.iter().any(|p| *p == *package.name);
-            if !wanted {
-                continue;
-            }
-            let Some(lib) = package.targets.iter().find(|t| {
-                t.kind
-                    .iter()
-                    .any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib))
-            }) else {
-                if !self.packages.is_empty() {
-                    bail!("package `{}` has no library target", package.name);
-                }
-                continue;
-            };
-            let found = find_interfaces(lib.src_path.as_std_path())?;
-            if found.is_empty() {
-                if !self.packages.is_empty() {
-                    bail!(
-                        "package `{}` has no #[plugin_interface] trait (looked in `{}` and its modules)",
-                        package.name,
-                        lib.src_path
-                    );
-                }
-                continue;
-            }
-            let dir = package
-                .manifest_path
-                .parent()
-                .context("manifest without a directory")?
-                .as_std_path();
-            let texts = generate(
-                &target_dir,
-                lock.as_std_path(),
-                &package.name,
-                &lib.name.replace('-', "_"),
-                dir,
-                &found,
-                self.flags.offline,
-            )?;
-            for (found, text) in found.iter().zip(texts) {
-                let text = match text {
-                    Ok(text) => text,
-                    Err(reason) => {
-                        shell::warn(format!(
-                            "interface `{}` has no WIT form, so WASM plugins cannot implement it: {reason}",
-                            found.name
-                        ));
-                        continue;
-                    }
-                };
-                let file = dir.join("wit").join(format!("{}.wit", kebab(&found.name)));
-                let current = std::fs::read_to_string(&file).ok();
-                if current.as_deref() == Some(text.as_str()) {
-                    shell::status("Fresh", format!("{} ({})", found.name, file.display()));
-                } else if self.check {
-                    stale.push(format!(
-                        "`{}` ({}): {}",
-                        found.name,
-                        file.display(),
-                        if current.is_none() {
-                            "missing"
-                        } else {
-                            "differs from the interface"
-                        }
+        for g in generated {
+            let text = match g.text {
+                Ok(text) => text,
+                Err(reason) => {
+                    shell::warn(format!(
+                        "interface `{}` has no WIT form, so WASM plugins cannot implement it: {reason}",
+                        g.found.name
                     ));
-                } else {
-                    std::fs::create_dir_all(dir.join("wit"))?;
-                    std::fs::write(&file, &text)
-                        .with_context(|| format!("failed to write `{}`", file.display()))?;
-                    shell::status("Wrote", format!("{} ({})", found.name, file.display()));
+                    continue;
                 }
-                done += 1;
-            }
-        }
-        for spec in &self.packages {
-            if !metadata
-                .workspace_packages()
-                .iter()
-                .any(|p| *p.name == *spec)
-            {
-                bail!("package `{spec}` not found in the workspace");
-            }
+            };
+            let file = g
+                .dir
+                .join("wit")
+                .join(format!("{}.wit", kebab(&g.found.name)));
+            stale.extend(write_or_check(&g.found.name, &file, &text, self.check)?);
         }
         if !stale.is_empty() {
             bail!(
                 "the committed WIT is out of date; run `cargo fidius wit` and commit the result:\n  {}",
                 stale.join("\n  ")
             );
-        }
-        if done == 0 {
-            bail!("no #[plugin_interface] traits found in the workspace");
         }
         Ok(())
     }
@@ -194,40 +260,6 @@ impl Wit {
 /// WIT names are kebab-case (`ImageFilter` → `image-filter`).
 fn kebab(name: &str) -> String {
     fidius_runtime::wit_name(name)
-}
-
-/// Builds and runs the WIT generator; returns one WIT text per trait.
-fn generate(
-    target_dir: &Path,
-    lock: &Path,
-    package: &str,
-    lib: &str,
-    dir: &Path,
-    found: &[Found],
-    offline: bool,
-) -> anyhow::Result<Vec<Result<String, String>>> {
-    let exprs: Vec<String> = found
-        .iter()
-        .map(|f| {
-            format!(
-                "<dyn ::{}>::__fidius_wit().map_err(|e| e.to_string())",
-                f.rust_path(lib)
-            )
-        })
-        .collect();
-    shell::status("Generating", format!("WIT for {package}"));
-    run_generator(
-        &Generator {
-            target_dir,
-            lock,
-            package,
-            lib,
-            dir,
-            kind: "wit-gen",
-            offline,
-        },
-        &exprs,
-    )
 }
 
 /// A small program depending on an interface crate, built and run to ask

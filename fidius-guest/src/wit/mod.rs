@@ -10,11 +10,13 @@
 //! `docs/src/wit.md`.
 
 mod names;
+mod python;
 mod trace;
 
 use std::fmt::Write as _;
 
-pub use names::{ident, kebab};
+pub use names::{ident, kebab, upper_camel};
+pub use python::{python_ident, python_plugin, python_stub};
 use serde::de::DeserializeOwned;
 
 use crate::InterfaceInfo;
@@ -684,6 +686,14 @@ pub trait WitInterface {
     /// As [`wit`](Self::wit).
     fn model() -> Result<Model, WitError> {
         Ok(Self::build()?.model())
+    }
+}
+
+/// What an interface without a host interface (`Interface::Host = ()`)
+/// has: no types.
+impl WitInterface for () {
+    fn build() -> Result<WitBuilder, WitError> {
+        Err(WitError::new("no host interface"))
     }
 }
 

@@ -37,9 +37,9 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-/// `check-error` → `CheckError`: what `wit-bindgen` names a WIT type.
-#[allow(dead_code, reason = "used by fidius-derive, which includes this file")]
-pub(crate) fn upper_camel(kebab: &str) -> String {
+/// `check-error` → `CheckError`: what `wit-bindgen` names a WIT type
+/// (and the Rust name of a variant or type it came from).
+pub fn upper_camel(kebab: &str) -> String {
     let mut out = String::new();
     for word in kebab.split('-') {
         let mut chars = word.chars();

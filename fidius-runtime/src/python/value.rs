@@ -15,7 +15,7 @@
 //! Field names are the Rust ones (`snake_case`), case names the Rust
 //! variants' (`UpperCamelCase`).
 
-use fidius_guest::wit::{Def, Model, Ty};
+use fidius_guest::wit::{Def, Model, Ty, upper_camel as camel};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
@@ -388,20 +388,6 @@ fn name(ty: &Ty) -> &'static str {
 /// A WIT field name as the Rust field it came from.
 pub(super) fn snake(kebab: &str) -> String {
     kebab.replace('-', "_")
-}
-
-/// A WIT case name as the Rust variant it came from.
-pub(super) fn camel(kebab: &str) -> String {
-    kebab
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect(),
-                None => String::new(),
-            }
-        })
-        .collect()
 }
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {

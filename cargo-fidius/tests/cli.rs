@@ -323,6 +323,69 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
         "--target-dir",
         target_arg,
     ]);
+    // Python: the interface's typed stubs, and a scaffolded plugin, valid
+    // Python both.
+    let (_, stderr) = session.ok(&[
+        "stub",
+        "--python",
+        "--manifest-path",
+        api_manifest,
+        "--target-dir",
+        target_arg,
+    ]);
+    assert!(stderr.contains("       Wrote Greeting ("), "{stderr}");
+    let stub = std::fs::read_to_string(dir.join("greeting-api/python/greeting.py")).unwrap();
+    assert!(
+        stub.contains("INTERFACE = \"Greeting\"\nVERSION = 1\nHASH = 0x"),
+        "{stub}"
+    );
+    assert!(
+        stub.contains("class Request(TypedDict):\n    text: str"),
+        "{stub}"
+    );
+    assert!(
+        stub.contains("class Greeting(Protocol):")
+            && stub.contains("def handle(self, request: \"Request\") -> \"Response\": ..."),
+        "{stub}"
+    );
+    session.ok(&[
+        "stub",
+        "--python",
+        "--check",
+        "--manifest-path",
+        api_manifest,
+        "--target-dir",
+        target_arg,
+    ]);
+    let (_, stderr) = session.ok(&[
+        "new",
+        "plugin",
+        "greeting-py",
+        "--lang",
+        "python",
+        "--interface",
+        "greeting-api",
+    ]);
+    assert!(
+        stderr.contains("Created Python plugin `greeting-py`"),
+        "{stderr}"
+    );
+    for file in ["greeting_py.py", "greeting.py", "test_greeting_py.py"] {
+        let path = dir.join("greeting-py").join(file);
+        let parsed = std::process::Command::new("python3")
+            .args(["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(parsed.success(), "{} is not valid Python", path.display());
+    }
+    let plugin = std::fs::read_to_string(dir.join("greeting-py/greeting_py.py")).unwrap();
+    assert!(
+        plugin.contains("@api.plugin()\nclass Plugin:")
+            && plugin.contains("return {\"text\": \"\", \"length\": 0}"),
+        "{plugin}"
+    );
+
     let (stdout, _) = session.ok(&[
         "build",
         "--manifest-path",
@@ -366,6 +429,20 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("the committed WIT is out of date") && stderr.contains("differs"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = session.run(&[
+        "stub",
+        "--python",
+        "--check",
+        "--manifest-path",
+        api_manifest,
+        "--target-dir",
+        target_arg,
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the Python stubs are out of date"),
         "{stderr}"
     );
     std::fs::write(&api_lib, source).unwrap();

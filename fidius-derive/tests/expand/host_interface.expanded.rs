@@ -191,6 +191,97 @@ const _: () = {
         };
         unsafe { ::fidius::__private::guard(__err, __body) }
     }
+    impl dyn Services {
+        /// This interface's WIT (what `cargo fidius wit` writes).
+        #[doc(hidden)]
+        pub fn __fidius_wit() -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            <Self as ::fidius::__private::WitInterface>::wit()
+        }
+        /// Typed Python stubs of this interface (what `cargo fidius
+        /// stub --python` writes).
+        #[doc(hidden)]
+        pub fn __fidius_python() -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            let __model = <Self as ::fidius::__private::WitInterface>::model()?;
+            let __host = ::fidius::__private::host_model::<Self>();
+            ::core::result::Result::Ok(
+                ::fidius::__private::python_stub(
+                    &<dyn Services as ::fidius::__private::Interface>::INFO,
+                    &__model,
+                    __host.as_ref().map(|(__i, __m)| (*__i, __m)),
+                ),
+            )
+        }
+        /// A Python plugin skeleton of this interface importing the
+        /// stub module `stubs` (what `cargo fidius new plugin --lang
+        /// python` writes).
+        #[doc(hidden)]
+        pub fn __fidius_python_plugin(
+            stubs: &str,
+        ) -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            let __model = <Self as ::fidius::__private::WitInterface>::model()?;
+            ::core::result::Result::Ok(
+                ::fidius::__private::python_plugin(
+                    &<dyn Services as ::fidius::__private::Interface>::INFO,
+                    &__model,
+                    <dyn Services as ::fidius::__private::Interface>::INFO
+                        .host
+                        .is_some(),
+                    stubs,
+                ),
+            )
+        }
+        /// The metadata record of plugin `plugin_name` built from this
+        /// interface's WIT by another toolchain (what `cargo fidius
+        /// stamp` adds to such a component).
+        #[doc(hidden)]
+        pub fn __fidius_foreign_record(plugin_name: &str) -> ::std::vec::Vec<u8> {
+            ::fidius::__private::foreign_record(
+                &<dyn Services as ::fidius::__private::Interface>::INFO,
+                plugin_name,
+            )
+        }
+    }
+    impl ::fidius::__private::WitInterface for dyn Services {
+        #[allow(unreachable_code, clippy::diverging_sub_expression)]
+        fn build() -> ::core::result::Result<
+            ::fidius::__private::WitBuilder,
+            ::fidius::__private::WitError,
+        > {
+            let mut __w = ::fidius::__private::WitBuilder::new(
+                &<dyn Services as ::fidius::__private::Interface>::INFO,
+            );
+            {
+                let mut __params = ::std::vec::Vec::new();
+                __params
+                    .push((
+                        "message",
+                        __w.ty::<::std::string::String>("argument `message` of `log`")?,
+                    ));
+                let __returns = ::fidius::__private::WitReturns::Plain(
+                    ::fidius::__private::WitTy::Unit,
+                );
+                __w.method("log", __params, __returns)?;
+            }
+            {
+                let mut __params = ::std::vec::Vec::new();
+                __params.push(("key", __w.ty::<String>("argument `key` of `lookup`")?));
+                let __returns = ::fidius::__private::WitReturns::Plain(
+                    __w.ty::<Option<String>>("result of `lookup`")?,
+                );
+                __w.method("lookup", __params, __returns)?;
+            }
+            ::core::result::Result::Ok(__w)
+        }
+    }
     impl ::fidius::__private::HostInterface for dyn Services {
         fn dispatch(
             host: &Self,

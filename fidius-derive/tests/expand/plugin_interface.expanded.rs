@@ -526,6 +526,45 @@ const _: () = {
         > {
             <Self as ::fidius::__private::WitInterface>::wit()
         }
+        /// Typed Python stubs of this interface (what `cargo fidius
+        /// stub --python` writes).
+        #[doc(hidden)]
+        pub fn __fidius_python() -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            let __model = <Self as ::fidius::__private::WitInterface>::model()?;
+            let __host = ::fidius::__private::host_model::<Self>();
+            ::core::result::Result::Ok(
+                ::fidius::__private::python_stub(
+                    &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
+                    &__model,
+                    __host.as_ref().map(|(__i, __m)| (*__i, __m)),
+                ),
+            )
+        }
+        /// A Python plugin skeleton of this interface importing the
+        /// stub module `stubs` (what `cargo fidius new plugin --lang
+        /// python` writes).
+        #[doc(hidden)]
+        pub fn __fidius_python_plugin(
+            stubs: &str,
+        ) -> ::core::result::Result<
+            ::std::string::String,
+            ::fidius::__private::WitError,
+        > {
+            let __model = <Self as ::fidius::__private::WitInterface>::model()?;
+            ::core::result::Result::Ok(
+                ::fidius::__private::python_plugin(
+                    &<dyn ImageFilter as ::fidius::__private::Interface>::INFO,
+                    &__model,
+                    <dyn ImageFilter as ::fidius::__private::Interface>::INFO
+                        .host
+                        .is_some(),
+                    stubs,
+                ),
+            )
+        }
         /// The metadata record of plugin `plugin_name` built from this
         /// interface's WIT by another toolchain (what `cargo fidius
         /// stamp` adds to such a component).
@@ -539,8 +578,8 @@ const _: () = {
     }
     impl ::fidius::__private::WitInterface for dyn ImageFilter {
         #[allow(unreachable_code, clippy::diverging_sub_expression)]
-        fn wit() -> ::core::result::Result<
-            ::std::string::String,
+        fn build() -> ::core::result::Result<
+            ::fidius::__private::WitBuilder,
             ::fidius::__private::WitError,
         > {
             let mut __w = ::fidius::__private::WitBuilder::new(
@@ -612,7 +651,7 @@ const _: () = {
                 );
                 __w.method("tiles", __params, __returns)?;
             }
-            __w.finish()
+            ::core::result::Result::Ok(__w)
         }
     }
     #[cfg(target_family = "wasm")]

@@ -385,6 +385,24 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
             && plugin.contains("return {\"text\": \"\", \"length\": 0}"),
         "{plugin}"
     );
+    // The scaffold, packaged as a signed `python` artifact: its module,
+    // the stubs and pyproject.toml (not its test), plugins read from its
+    // declaration.
+    let (_, stderr) = session.ok(&["package", "--python", "greeting-py", "--key", "release.key"]);
+    assert!(
+        stderr
+            .contains("Packaged greeting-py v0.1.0 (Python, 3 file(s), 1 plugin(s), signed by key"),
+        "{stderr}"
+    );
+    let python_package = "greeting-py/dist/greeting-py-0.1.0.fidpkg";
+    session.ok(&["verify", "--key", "release.pub", python_package]);
+    let (stdout, _) = session.ok(&["inspect", python_package]);
+    assert!(
+        stdout.contains("python python3 artifacts/python3/greeting_py.tar")
+            && stdout.contains("Greeting/Plugin: Greeting v1"),
+        "{stdout}"
+    );
+    assert!(!dir.join("greeting-py/__pycache__").exists());
 
     let (stdout, _) = session.ok(&[
         "build",

@@ -49,10 +49,7 @@ pub use crate::wit::{
 
 /// The host interface of `I` and its types, when it has one (for the
 /// Python stubs).
-pub fn host_model<I: Interface + ?Sized>() -> Option<(&'static InterfaceInfo, crate::wit::Model)>
-where
-    I::Host: WitInterface,
-{
+pub fn host_model<I: Interface + ?Sized>() -> Option<(&'static InterfaceInfo, crate::wit::Model)> {
     let info = I::INFO.host?;
     let model = <I::Host as WitInterface>::model().ok()?;
     Some((info, model))

@@ -152,8 +152,9 @@ impl InterfaceInfo {
     }
 }
 
-/// Implemented by `#[plugin_interface]` for `dyn Trait`.
-pub trait Interface: 'static {
+/// Implemented by `#[plugin_interface]` for `dyn Trait` (with
+/// [`WitInterface`](crate::wit::WitInterface), its types).
+pub trait Interface: crate::wit::WitInterface + 'static {
     /// The interface's static description.
     const INFO: InterfaceInfo;
     /// The `#[host_interface]` plugins can call (`dyn HostTrait`), or `()`.
@@ -162,7 +163,7 @@ pub trait Interface: 'static {
 
 /// Implemented by `#[host_interface]` for `dyn Trait` (and by `()`, "no
 /// host interface").
-pub trait HostInterface: 'static {
+pub trait HostInterface: crate::wit::WitInterface + 'static {
     /// Packs the host's implementation into a callback table for plugins.
     #[doc(hidden)]
     fn export(host: std::sync::Arc<Self>) -> crate::__private::HostExport;

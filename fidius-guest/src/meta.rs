@@ -332,6 +332,32 @@ pub struct PluginMeta {
 }
 
 impl PluginMeta {
+    /// The record of a plugin known only by what it declares (a Python
+    /// plugin): its interface's name, version and hash and its own name;
+    /// no methods (they are checked when it is loaded).
+    pub fn declared(
+        interface_name: &str,
+        interface_version: u32,
+        interface_hash: u64,
+        plugin_name: &str,
+    ) -> Self {
+        Self {
+            layout_version: LAYOUT_VERSION,
+            abi_version: crate::abi::ABI_VERSION,
+            wire_version: crate::abi::WIRE_VERSION,
+            buffer: 0,
+            fidius_version: env!("CARGO_PKG_VERSION").to_owned(),
+            interface_name: interface_name.to_owned(),
+            interface_version,
+            interface_hash,
+            plugin_name: plugin_name.to_owned(),
+            methods: Vec::new(),
+            config_type: None,
+            host: None,
+            interface_meta: Vec::new(),
+        }
+    }
+
     /// The capability bits the record implies (see
     /// [`capabilities`](fn@capabilities)).
     pub fn capabilities(&self) -> u64 {

@@ -251,10 +251,7 @@ impl Backend {
         self,
         crate_name: &str,
         plugin: &str,
-    ) -> Result<C, fidius::LoadError>
-    where
-        C::Interface: fidius::__private::WitInterface,
-    {
+    ) -> Result<C, fidius::LoadError> {
         match self {
             Backend::Python => open_python(crate_name)?.load(plugin),
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?.load(plugin),
@@ -270,11 +267,7 @@ impl Backend {
         crate_name: &str,
         plugin: &str,
         host: std::sync::Arc<<C::Interface as fidius::Interface>::Host>,
-    ) -> Result<C, fidius::LoadError>
-    where
-        C::Interface: fidius::__private::WitInterface,
-        <C::Interface as fidius::Interface>::Host: fidius::__private::WitInterface,
-    {
+    ) -> Result<C, fidius::LoadError> {
         match self {
             Backend::Python => open_python(crate_name)?.instance(plugin).host(host).build(),
             Backend::Native => fidius::PluginLibrary::open(fixture(crate_name))?
@@ -289,15 +282,15 @@ impl Backend {
     }
 
     /// A configured instance of plugin `plugin`.
-    pub fn configure<C: fidius::PluginClient, Cfg: serde::Serialize + serde::de::DeserializeOwned>(
+    pub fn configure<
+        C: fidius::PluginClient,
+        Cfg: serde::Serialize + serde::de::DeserializeOwned,
+    >(
         self,
         crate_name: &str,
         plugin: &str,
         config: &Cfg,
-    ) -> Result<C, fidius::LoadError>
-    where
-        C::Interface: fidius::__private::WitInterface,
-    {
+    ) -> Result<C, fidius::LoadError> {
         match self {
             Backend::Python => open_python(crate_name)?
                 .instance(plugin)

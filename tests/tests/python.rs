@@ -460,3 +460,136 @@ fn a_scaffolded_plugin_and_its_stubs_load_and_answer() {
         .unwrap();
     assert_eq!(hostile.label(), Ok(String::new()));
 }
+
+mod packaged {
+    use super::*;
+    use fidius::package::{
+        self, Artifact, ArtifactKind, Manifest, Package, PackageError, PackageInfo, SecretKey,
+        TrustPolicy,
+    };
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes(&[9; 32])
+    }
+
+    /// A signed package holding the plugins fixture as a Python artifact
+    /// whose tar is `tar`.
+    fn package_with(tar: Vec<u8>) -> Vec<u8> {
+        let path = format!("artifacts/{}/calculator.tar", package::PYTHON_TARGET);
+        let manifest = Manifest {
+            format_version: package::FORMAT_VERSION,
+            package: PackageInfo {
+                name: "py-calculator".into(),
+                version: "0.1.0".into(),
+            },
+            plugins: Vec::new(),
+            artifacts: vec![Artifact {
+                kind: ArtifactKind::Python,
+                target: package::PYTHON_TARGET.into(),
+                path: path.clone(),
+                size: 0,
+                sha256: String::new(),
+                capabilities: Vec::new(),
+            }],
+        };
+        let artifacts = [(path, tar)].into_iter().collect();
+        package::write_package(&manifest, &artifacts, Some(&key())).unwrap()
+    }
+
+    fn fixture_tar() -> Vec<u8> {
+        let files: Vec<(PathBuf, Vec<u8>)> = ["calculator.py", "util.py"]
+            .iter()
+            .map(|f| {
+                (
+                    PathBuf::from(f),
+                    std::fs::read(module("plugins").join(f)).unwrap(),
+                )
+            })
+            .collect();
+        package::python_artifact(&files).unwrap()
+    }
+
+    fn policy(dir: &std::path::Path) -> TrustPolicy {
+        TrustPolicy::new()
+            .trust(key().public_key())
+            .cache_dir(dir.join("cache"))
+    }
+
+    #[test]
+    fn a_python_package_opens_verified_and_loads_when_the_host_enables_python() {
+        let dir = fidius_tests::scratch("python_package");
+        let path = dir.join("py-calculator.fidpkg");
+        std::fs::write(&path, package_with(fixture_tar())).unwrap();
+
+        // Not without the host's consent: Python plugins are not sandboxed.
+        match Package::open(&path, &policy(&dir)) {
+            Err(PackageError::NoArtifact { available, .. }) => {
+                assert_eq!(available, ["python/python3"])
+            }
+            other => panic!("expected NoArtifact, got {other:?}"),
+        }
+        let policy = policy(&dir).python();
+        let pkg = Package::open(&path, &policy).unwrap();
+        assert_eq!(pkg.artifact().kind, ArtifactKind::Python);
+        let names: Vec<&str> = pkg
+            .plugins()
+            .iter()
+            .map(|p| p.plugin_name.as_str())
+            .collect();
+        assert_eq!(names, ["Basic", "Doubler", "Hello", "Guest", "Wrong"]);
+        let calc: CalculatorClient = pkg.load("Doubler").unwrap();
+        assert_eq!(calc.add(2, 3), Ok(10));
+        let guest: HostileClient = pkg
+            .instance("Guest")
+            .config(&HostileConfig {
+                label: "packaged".into(),
+            })
+            .build()
+            .unwrap();
+        assert_eq!(guest.label(), Ok("packaged".to_owned()));
+
+        // The unpacked tree is checked on every open: a changed file is
+        // replaced by the verified one, and no bytecode is written there.
+        let unpacked = module_dir(&dir, &pkg);
+        assert!(!unpacked.join("__pycache__").exists());
+        std::fs::write(unpacked.join("util.py"), "raise SystemExit('tampered')\n").unwrap();
+        std::fs::write(unpacked.join("extra.py"), "").unwrap();
+        let again = Package::open(&path, &policy).unwrap();
+        assert_eq!(module_dir(&dir, &again), unpacked);
+        assert!(!unpacked.join("extra.py").exists());
+        let calc: CalculatorClient = again.load("Basic").unwrap();
+        assert_eq!(calc.add(2, 3), Ok(5));
+    }
+
+    fn module_dir(dir: &std::path::Path, pkg: &Package) -> PathBuf {
+        dir.join("cache")
+            .join(&pkg.artifact().sha256)
+            .join("python")
+    }
+
+    #[test]
+    fn a_python_artifact_with_a_hostile_file_is_refused() {
+        let dir = fidius_tests::scratch("python_package_hostile");
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("calculator.py", &b"x = 1\n"[..]), ("../escape.py", b"")] {
+            let mut header = tar::Header::new_gnu();
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            builder.append(&header, data).unwrap();
+        }
+        let path = dir.join("hostile.fidpkg");
+        std::fs::write(&path, package_with(builder.into_inner().unwrap())).unwrap();
+        match Package::open(&path, &policy(&dir).python()) {
+            Err(PackageError::HostileEntry { entry, reason, .. }) => {
+                assert!(entry.ends_with("calculator.tar"), "{entry}");
+                assert!(reason.contains("`..`"), "{reason}");
+            }
+            other => panic!("expected a refused entry, got {other:?}"),
+        }
+        assert!(!dir.join("escape.py").exists() && !dir.join("cache/escape.py").exists());
+    }
+}

@@ -7,6 +7,7 @@ mod inspect;
 mod keygen;
 mod new;
 mod package;
+mod python;
 mod sign;
 mod stamp;
 mod stub;

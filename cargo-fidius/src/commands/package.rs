@@ -2,12 +2,13 @@
 //! archives.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use fidius_runtime::inspect_library;
 use fidius_runtime::package::{
-    Artifact, ArtifactKind, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry, write_package,
+    Artifact, ArtifactKind, FORMAT_VERSION, Manifest, PYTHON_TARGET, PackageInfo, PluginEntry,
+    SecretKey, python_artifact, write_package,
 };
 
 use super::cargo::{CargoArgs, MessageFormat};
@@ -26,14 +27,22 @@ pub(crate) struct Package {
     /// The secret key to sign with.
     #[arg(long, value_name = "SECRET")]
     key: Option<PathBuf>,
-    /// Where to write packages (default `<target-dir>/fidius/packages`).
+    /// Where to write packages (default `<target-dir>/fidius/packages`;
+    /// with `--python`, `dist/` in the plugin's directory).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Package the Python plugin in this directory (its `pyproject.toml`
+    /// names the module) instead of building plugin crates.
+    #[arg(long, value_name = "DIR")]
+    python: Option<PathBuf>,
 }
 
 impl Package {
     pub(crate) fn exec(self) -> anyhow::Result<()> {
         let key = super::secret_key(self.key.as_deref())?;
+        if let Some(dir) = &self.python {
+            return self.python(dir, key.as_ref());
+        }
         let plan = self.cargo.plan()?;
         let built = plan.build()?;
         let out = self.out.clone().unwrap_or_else(|| {
@@ -44,12 +53,7 @@ impl Package {
         });
         std::fs::create_dir_all(&out)
             .with_context(|| format!("failed to create `{}`", out.display()))?;
-        if key.is_none() {
-            shell::warn(format!(
-                "no signing key (`--key` or `${}`): writing unsigned packages, which hosts refuse unless they allow unsigned ones",
-                super::SIGNING_KEY_VAR
-            ));
-        }
+        warn_unsigned(key.as_ref());
         for plugin in &plan.plugins {
             let mine: Vec<_> = built.iter().filter(|b| b.package == plugin.name).collect();
             let mut plugins = Vec::new();
@@ -119,15 +123,8 @@ impl Package {
                 plugins,
                 artifacts,
             };
-            let package = write_package(&manifest, &bytes, key.as_ref())
-                .with_context(|| format!("failed to package `{}`", plugin.name))?;
-            let path = out.join(format!("{}-{}.fidpkg", plugin.name, plugin.version));
-            std::fs::write(&path, &package)
-                .with_context(|| format!("failed to write `{}`", path.display()))?;
-            let signed = key.as_ref().map_or_else(
-                || "unsigned".to_owned(),
-                |k| format!("signed by key {}", k.id()),
-            );
+            let path = write(&out, &manifest, &bytes, key.as_ref())?;
+            let signed = signed(key.as_ref());
             match self.cargo.message_format {
                 MessageFormat::Json => println!(
                     "{}",
@@ -154,4 +151,113 @@ impl Package {
         }
         Ok(())
     }
+}
+
+impl Package {
+    /// `--python DIR`: one package holding the plugin's files as a
+    /// `python` artifact.
+    fn python(&self, dir: &Path, key: Option<&SecretKey>) -> anyhow::Result<()> {
+        let plugin = super::python::PythonPlugin::read(dir)?;
+        let files = plugin.files()?;
+        let scratch = std::env::temp_dir().join(format!("fidius-package-{}", std::process::id()));
+        let declared = plugin.declared(&scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        let declared = declared?;
+        if declared.is_empty() {
+            anyhow::bail!(
+                "`{}.py` declares no plugin (mark a class with `@fidius.plugin(...)`)",
+                plugin.module
+            );
+        }
+        let tar = python_artifact(&files).map_err(anyhow::Error::msg)?;
+        let path = format!("artifacts/{PYTHON_TARGET}/{}.tar", plugin.module);
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            package: PackageInfo {
+                name: plugin.name.clone(),
+                version: plugin.version.clone(),
+            },
+            plugins: declared
+                .iter()
+                .map(|d| PluginEntry {
+                    name: d.name.clone(),
+                    interface: d.interface.clone(),
+                    interface_version: d.version,
+                    interface_hash: format!("{:#018x}", d.hash),
+                })
+                .collect(),
+            artifacts: vec![Artifact {
+                kind: ArtifactKind::Python,
+                target: PYTHON_TARGET.into(),
+                path: path.clone(),
+                size: 0,
+                sha256: String::new(),
+                capabilities: Vec::new(),
+            }],
+        };
+        let out = self.out.clone().unwrap_or_else(|| dir.join("dist"));
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("failed to create `{}`", out.display()))?;
+        warn_unsigned(key);
+        let written = write(&out, &manifest, &BTreeMap::from([(path, tar)]), key)?;
+        match self.cargo.message_format {
+            MessageFormat::Json => println!(
+                "{}",
+                serde_json::json!({
+                    "reason": "fidius-package",
+                    "package": plugin.name,
+                    "version": plugin.version,
+                    "path": written,
+                    "signed_by": key.map(|k| k.id()),
+                    "targets": [PYTHON_TARGET],
+                })
+            ),
+            MessageFormat::Human => shell::status(
+                "Packaged",
+                format!(
+                    "{} v{} (Python, {} file(s), {} plugin(s), {}) to {}",
+                    plugin.name,
+                    plugin.version,
+                    files.len(),
+                    declared.len(),
+                    signed(key),
+                    written.display()
+                ),
+            ),
+        }
+        Ok(())
+    }
+}
+
+fn warn_unsigned(key: Option<&SecretKey>) {
+    if key.is_none() {
+        shell::warn(format!(
+            "no signing key (`--key` or `${}`): writing unsigned packages, which hosts refuse unless they allow unsigned ones",
+            super::SIGNING_KEY_VAR
+        ));
+    }
+}
+
+fn signed(key: Option<&SecretKey>) -> String {
+    key.map_or_else(
+        || "unsigned".to_owned(),
+        |k| format!("signed by key {}", k.id()),
+    )
+}
+
+/// Writes `NAME-VERSION.fidpkg` into `out`; returns its path.
+fn write(
+    out: &Path,
+    manifest: &Manifest,
+    bytes: &BTreeMap<String, Vec<u8>>,
+    key: Option<&SecretKey>,
+) -> anyhow::Result<PathBuf> {
+    let name = &manifest.package.name;
+    let version = &manifest.package.version;
+    let package = write_package(manifest, bytes, key)
+        .with_context(|| format!("failed to package `{name}`"))?;
+    let path = out.join(format!("{name}-{version}.fidpkg"));
+    std::fs::write(&path, &package)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(path)
 }

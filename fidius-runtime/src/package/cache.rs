@@ -64,7 +64,7 @@ pub(crate) fn check_private(dir: &Path) -> Result<(), PackageError> {
 
 /// Whether the file at `path` holds exactly `bytes` (compared in chunks,
 /// without reading it whole).
-fn same_contents(path: &Path, bytes: &[u8]) -> bool {
+pub(crate) fn same_contents(path: &Path, bytes: &[u8]) -> bool {
     use std::io::Read as _;
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;
@@ -115,7 +115,7 @@ impl Drop for Staged {
 
 /// Creates the private directories for `<root>/<digest>/<name>` and
 /// returns that path.
-fn entry_path(root: &Path, digest: &str, name: &str) -> Result<PathBuf, PackageError> {
+pub(crate) fn entry_path(root: &Path, digest: &str, name: &str) -> Result<PathBuf, PackageError> {
     create_private_dir(root)?;
     let dir = root.join(digest);
     create_private_dir(&dir)?;

@@ -15,6 +15,7 @@ pub(crate) mod cache;
 mod error;
 pub(crate) mod keys;
 mod manifest;
+mod python;
 #[expect(
     unsafe_code,
     reason = "inflating into a buffer's spare capacity, lent out piece by piece"
@@ -33,6 +34,7 @@ pub use manifest::{
     Artifact, ArtifactKind, CAPABILITY_FORMS, FORMAT_VERSION, Manifest, PackageInfo, PluginEntry,
     is_capability,
 };
+pub use python::{PYTHON_TARGET, python_artifact};
 
 use crate::{LoadError, PluginClient, PluginLibrary};
 
@@ -80,6 +82,8 @@ pub struct TrustPolicy {
     cache_dir: Option<PathBuf>,
     #[cfg(feature = "wasm")]
     wasm: Option<WasmChoice>,
+    #[cfg(feature = "python")]
+    python: bool,
 }
 
 /// How a host runs WASM artifacts: see [`TrustPolicy::wasm`].
@@ -156,6 +160,18 @@ impl TrustPolicy {
         if let Some(w) = &mut self.wasm {
             w.prefer = true;
         }
+        self
+    }
+
+    /// Lets [`Package::open`] run the package's Python artifact in the
+    /// embedded interpreter when it has no native artifact for this host
+    /// (and no WASM one the policy runs). Python plugins run with the
+    /// host's authority: enable this only for packages you would run
+    /// natively.
+    #[cfg(feature = "python")]
+    #[must_use]
+    pub fn python(mut self) -> Self {
+        self.python = true;
         self
     }
 
@@ -853,6 +869,8 @@ impl Prepare for CacheCopy<'_> {
             }
             #[cfg(feature = "wasm")]
             Pick::Wasm(choice) => Pick::Wasm(choice),
+            #[cfg(feature = "python")]
+            Pick::Python => Pick::Python,
         };
         Ok((artifact.clone(), staged))
     }
@@ -864,6 +882,8 @@ enum Pick<N> {
     Native(N),
     #[cfg(feature = "wasm")]
     Wasm(WasmChoice),
+    #[cfg(feature = "python")]
+    Python,
 }
 
 /// A verified package with the artifact picked for this host opened: its
@@ -884,6 +904,12 @@ enum Library {
     Wasm {
         library: crate::wasm::WasmLibrary,
         grant: crate::wasm::Capabilities,
+    },
+    #[cfg(feature = "python")]
+    Python {
+        library: crate::python::PythonLibrary,
+        /// What its classes declare, as records.
+        plugins: Vec<crate::PluginInfo>,
     },
 }
 
@@ -927,7 +953,44 @@ impl Package {
             }
             #[cfg(feature = "wasm")]
             Pick::Wasm(choice) => Self::open_wasm(verified, artifact, &choice),
+            #[cfg(feature = "python")]
+            Pick::Python => Self::open_python(verified, artifact, policy),
         }
+    }
+
+    #[cfg(feature = "python")]
+    fn open_python(
+        verified: VerifiedPackage,
+        artifact: Artifact,
+        policy: &TrustPolicy,
+    ) -> Result<Self, PackageError> {
+        let bytes = verified.artifact_bytes(&artifact.path).unwrap_or_default();
+        // The manifest's digest of these bytes was checked on the way in.
+        let module = python::unpack(
+            verified.path(),
+            &artifact.path,
+            &policy.cache_root(),
+            &artifact.sha256,
+            bytes,
+        )?;
+        let library = crate::python::PythonLibrary::open(&module)?;
+        let plugins = library
+            .plugins()
+            .iter()
+            .map(|p| {
+                fidius_guest::meta::PluginMeta::declared(
+                    &p.interface_name,
+                    p.interface_version,
+                    p.interface_hash,
+                    &p.plugin_name,
+                )
+            })
+            .collect();
+        Ok(Self {
+            verified,
+            artifact,
+            library: Library::Python { library, plugins },
+        })
     }
 
     /// The artifact this host runs: the native one for [`HOST_TARGET`], or
@@ -946,7 +1009,15 @@ impl Package {
         {
             return Ok((wasm, Pick::Wasm(choice.clone())));
         }
-        #[cfg(not(feature = "wasm"))]
+        #[cfg(feature = "python")]
+        if policy.python
+            && native.is_err()
+            && let Ok(python) =
+                find_artifact(path, manifest, ArtifactKind::Python, python::PYTHON_TARGET)
+        {
+            return Ok((python, Pick::Python));
+        }
+        #[cfg(not(any(feature = "wasm", feature = "python")))]
         let _ = policy;
         native.map(|artifact| (artifact, Pick::Native(())))
     }
@@ -1003,6 +1074,8 @@ impl Package {
             Library::Native(library) => Some(library),
             #[cfg(feature = "wasm")]
             Library::Wasm { .. } => None,
+            #[cfg(feature = "python")]
+            Library::Python { .. } => None,
         }
     }
 
@@ -1010,8 +1083,17 @@ impl Package {
     #[cfg(feature = "wasm")]
     pub fn wasm_library(&self) -> Option<&crate::wasm::WasmLibrary> {
         match &self.library {
-            Library::Native(_) => None,
             Library::Wasm { library, .. } => Some(library),
+            _ => None,
+        }
+    }
+
+    /// The Python module, when it was picked.
+    #[cfg(feature = "python")]
+    pub fn python_library(&self) -> Option<&crate::python::PythonLibrary> {
+        match &self.library {
+            Library::Python { library, .. } => Some(library),
+            _ => None,
         }
     }
 
@@ -1021,6 +1103,8 @@ impl Package {
             Library::Native(library) => library.plugins(),
             #[cfg(feature = "wasm")]
             Library::Wasm { library, .. } => library.plugins(),
+            #[cfg(feature = "python")]
+            Library::Python { plugins, .. } => plugins,
         }
     }
 
@@ -1113,6 +1197,14 @@ impl<C: PluginClient> PackageInstanceBuilder<'_, C> {
                     .instance::<C>(self.name)
                     .encoded_config(self.config)
                     .capabilities(grant.clone());
+                if let Some(host) = self.host {
+                    b = b.host(host);
+                }
+                b.build()
+            }
+            #[cfg(feature = "python")]
+            Library::Python { library, .. } => {
+                let mut b = library.instance::<C>(self.name).encoded_config(self.config);
                 if let Some(host) = self.host {
                     b = b.host(host);
                 }

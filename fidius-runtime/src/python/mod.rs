@@ -247,18 +247,12 @@ impl PythonLibrary {
     ///
     /// # Errors
     /// As [`PythonInstanceBuilder::build`].
-    pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError>
-    where
-        C::Interface: WitInterface,
-    {
+    pub fn load<C: PluginClient>(&self, name: &str) -> Result<C, LoadError> {
         self.instance(name).build()
     }
 
     /// Starts building an instance of plugin `name`.
-    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> PythonInstanceBuilder<'a, C>
-    where
-        C::Interface: WitInterface,
-    {
+    pub fn instance<'a, C: PluginClient>(&'a self, name: &'a str) -> PythonInstanceBuilder<'a, C> {
         PythonInstanceBuilder {
             library: self,
             name,
@@ -297,10 +291,7 @@ impl<C> std::fmt::Debug for PythonInstanceBuilder<'_, C> {
     }
 }
 
-impl<C: PluginClient> PythonInstanceBuilder<'_, C>
-where
-    C::Interface: WitInterface,
-{
+impl<C: PluginClient> PythonInstanceBuilder<'_, C> {
     /// The instance's configuration; it crosses once, to the class's
     /// constructor, as the interface's `config = T` when it declares one,
     /// else as `Cfg` (a `dict` for a struct, see the type mapping).
@@ -319,6 +310,25 @@ where
         self
     }
 
+    /// An already encoded configuration (from a package's builder, which
+    /// does not know its Rust type): it reaches the plugin as the
+    /// interface's declared configuration type.
+    #[cfg(feature = "package")]
+    pub(crate) fn encoded_config(
+        mut self,
+        config: Option<Result<Vec<u8>, fidius_guest::wire::WireError>>,
+    ) -> Self {
+        self.config = config.map(|bytes| Config {
+            bytes,
+            traced: Err(fidius_guest::wit::WitError::unsupported(
+                "its Rust type is not known to a package's instance builder, and the \
+                 interface declares no configuration type; load the plugin with \
+                 `Package::python_library()` and `.config(&value)`",
+            )),
+        });
+        self
+    }
+
     /// How long each call may run (default: no limit). A call past it is
     /// stopped by raising `fidius.DeadlineExceeded` in it and returns
     /// [`CallError::Timeout`]; the instance stays usable. Python checks for
@@ -332,10 +342,7 @@ where
     /// The host's implementation of the interface's `host = Trait`
     /// interface, which the plugin's class gets as its last constructor
     /// argument and calls like any Python object (`host.lookup("key")`).
-    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self
-    where
-        <C::Interface as Interface>::Host: WitInterface,
-    {
+    pub fn host(mut self, host: Arc<<C::Interface as Interface>::Host>) -> Self {
         let model = <<C::Interface as Interface>::Host as WitInterface>::model();
         let call: host::HostCall = Arc::new(move |index, args, inputs, streams| {
             <<C::Interface as Interface>::Host as fidius_guest::HostInterface>::dispatch(

@@ -54,6 +54,23 @@ pub use fidius_guest::{CallError, Exception, PluginClient, PluginError};
 #[cfg(feature = "native")]
 pub use library::{InstanceBuilder, LibraryContents, PluginLibrary, inspect_library};
 
+/// Calls method `index` of the host's implementation of a host interface
+/// for a plugin that cannot call it directly (WASM, Python): arguments and
+/// result in the wire format, stream arguments in order, each returned
+/// stream handed to the callback, which gives the handle the result
+/// carries.
+#[cfg(any(feature = "wasm", feature = "python"))]
+pub(crate) type HostDispatch = std::sync::Arc<
+    dyn Fn(
+            usize,
+            &[u8],
+            Vec<fidius_guest::__private::OwnedStream>,
+            &mut dyn FnMut(fidius_guest::__private::OwnedStream) -> u32,
+        ) -> Result<Vec<u8>, String>
+        + Send
+        + Sync,
+>;
+
 /// The WIT name of a Rust name (`ImageFilter` → `image-filter`): how an
 /// interface's WIT file, package and functions are named.
 pub fn wit_name(rust_name: &str) -> String {

@@ -33,17 +33,25 @@ fn the_host_runs_the_intended_interpreter() {
 
 /// `sys.version` of the embedded interpreter, read by a Python plugin.
 fn pyo3_version() -> String {
-    let dir = fidius_tests::scratch("python_version");
-    let path = dir.join("version.py");
+    greet_with("python_version", "sys.version")
+}
+
+/// What a Greeter plugin whose `greet` returns the Python expression
+/// `expression` (with `sys` imported) answers.
+fn greet_with(test: &str, expression: &str) -> String {
+    let dir = fidius_tests::scratch(test);
+    let path = dir.join("probe.py");
     std::fs::write(
         &path,
-        "import sys\nimport fidius\n\n\
-         @fidius.plugin(interface=\"Greeter\", version=3, hash=0xE5C86588C6AA44B9)\n\
-         class Version:\n    def greet(self, name):\n        return sys.version\n",
+        format!(
+            "import sys\nimport fidius\n\n\
+             @fidius.plugin(interface=\"Greeter\", version=3, hash=0xE5C86588C6AA44B9)\n\
+             class Probe:\n    def greet(self, name):\n        return {expression}\n"
+        ),
     )
     .unwrap();
     let lib = PythonLibrary::open(&path).unwrap();
-    let client: GreeterClient = lib.load("Version").unwrap();
+    let client: GreeterClient = lib.load("Probe").unwrap();
     client.greet("").unwrap()
 }
 
@@ -271,20 +279,7 @@ fn modules_of_two_plugins_do_not_collide_and_nothing_is_left_on_sys_path() {
 }
 
 fn sys_path() -> Vec<String> {
-    let dir = fidius_tests::scratch("python_sys_path");
-    let path = dir.join("syspath.py");
-    std::fs::write(
-        &path,
-        "import sys\nimport fidius\n\n\
-         @fidius.plugin(interface=\"Greeter\", version=3, hash=0xE5C86588C6AA44B9)\n\
-         class SysPath:\n    def greet(self, name):\n        return \"\\n\".join(sys.path)\n",
-    )
-    .unwrap();
-    let lib = PythonLibrary::open(&path).unwrap();
-    let client: GreeterClient = lib.load("SysPath").unwrap();
-    client
-        .greet("")
-        .unwrap()
+    greet_with("python_sys_path", "\"\\n\".join(sys.path)")
         .lines()
         .map(str::to_owned)
         .collect()

@@ -113,23 +113,9 @@ fn setup() -> Result<(), String> {
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 fn componentize_py() -> Result<std::path::PathBuf, String> {
-    let venv = target_dir().join("py-venv");
-    let exe = venv.join("bin").join("componentize-py");
-    if exe.is_file() {
-        return Ok(exe);
-    }
-    let mut make = Command::new("python3");
-    make.args(["-m", "venv"]).arg(&venv);
-    status(make)?;
-    let mut pip = Command::new(venv.join("bin").join("pip"));
-    pip.args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        COMPONENTIZE_PY,
-    ]);
-    status(pip)?;
-    Ok(exe)
+    Ok(venv("py-venv", &[COMPONENTIZE_PY])?
+        .join("bin")
+        .join("componentize-py"))
 }
 
 /// A virtual environment under the target directory with `packages` from

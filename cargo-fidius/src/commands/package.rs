@@ -124,30 +124,13 @@ impl Package {
                 artifacts,
             };
             let path = write(&out, &manifest, &bytes, key.as_ref())?;
-            let signed = signed(key.as_ref());
-            match self.cargo.message_format {
-                MessageFormat::Json => println!(
-                    "{}",
-                    serde_json::json!({
-                        "reason": "fidius-package",
-                        "package": plugin.name,
-                        "version": plugin.version,
-                        "path": path,
-                        "signed_by": key.as_ref().map(|k| k.id()),
-                        "targets": mine.iter().map(|b| &b.target).collect::<Vec<_>>(),
-                    })
-                ),
-                MessageFormat::Human => shell::status(
-                    "Packaged",
-                    format!(
-                        "{} v{} ({} artifact(s), {signed}) to {}",
-                        plugin.name,
-                        plugin.version,
-                        mine.len(),
-                        path.display()
-                    ),
-                ),
-            }
+            self.report(
+                &manifest,
+                &path,
+                key.as_ref(),
+                mine.iter().map(|b| b.target.as_str()).collect(),
+                &format!("{} artifact(s)", mine.len()),
+            );
         }
         Ok(())
     }
@@ -200,32 +183,51 @@ impl Package {
             .with_context(|| format!("failed to create `{}`", out.display()))?;
         warn_unsigned(key);
         let written = write(&out, &manifest, &BTreeMap::from([(path, tar)]), key)?;
+        self.report(
+            &manifest,
+            &written,
+            key,
+            vec![PYTHON_TARGET],
+            &format!(
+                "Python, {} file(s), {} plugin(s)",
+                files.len(),
+                declared.len()
+            ),
+        );
+        Ok(())
+    }
+
+    /// Says a package was written: a status line, or a JSON message.
+    fn report(
+        &self,
+        manifest: &Manifest,
+        path: &Path,
+        key: Option<&SecretKey>,
+        targets: Vec<&str>,
+        contents: &str,
+    ) {
+        let (name, version) = (&manifest.package.name, &manifest.package.version);
         match self.cargo.message_format {
             MessageFormat::Json => println!(
                 "{}",
                 serde_json::json!({
                     "reason": "fidius-package",
-                    "package": plugin.name,
-                    "version": plugin.version,
-                    "path": written,
+                    "package": name,
+                    "version": version,
+                    "path": path,
                     "signed_by": key.map(|k| k.id()),
-                    "targets": [PYTHON_TARGET],
+                    "targets": targets,
                 })
             ),
             MessageFormat::Human => shell::status(
                 "Packaged",
                 format!(
-                    "{} v{} (Python, {} file(s), {} plugin(s), {}) to {}",
-                    plugin.name,
-                    plugin.version,
-                    files.len(),
-                    declared.len(),
+                    "{name} v{version} ({contents}, {}) to {}",
                     signed(key),
-                    written.display()
+                    path.display()
                 ),
             ),
         }
-        Ok(())
     }
 }
 

@@ -1011,19 +1011,7 @@ impl wasmtime_wasi_http::WasiHttpView for HostState {
 }
 
 /// Dispatches a guest's `host.call` to the host object.
-/// A stream the host's method returned goes to the store's stream table.
-/// Stream arguments (a method called through `host.call-start`) come as
-/// `OwnedStream`s, in order.
-type HostCall = Arc<
-    dyn Fn(
-            usize,
-            &[u8],
-            Vec<OwnedStream>,
-            &mut dyn FnMut(OwnedStream) -> u32,
-        ) -> Result<Vec<u8>, String>
-        + Send
-        + Sync,
->;
+type HostCall = crate::HostDispatch;
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {

@@ -18,19 +18,8 @@ use pyo3::types::PyTuple;
 
 use super::{runtime, streams, value};
 
-/// Calls method `index` of the host's implementation: arguments and result
-/// in the wire format, stream arguments in order, returned streams handed
-/// to the callback (which gives the handle the result carries).
-pub(super) type HostCall = Arc<
-    dyn Fn(
-            usize,
-            &[u8],
-            Vec<OwnedStream>,
-            &mut dyn FnMut(OwnedStream) -> u32,
-        ) -> Result<Vec<u8>, String>
-        + Send
-        + Sync,
->;
+/// Calls the host's implementation (see [`crate::HostDispatch`]).
+pub(super) type HostCall = crate::HostDispatch;
 
 /// The host, as a Python plugin sees it.
 #[pyclass(module = "fidius", name = "Host", frozen)]

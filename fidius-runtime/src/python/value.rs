@@ -574,16 +574,10 @@ pub(super) fn item_from_py(
     let Some(width) = fixed_width(ty) else {
         return from_py(model, ty, value, out);
     };
-    // Range-checked as in the wire format, then rewritten fixed-width.
-    let mut wire = Vec::new();
-    from_py(model, ty, value, &mut wire)?;
-    let mut rest: &[u8] = &wire;
-    let raw = varint(&mut rest)?;
-    let n = match ty {
-        Ty::S16 | Ty::S32 | Ty::S64 => (((raw >> 1) as i64) ^ -((raw & 1) as i64)) as u64,
-        _ => raw,
-    };
-    out.extend_from_slice(&n.to_le_bytes()[..width]);
+    // Range-checked as a scalar; signed values come sign-extended, so
+    // their low bytes are the two's complement of the narrower type.
+    let bits = scalar_from_py(ty, value)?;
+    out.extend_from_slice(&bits.to_le_bytes()[..width]);
     Ok(())
 }
 

@@ -588,3 +588,51 @@ mod packaged {
         assert!(!dir.join("escape.py").exists() && !dir.join("cache/escape.py").exists());
     }
 }
+
+#[test]
+fn dropping_a_returned_stream_closes_the_generator() {
+    let info = <dyn fixture_api::Streams as fidius::Interface>::INFO;
+    let dir = fidius_tests::scratch("python_generator_close");
+    let path = dir.join("generators.py");
+    std::fs::write(
+        &path,
+        format!(
+            "import fidius\n\n\
+             closed = []\n\n\
+             @fidius.plugin(interface=\"Streams\", version={}, hash={:#x})\n\
+             class Gen:\n\
+             \x20   def count_up(self, start, end):\n\
+             \x20       def items():\n\
+             \x20           try:\n\
+             \x20               yield from range(start, end)\n\
+             \x20           finally:\n\
+             \x20               closed.append(start)\n\
+             \x20       return items()\n\
+             \x20   def stats(self):\n\
+             \x20       return {{\"produced\": 0, \"dropped\": len(closed), \"live_iterators\": 0}}\n\
+             \x20   def sum(self, items): return sum(items)\n\
+             \x20   def scale(self, items, factor): return (x * factor for x in items)\n\
+             \x20   def chunks(self, count, size): return iter(())\n\
+             \x20   def total_len(self, items): return 0\n\
+             \x20   def checked(self, items): return iter(())\n\
+             \x20   def explode_after(self, n): return iter(())\n\
+             \x20   def take_some(self, items, take): return 0\n\
+             \x20   def maybe(self, fail): return iter(())\n\
+             \x20   def range(self, start, end): return iter(range(start, end))\n",
+            info.version, info.hash
+        ),
+    )
+    .unwrap();
+    let lib = PythonLibrary::open(&path).unwrap();
+    let s: fixture_api::StreamsClient = lib.load("Gen").unwrap();
+    let mut stream = s.count_up(7, u64::MAX).unwrap();
+    assert_eq!(stream.next().unwrap(), Ok(7));
+    assert_eq!(stream.next().unwrap(), Ok(8));
+    assert_eq!(s.stats().unwrap().dropped, 0, "still open while held");
+    drop(stream);
+    // The generator's `finally` ran when the host let go.
+    assert_eq!(s.stats().unwrap().dropped, 1);
+    // And at its end, too.
+    assert_eq!(s.count_up(0, 3).unwrap().count(), 3);
+    assert_eq!(s.stats().unwrap().dropped, 2);
+}

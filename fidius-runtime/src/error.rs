@@ -309,3 +309,45 @@ fn list(items: &[String]) -> String {
         items.join(", ")
     }
 }
+
+/// Checks the interface a plugin declares (`name`, `version`, `hash`)
+/// against the client's: the same name, and the same hash (required
+/// methods) whatever the versions. Different hashes across versions are a
+/// version mismatch, within one version a hash mismatch.
+#[cfg(any(feature = "native", feature = "python"))]
+pub(crate) fn check_identity(
+    path: &std::path::Path,
+    plugin: &str,
+    info: &fidius_guest::InterfaceInfo,
+    (name, version, hash): (&str, u32, u64),
+) -> Result<(), LoadError> {
+    let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
+        path: path.to_owned(),
+        plugin: plugin.to_owned(),
+        field,
+        expected,
+        found,
+    };
+    if name != info.name {
+        return Err(mismatch(
+            InterfaceField::Name,
+            info.name.to_owned(),
+            name.to_owned(),
+        ));
+    }
+    if hash != info.hash {
+        if version != info.version {
+            return Err(mismatch(
+                InterfaceField::Version,
+                format!("{} (hash {:#018x})", info.version, info.hash),
+                format!("{version} (hash {hash:#018x}; its required methods differ)"),
+            ));
+        }
+        return Err(mismatch(
+            InterfaceField::Hash,
+            format!("{:#018x}", info.hash),
+            format!("{hash:#018x}"),
+        ));
+    }
+    Ok(())
+}

@@ -328,33 +328,16 @@ pub(crate) fn check_interface(
         expected,
         found,
     };
-    if meta.interface_name != info.name {
-        return Err(mismatch(
-            InterfaceField::Name,
-            info.name.to_owned(),
-            meta.interface_name.clone(),
-        ));
-    }
-    // Same required methods (hash) means compatible whatever the
-    // versions; different required methods across versions is reported
-    // as a version mismatch, within one version as a hash mismatch.
-    if meta.interface_hash != info.hash {
-        if meta.interface_version != info.version {
-            return Err(mismatch(
-                InterfaceField::Version,
-                format!("{} (hash {:#018x})", info.version, info.hash),
-                format!(
-                    "{} (hash {:#018x}; its required methods differ)",
-                    meta.interface_version, meta.interface_hash
-                ),
-            ));
-        }
-        return Err(mismatch(
-            InterfaceField::Hash,
-            format!("{:#018x}", info.hash),
-            format!("{:#018x}", meta.interface_hash),
-        ));
-    }
+    crate::error::check_identity(
+        path,
+        &meta.plugin_name,
+        info,
+        (
+            &meta.interface_name,
+            meta.interface_version,
+            meta.interface_hash,
+        ),
+    )?;
     if meta.buffer != info.buffer as u8 {
         return Err(mismatch(
             InterfaceField::Buffer,

@@ -31,7 +31,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
 
 use crate::LoadError;
-use crate::error::InterfaceField;
 
 /// The SDK plugins import as `fidius`.
 const SDK: &str = include_str!("../../python/fidius/__init__.py");
@@ -385,38 +384,16 @@ impl<C: PluginClient> PythonInstanceBuilder<'_, C> {
             });
         };
         let meta = &library.plugins[index];
-        let mismatch = |field, expected: String, found: String| LoadError::InterfaceMismatch {
-            path: path.clone(),
-            plugin: meta.plugin_name.clone(),
-            field,
-            expected,
-            found,
-        };
-        if meta.interface_name != info.name {
-            return Err(mismatch(
-                InterfaceField::Name,
-                info.name.into(),
-                meta.interface_name.clone(),
-            ));
-        }
-        if meta.interface_hash != info.hash {
-            return Err(if meta.interface_version == info.version {
-                mismatch(
-                    InterfaceField::Hash,
-                    format!("{:#018x}", info.hash),
-                    format!("{:#018x}", meta.interface_hash),
-                )
-            } else {
-                mismatch(
-                    InterfaceField::Version,
-                    format!("{} (hash {:#018x})", info.version, info.hash),
-                    format!(
-                        "{} (hash {:#018x})",
-                        meta.interface_version, meta.interface_hash
-                    ),
-                )
-            });
-        }
+        crate::error::check_identity(
+            path,
+            &meta.plugin_name,
+            info,
+            (
+                &meta.interface_name,
+                meta.interface_version,
+                meta.interface_hash,
+            ),
+        )?;
         let python = |detail: String| LoadError::Python {
             path: path.clone(),
             detail: format!("plugin `{}`: {detail}", meta.plugin_name),

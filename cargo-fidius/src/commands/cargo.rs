@@ -270,6 +270,35 @@ impl CargoArgs {
             .collect()
     }
 
+    /// Builds a guest project in another language: the cargo flags that
+    /// apply are `--target-dir`, `--offline`, `--quiet` and
+    /// `--message-format`; the others are refused.
+    pub(crate) fn build_guest(&self, guest: &super::guest::Guest) -> anyhow::Result<Built> {
+        shell::set_quiet(self.quiet || self.message_format == MessageFormat::Json);
+        if let Some(target) = self.targets.iter().find(|t| *t != super::guest::TARGET) {
+            bail!(
+                "`{}` is a {} plugin, built for `{}` only (not `{target}`)",
+                guest.package,
+                guest.lang.name(),
+                super::guest::TARGET
+            );
+        }
+        if !self.packages.is_empty() || self.workspace {
+            bail!(
+                "`-p`/`--workspace` select crates of a cargo workspace; `{}` is a {} plugin project",
+                guest.package,
+                guest.lang.name()
+            );
+        }
+        let built = guest.build(self.target_dir.as_deref(), self.offline)?;
+        if self.message_format == MessageFormat::Json {
+            let mut line = serde_json::to_value(&built)?;
+            line["reason"] = "fidius-artifact".into();
+            println!("{line}");
+        }
+        Ok(built)
+    }
+
     /// Resolves the flags with `cargo metadata`.
     pub(crate) fn plan(&self) -> anyhow::Result<Plan> {
         shell::set_quiet(self.quiet);

@@ -3,6 +3,7 @@
 
 mod build;
 mod cargo;
+mod guest;
 mod inspect;
 mod keygen;
 mod new;

@@ -11,7 +11,7 @@ use fidius_runtime::package::{
     SecretKey, python_artifact, write_package,
 };
 
-use super::cargo::{CargoArgs, MessageFormat};
+use super::cargo::{Built, CargoArgs, MessageFormat};
 use crate::shell;
 
 /// Build plugin packages (if needed) and write one signed
@@ -22,6 +22,10 @@ use crate::shell;
 /// package is unsigned (hosts refuse it unless they allow unsigned ones).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Package {
+    /// A guest project in another language (its directory or its
+    /// `fidius.toml`): one package holding its component.
+    #[arg(value_name = "PATH")]
+    path: Option<PathBuf>,
     #[command(flatten)]
     cargo: CargoArgs,
     /// The secret key to sign with.
@@ -43,6 +47,26 @@ impl Package {
         if let Some(dir) = &self.python {
             return self.python(dir, key.as_ref());
         }
+        if let Some(manifest) = super::build::guest_manifest(self.path.as_deref(), &self.cargo)? {
+            let guest = super::guest::Guest::read(&manifest)?;
+            let built = self.cargo.build_guest(&guest)?;
+            let out = self.out.clone().unwrap_or_else(|| {
+                let target = built.path.ancestors().nth(4).unwrap_or(&guest.dir);
+                target.join("fidius").join("packages")
+            });
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("failed to create `{}`", out.display()))?;
+            warn_unsigned(key.as_ref());
+            return self.write_built(
+                &out,
+                &guest.package,
+                &guest.version,
+                &guest.capabilities,
+                &[&built],
+                super::guest::TARGET,
+                key.as_ref(),
+            );
+        }
         let plan = self.cargo.plan()?;
         let built = plan.build()?;
         let out = self.out.clone().unwrap_or_else(|| {
@@ -56,87 +80,111 @@ impl Package {
         warn_unsigned(key.as_ref());
         for plugin in &plan.plugins {
             let mine: Vec<_> = built.iter().filter(|b| b.package == plugin.name).collect();
-            let mut plugins = Vec::new();
-            let mut artifacts = Vec::new();
-            let mut bytes = BTreeMap::new();
-            // The plugin list comes from the host's artifact, or else from
-            // any other (read without loading, whatever its target).
-            let source = mine
-                .iter()
-                .find(|b| b.kind == "native" && b.target == plan.host)
-                .or_else(|| mine.iter().find(|b| b.kind == "native"))
-                .or_else(|| mine.first());
-            if let Some(b) = source {
-                let contents = inspect_library(&b.path).with_context(|| {
-                    format!("failed to read the plugins of `{}`", b.path.display())
-                })?;
-                plugins = contents
-                    .plugins
-                    .iter()
-                    .map(|p| PluginEntry {
-                        name: p.plugin_name.clone(),
-                        interface: p.interface_name.clone(),
-                        interface_version: p.interface_version,
-                        interface_hash: format!("{:#018x}", p.interface_hash),
-                    })
-                    .collect();
-            }
-            for b in &mine {
-                let file = b
-                    .path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("artifact");
-                let path = format!("artifacts/{}/{file}", b.target);
-                artifacts.push(Artifact {
-                    kind: if b.kind == "wasm" {
-                        ArtifactKind::Wasm
-                    } else {
-                        ArtifactKind::Native
-                    },
-                    target: b.target.clone(),
-                    path: path.clone(),
-                    size: 0,
-                    sha256: String::new(),
-                    capabilities: if b.kind == "wasm" {
-                        plugin.capabilities.clone()
-                    } else {
-                        Vec::new()
-                    },
-                });
-                let data = std::fs::read(&b.path)
-                    .with_context(|| format!("failed to read `{}`", b.path.display()))?;
-                bytes.insert(path, data);
-            }
-            if plugins.is_empty() {
-                shell::warn(format!(
-                    "`{}`: no artifact to read the plugin list from; the manifest lists no plugins",
-                    plugin.name
-                ));
-            }
-            let manifest = Manifest {
-                format_version: FORMAT_VERSION,
-                package: PackageInfo {
-                    name: plugin.name.clone(),
-                    version: plugin.version.clone(),
-                },
-                plugins,
-                artifacts,
-            };
-            let path = write(&out, &manifest, &bytes, key.as_ref())?;
-            self.report(
-                &manifest,
-                &path,
+            self.write_built(
+                &out,
+                &plugin.name,
+                &plugin.version,
+                &plugin.capabilities,
+                &mine,
+                plan.host.as_str(),
                 key.as_ref(),
-                mine.iter().map(|b| b.target.as_str()).collect(),
-                &format!("{} artifact(s)", mine.len()),
-            );
+            )?;
         }
         Ok(())
     }
 }
 
 impl Package {
+    /// Writes one package of `mine`, the artifacts built for package
+    /// `name`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_built(
+        &self,
+        out: &Path,
+        name: &str,
+        version: &str,
+        capabilities: &[String],
+        mine: &[&Built],
+        host: &str,
+        key: Option<&SecretKey>,
+    ) -> anyhow::Result<()> {
+        let mut plugins = Vec::new();
+        let mut artifacts = Vec::new();
+        let mut bytes = BTreeMap::new();
+        // The plugin list comes from the host's artifact, or else from
+        // any other (read without loading, whatever its target).
+        let source = mine
+            .iter()
+            .find(|b| b.kind == "native" && b.target == host)
+            .or_else(|| mine.iter().find(|b| b.kind == "native"))
+            .or_else(|| mine.first());
+        if let Some(b) = source {
+            let contents = inspect_library(&b.path)
+                .with_context(|| format!("failed to read the plugins of `{}`", b.path.display()))?;
+            plugins = contents
+                .plugins
+                .iter()
+                .map(|p| PluginEntry {
+                    name: p.plugin_name.clone(),
+                    interface: p.interface_name.clone(),
+                    interface_version: p.interface_version,
+                    interface_hash: format!("{:#018x}", p.interface_hash),
+                })
+                .collect();
+        }
+        for b in mine {
+            let file = b
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("artifact");
+            let path = format!("artifacts/{}/{file}", b.target);
+            let wasm = b.kind == "wasm";
+            artifacts.push(Artifact {
+                kind: if wasm {
+                    ArtifactKind::Wasm
+                } else {
+                    ArtifactKind::Native
+                },
+                target: b.target.clone(),
+                path: path.clone(),
+                size: 0,
+                sha256: String::new(),
+                capabilities: if wasm {
+                    capabilities.to_vec()
+                } else {
+                    Vec::new()
+                },
+            });
+            let data = std::fs::read(&b.path)
+                .with_context(|| format!("failed to read `{}`", b.path.display()))?;
+            bytes.insert(path, data);
+        }
+        if plugins.is_empty() {
+            shell::warn(format!(
+                "`{name}`: no artifact to read the plugin list from; the manifest lists no plugins"
+            ));
+        }
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            package: PackageInfo {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            },
+            plugins,
+            artifacts,
+        };
+        let path = write(out, &manifest, &bytes, key)?;
+        self.report(
+            &manifest,
+            &path,
+            key,
+            mine.iter().map(|b| b.target.as_str()).collect(),
+            &format!("{} artifact(s)", mine.len()),
+        );
+        Ok(())
+    }
+
     /// `--python DIR`: one package holding the plugin's files as a
     /// `python` artifact.
     fn python(&self, dir: &Path, key: Option<&SecretKey>) -> anyhow::Result<()> {

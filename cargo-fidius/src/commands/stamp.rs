@@ -145,7 +145,7 @@ impl Stamp {
 }
 
 /// Plugin names are Rust identifiers, as `#[plugin_impl]` makes them.
-fn is_plugin_name(name: &str) -> bool {
+pub(crate) fn is_plugin_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

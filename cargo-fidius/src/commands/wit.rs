@@ -55,8 +55,15 @@ impl GeneratorFlags {
             manifest_path: Some(manifest),
             target_dir: None,
             offline: false,
-            quiet: false,
+            quiet: shell::quiet(),
         }
+    }
+
+    /// Builds the generator in `dir` instead of the workspace's target
+    /// directory.
+    pub(crate) fn target_dir(mut self, dir: PathBuf) -> Self {
+        self.target_dir = Some(dir);
+        self
     }
 
     /// Applies `--quiet`; the workspace's `cargo metadata` (without

@@ -32,9 +32,11 @@ enum Kind {
         #[arg(long = "trait", value_name = "TRAIT")]
         trait_name: Option<String>,
     },
-    /// A plugin implementing an interface crate's trait: a crate (cdylib),
-    /// or with `--lang python` a Python module with the interface's typed
-    /// stubs and a pytest test.
+    /// A plugin implementing an interface crate's trait: a crate (cdylib);
+    /// with `--lang python` a Python module with the interface's typed
+    /// stubs and a pytest test; with `--lang js|c|python-wasm|go` a
+    /// WebAssembly guest project (`fidius.toml`, the skeleton, a README and
+    /// a host-side test) that `cargo fidius build` builds.
     Plugin {
         /// Crate (or directory) name.
         name: String,
@@ -44,6 +46,10 @@ enum Kind {
         /// The plugin's language.
         #[arg(long, value_enum, default_value_t = Lang::Rust)]
         lang: Lang,
+        /// The interface crate's `#[plugin_interface]` trait to implement
+        /// (default: its first).
+        #[arg(long = "trait", value_name = "TRAIT")]
+        trait_name: Option<String>,
     },
     /// A host binary that loads plugins of an interface.
     Host {
@@ -57,8 +63,32 @@ enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Lang {
+    /// A Rust crate (cdylib, and a component with `--target wasm32-wasip2`).
     Rust,
+    /// A Python module the embedded CPython loads (`PythonLibrary`).
     Python,
+    /// A JavaScript WebAssembly component (componentize-js).
+    Js,
+    /// A C WebAssembly component (clang, wasi-libc).
+    C,
+    /// A Python WebAssembly component (componentize-py).
+    PythonWasm,
+    /// A Go WebAssembly component (Go's wasip1 port).
+    Go,
+}
+
+impl Lang {
+    /// The guest language of a WebAssembly-only plugin project.
+    fn guest(self) -> Option<super::guest::Lang> {
+        use super::guest::Lang as G;
+        match self {
+            Lang::Rust | Lang::Python => None,
+            Lang::Js => Some(G::Js),
+            Lang::C => Some(G::C),
+            Lang::PythonWasm => Some(G::PythonWasm),
+            Lang::Go => Some(G::Go),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,7 +248,7 @@ fn manifest(name: &str, lib: Option<&str>, extra_deps: &[String], metadata: bool
 
 /// The interface crate at `path`: its package name and its
 /// `#[plugin_interface]` trait.
-fn read_interface(path: &Path) -> anyhow::Result<(String, syn::ItemTrait)> {
+fn read_interface(path: &Path, wanted: Option<&str>) -> anyhow::Result<(String, syn::ItemTrait)> {
     let manifest = path.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("failed to read `{}`", manifest.display()))?;
@@ -245,13 +275,19 @@ fn read_interface(path: &Path) -> anyhow::Result<(String, syn::ItemTrait)> {
                         .segments
                         .last()
                         .is_some_and(|s| s.ident == "plugin_interface")
-                }) =>
+                }) && wanted.is_none_or(|w| t.ident == w) =>
             {
                 Some(t)
             }
             _ => None,
         })
-        .with_context(|| format!("no `#[plugin_interface]` trait in `{}`", lib.display()))?;
+        .with_context(|| match wanted {
+            Some(w) => format!(
+                "no `#[plugin_interface]` trait `{w}` in `{}`",
+                lib.display()
+            ),
+            None => format!("no `#[plugin_interface]` trait in `{}`", lib.display()),
+        })?;
     Ok((name, item))
 }
 
@@ -288,16 +324,52 @@ impl New {
             Kind::Plugin {
                 name,
                 interface,
-                lang: Lang::Python,
-            } => {
+                lang,
+                trait_name: wanted,
+            } if lang.guest().is_some() => {
                 validate_name(name)?;
-                (name, "Python plugin", python_plugin(name, interface)?)
+                let guest = lang.guest().context("a guest language")?;
+                let (api, item) = read_interface(interface, wanted.as_deref())?;
+                let trait_name = item.ident.to_string();
+                let plugin = self::trait_name(name);
+                let files = super::guest::new_project(
+                    name,
+                    guest,
+                    interface,
+                    &api,
+                    &trait_name,
+                    &plugin,
+                    &self.source.dependency(&["wasm"])?,
+                )?;
+                let kind = match guest {
+                    super::guest::Lang::Js => "JavaScript plugin",
+                    super::guest::Lang::C => "C plugin",
+                    super::guest::Lang::PythonWasm => "Python (WebAssembly) plugin",
+                    super::guest::Lang::Go => "Go plugin",
+                };
+                (name, kind, files)
             }
             Kind::Plugin {
-                name, interface, ..
+                name,
+                interface,
+                lang: Lang::Python,
+                trait_name: wanted,
             } => {
                 validate_name(name)?;
-                let (api, item) = read_interface(interface)?;
+                (
+                    name,
+                    "Python plugin",
+                    python_plugin(name, interface, wanted.as_deref())?,
+                )
+            }
+            Kind::Plugin {
+                name,
+                interface,
+                trait_name: wanted,
+                ..
+            } => {
+                validate_name(name)?;
+                let (api, item) = read_interface(interface, wanted.as_deref())?;
                 let deps = [
                     self.source.dependency(&[])?,
                     interface_dep(&api, interface)?,
@@ -313,7 +385,7 @@ impl New {
             }
             Kind::Host { name, interface } => {
                 validate_name(name)?;
-                let (api, item) = read_interface(interface)?;
+                let (api, item) = read_interface(interface, None)?;
                 let deps = [
                     self.source.dependency(&["native", "package"])?,
                     interface_dep(&api, interface)?,
@@ -335,8 +407,12 @@ impl New {
 /// module, the interface's typed stubs beside it, a pytest test and a
 /// `pyproject.toml`. The stubs and the skeleton come from the interface's
 /// own code, through a generator (as `cargo fidius stub` does).
-fn python_plugin(name: &str, interface: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let (api, item) = read_interface(interface)?;
+fn python_plugin(
+    name: &str,
+    interface: &Path,
+    wanted: Option<&str>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let (api, item) = read_interface(interface, wanted)?;
     let trait_name = item.ident.to_string();
     let stubs = super::stub::stub_file(&trait_name);
     let stubs_module = stubs.trim_end_matches(".py").to_owned();

@@ -25,6 +25,11 @@ pub(crate) fn build(inputs: &Inputs<'_>) -> anyhow::Result<Vec<u8>> {
     let mut sources = Vec::new();
     for (name, bytes) in files.iter() {
         let path = bindings.join(name);
+        let bytes = if name.ends_with(".c") {
+            dtor_names(&String::from_utf8_lossy(bytes)).into_bytes()
+        } else {
+            bytes.to_vec()
+        };
         std::fs::write(&path, bytes)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
         if name.ends_with(".c") || name.ends_with(".o") {
@@ -70,4 +75,37 @@ pub(crate) fn build(inputs: &Inputs<'_>) -> anyhow::Result<Vec<u8>> {
     })?;
     let module = std::fs::read(&module)?;
     componentize::component(&module)
+}
+
+/// wit-bindgen-c 0.63 exports a resource's destructor as
+/// `<interface>#[dtor]<snake_name>`, but the component model (and
+/// wit-component, which ignores the misnamed export without a word) wants
+/// the resource's WIT name, `#[dtor]<kebab-name>`: without this the
+/// resources get no destructor and the plugin never learns that the host
+/// dropped a stream (upstream wit-bindgen PR #1341).
+fn dtor_names(source: &str) -> String {
+    const MARK: &str = "#[dtor]";
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find(MARK) {
+        let (before, after) = rest.split_at(at + MARK.len());
+        out.push_str(before);
+        let end = after.find('"').unwrap_or(after.len());
+        out.push_str(&after[..end].replace('_', "-"));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn destructors_get_their_wit_names() {
+        let generated = "__attribute__((__export_name__(\"a:b/c@1.0.0#[dtor]count_stream\")))\nvoid x_dtor(count_stream_t *arg);";
+        assert_eq!(
+            super::dtor_names(generated),
+            "__attribute__((__export_name__(\"a:b/c@1.0.0#[dtor]count-stream\")))\nvoid x_dtor(count_stream_t *arg);"
+        );
+    }
 }

@@ -517,3 +517,89 @@ fn every_listed_gap_is_documented() {
         );
     }
 }
+
+/// `cargo fidius new plugin --lang L` writes a project whose skeleton
+/// builds (`cargo fidius build`) into a component implementing every method
+/// of the interface, each answering its default value.
+fn scaffold_answers_defaults(lang: &str, go: bool) {
+    let dir = fidius_tests::scratch(&format!("guests-scaffold-{lang}"));
+    let name = format!("skeleton-{lang}");
+    run(fidius()
+        .args(["new", "plugin", &name, "--trait", "Polyglot", "--lang", lang])
+        .arg("--interface")
+        .arg(repo().join("tests/fixtures/api"))
+        .current_dir(&dir));
+    let project = dir.join(&name);
+    for file in ["fidius.toml", "README.md", "wit/polyglot.wit", "host-test/tests/plugin.rs"] {
+        assert!(project.join(file).is_file(), "{lang}: no {file}");
+    }
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(readme.contains("cargo fidius build"), "{readme}");
+    run(fidius()
+        .arg("build")
+        .arg("--target-dir")
+        .arg(dir.join("target"))
+        .current_dir(&project));
+    let component = dir
+        .join("target/fidius")
+        .join(&name)
+        .join("wasm32-wasip2")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    let plugin_name: String = name
+        .split('-')
+        .map(|w| w[..1].to_uppercase() + &w[1..])
+        .collect();
+    let library = fidius_tests::wasm_runtime().open(&component).unwrap();
+    let p: PolyglotClient = library
+        .instance(&plugin_name)
+        .config(&config())
+        .host(lookup())
+        .build()
+        .unwrap_or_else(|e| panic!("{lang}: {e}"));
+    let item = Item {
+        name: "x".into(),
+        tags: vec!["t".into()],
+        weight: Some(1),
+    };
+    assert_eq!(p.add(1, 2), Ok(0), "{lang}");
+    assert_eq!(p.greet("x"), Ok(String::new()), "{lang}");
+    assert_eq!(p.echo(vec![1, 2, 3]), Ok(Vec::new()), "{lang}");
+    assert_eq!(p.scale(3), Ok(0), "{lang}");
+    assert_eq!(p.classify(item.clone()), Ok(Verdict::Empty), "{lang}");
+    assert_eq!(p.check(3), Ok(Ok(0)), "{lang}");
+    assert_eq!(p.find(vec![item], "x"), Ok(None), "{lang}");
+    assert_eq!(p.produced(), Ok(0), "{lang}");
+    assert_eq!(p.ask_host("answer"), Ok(String::new()), "{lang}");
+    assert_eq!(p.read_file("/f"), Ok(Ok(String::new())), "{lang}");
+    assert_eq!(p.spin(), Ok(0), "{lang}");
+    if go {
+        // The Go skeleton cannot return a stream: those methods panic.
+        assert!(p.count(3).map(drop).is_err(), "{lang}");
+        assert_eq!(p.add(1, 2), Ok(0), "{lang} answers afterwards");
+    } else {
+        assert_eq!(p.count(3).unwrap().count(), 0, "{lang}");
+        assert_eq!(p.fail_after(3).unwrap().count(), 0, "{lang}");
+        assert_eq!(p.sum(0..10u64), Ok(0), "{lang}");
+        assert_eq!(p.doubled(0..10u64).unwrap().count(), 0, "{lang}");
+    }
+}
+
+#[test]
+fn a_javascript_skeleton_builds_and_answers() {
+    scaffold_answers_defaults("js", false);
+}
+
+#[test]
+fn a_c_skeleton_builds_and_answers() {
+    scaffold_answers_defaults("c", false);
+}
+
+#[test]
+fn a_python_wasm_skeleton_builds_and_answers() {
+    scaffold_answers_defaults("python-wasm", false);
+}
+
+#[test]
+fn a_go_skeleton_builds_and_answers() {
+    scaffold_answers_defaults("go", true);
+}

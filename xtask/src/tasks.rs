@@ -87,14 +87,9 @@ fn demo_output() -> Result<String, String> {
 /// `cargo fidius …` from this workspace.
 fn fidius_cli() -> Command {
     let mut cmd = cargo();
-    cmd.args([
-        "run",
-        "--quiet",
-        "--package",
-        "cargo-fidius",
-        "--",
-        "fidius",
-    ]);
+    cmd.args(["run", "--quiet", "--manifest-path"])
+        .arg(root().join("Cargo.toml"))
+        .args(["--package", "cargo-fidius", "--", "fidius"]);
     cmd
 }
 
@@ -284,6 +279,31 @@ fn python_scaffold() -> Result<(), String> {
     status(pytest)
 }
 
+/// `cargo fidius new plugin --lang c` on the example interface, built with
+/// `cargo fidius build`, then the scaffold's own host-side test (a Rust
+/// crate loading the component through fidius), as its README says.
+fn guest_scaffold(tools: &[(&str, std::path::PathBuf)]) -> Result<(), String> {
+    let dir = target_dir().join("fidius").join("guest-scaffold");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("failed to create `{}`: {e}", dir.display()))?;
+    let mut new = fidius_cli();
+    new.args(["new", "plugin", "c-filter", "--lang", "c", "--interface"])
+        .arg(root().join("docs/examples/image-filter/api"))
+        .current_dir(&dir);
+    status(new)?;
+    let project = dir.join("c-filter");
+    let mut build = fidius_cli();
+    build.arg("build").current_dir(&project).envs(tools.iter().map(|(k, v)| (*k, v)));
+    status(build)?;
+    let mut test = cargo();
+    test.args(["test", "--manifest-path"])
+        .arg(project.join("host-test/Cargo.toml"))
+        // Its own dependencies, built once per target dir.
+        .env("CARGO_TARGET_DIR", target_dir().join("guest-scaffold"));
+    status(test)
+}
+
 /// Everything CI checks.
 pub(crate) fn test() -> Result<(), String> {
     setup()?;
@@ -365,11 +385,14 @@ pub(crate) fn test() -> Result<(), String> {
     let mut benches = cargo();
     benches
         .args(["test", "--workspace", "--benches"])
-        .env("FIDIUS_FIXTURES_DIR", &fixtures);
+        .env("FIDIUS_FIXTURES_DIR", &fixtures)
+        .env("FIDIUS_GUESTS_DIR", &guests);
     status(benches)?;
 
-    // A scaffolded Python plugin passes its generated test.
+    // A scaffolded Python plugin passes its generated test, and so does a
+    // scaffolded C (WebAssembly) plugin.
     python_scaffold()?;
+    guest_scaffold(&tools)?;
 
     // What plugins depend on must build for WebAssembly guests.
     let mut wasm = cargo();
@@ -415,9 +438,15 @@ pub(crate) fn test() -> Result<(), String> {
     Ok(())
 }
 
-/// The criterion benchmarks.
+/// The criterion benchmarks (with the guests in every language built
+/// first, as `cargo xtask test` builds them).
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
+    setup()?;
+    let tools = guest_toolchains()?;
+    let guests = target_dir().join("fixtures").join("guests");
+    build_guests(&guests, &tools)?;
     let mut bench = cargo();
+    bench.env("FIDIUS_GUESTS_DIR", &guests);
     bench
         .args([
             "bench",

@@ -329,10 +329,13 @@ pub(crate) fn interface_outputs(
     let _ = std::fs::remove_file(&record_file);
     let record_path = record_file.display().to_string();
     let suffix = format!("::{}", trait_name);
+    // A generator of its own per plugin: builds running side by side must
+    // not rewrite each other's generator.
+    let kind = format!("guest-gen-{}", plugin.to_ascii_lowercase());
     let generated = generate_each(
         &flags,
         std::slice::from_ref(&package),
-        "guest-gen",
+        &kind,
         "WIT and metadata",
         |path| {
             if !path.ends_with(&suffix) {

@@ -12,7 +12,10 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use evolution_api_v1::ShapesClient as ShapesV1;
+use evolution_api_v2::ShapesClient as ShapesV2;
 use fidius::CallError;
+use fidius::PluginClient as _;
 use fidius::package::{Package, PublicKey, TrustPolicy};
 use fidius::wasm::{Capabilities, DirAccess, WasmLibrary, WasmRuntime, WasmSettings};
 use fixture_api::{Item, PolyConfig, PolyHost, PolyglotClient, Refusal, Verdict};
@@ -470,6 +473,26 @@ for_each_guest! {
     }
 
     #[test]
+    fn an_older_guest_loads_in_a_newer_host_and_the_reverse() {
+        let (v1, v2) = evolution_guests(GUEST);
+        let runtime = fidius_tests::wasm_runtime();
+        // A v2 host on a guest built against v1: the optional methods are
+        // `NotImplemented`, the required ones answer.
+        let old: ShapesV2 = runtime.open(&v1.0).unwrap().load(&v1.1).unwrap();
+        assert!(old.supports("area") && !old.supports("describe") && !old.supports("corners"));
+        assert_eq!(old.describe(1), Err(CallError::NotImplemented { method: "describe" }));
+        assert!(old.area(2.0).is_ok());
+        // A v1 host on a guest built against v2.
+        let new: ShapesV1 = runtime.open(&v2.0).unwrap().load(&v2.1).unwrap();
+        assert!(new.name().is_ok() && new.area(2.0).is_ok());
+        assert_eq!(new.interface_info().methods.len(), 2);
+        // And a v2 host on it sees its optional methods.
+        let both: ShapesV2 = runtime.open(&v2.0).unwrap().load(&v2.1).unwrap();
+        assert!(both.supports("describe"));
+        assert!(both.describe(1).is_ok());
+    }
+
+    #[test]
     fn the_signed_package_loads_through_package_open() {
         GUEST.run(Scenario::Package, |_| {
             let built = GUEST.built();
@@ -490,6 +513,57 @@ for_each_guest! {
             assert_eq!(p.greet("package"), Ok("Hello, package!".into()));
         });
     }
+}
+
+/// A guest's component and plugin name built against `Shapes` v1 and v2:
+/// the Rust fixtures, or skeletons scaffolded and built in its language
+/// (built once per test process).
+fn evolution_guests(guest: Guest) -> ((PathBuf, String), (PathBuf, String)) {
+    if guest == Guest::Rust {
+        return (
+            (
+                fidius_tests::wasm_fixture("evolution_plugin_v1"),
+                "Square".into(),
+            ),
+            (
+                fidius_tests::wasm_fixture("evolution_plugin_v2"),
+                "Hexagon".into(),
+            ),
+        );
+    }
+    let lang = match guest {
+        Guest::Js => "js",
+        Guest::C => "c",
+        Guest::Python => "python-wasm",
+        Guest::Go => "go",
+        Guest::Rust => unreachable!(),
+    };
+    let dir = fidius_tests::scratch(&format!("guests-evolution-{lang}"));
+    let build = |version: u32| {
+        let name = format!("shapes-v{version}-{}", lang.replace('-', ""));
+        run(fidius()
+            .args(["new", "plugin", &name, "--lang", lang])
+            .arg("--interface")
+            .arg(repo().join(format!("tests/fixtures/evolution/api-v{version}")))
+            .env("CARGO_TARGET_DIR", guests_dir())
+            .current_dir(&dir));
+        run(fidius()
+            .arg("build")
+            .arg("--target-dir")
+            .arg(guests_dir())
+            .current_dir(dir.join(&name)));
+        let component = guests_dir()
+            .join("fidius")
+            .join(&name)
+            .join("wasm32-wasip2")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        let plugin: String = name
+            .split('-')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        (component, plugin)
+    };
+    (build(1), build(2))
 }
 
 /// A runtime whose calls stop after 500 ms (shared by the deadline tests).
@@ -524,13 +598,22 @@ fn every_listed_gap_is_documented() {
 fn scaffold_answers_defaults(lang: &str, go: bool) {
     let dir = fidius_tests::scratch(&format!("guests-scaffold-{lang}"));
     let name = format!("skeleton-{lang}");
+    // The generators share the guests' target dir (and its dependencies).
     run(fidius()
-        .args(["new", "plugin", &name, "--trait", "Polyglot", "--lang", lang])
+        .args([
+            "new", "plugin", &name, "--trait", "Polyglot", "--lang", lang,
+        ])
         .arg("--interface")
         .arg(repo().join("tests/fixtures/api"))
+        .env("CARGO_TARGET_DIR", guests_dir())
         .current_dir(&dir));
     let project = dir.join(&name);
-    for file in ["fidius.toml", "README.md", "wit/polyglot.wit", "host-test/tests/plugin.rs"] {
+    for file in [
+        "fidius.toml",
+        "README.md",
+        "wit/polyglot.wit",
+        "host-test/tests/plugin.rs",
+    ] {
         assert!(project.join(file).is_file(), "{lang}: no {file}");
     }
     let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
@@ -538,10 +621,10 @@ fn scaffold_answers_defaults(lang: &str, go: bool) {
     run(fidius()
         .arg("build")
         .arg("--target-dir")
-        .arg(dir.join("target"))
+        .arg(guests_dir())
         .current_dir(&project));
-    let component = dir
-        .join("target/fidius")
+    let component = guests_dir()
+        .join("fidius")
         .join(&name)
         .join("wasm32-wasip2")
         .join(format!("{}.wasm", name.replace('-', "_")));

@@ -126,12 +126,16 @@ fn stub_fidius_imports(engine: &Engine, linker: &mut Linker<Raw>, component: &Co
         for (item, export) in instance.exports(engine) {
             match export.ty {
                 ComponentItem::ComponentFunc(_) => scope
-                    .func_new(item, |_, _, _, _| Err(wasmtime::format_err!("not in the bench")))
+                    .func_new(item, |_, _, _, _| {
+                        Err(wasmtime::format_err!("not in the bench"))
+                    })
                     .unwrap(),
                 ComponentItem::Resource(_) => scope
-                    .resource(item, wasmtime::component::ResourceType::host::<Stub>(), |_, _| {
-                        Ok(())
-                    })
+                    .resource(
+                        item,
+                        wasmtime::component::ResourceType::host::<Stub>(),
+                        |_, _| Ok(()),
+                    )
                     .unwrap(),
                 _ => {}
             }

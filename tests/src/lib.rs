@@ -62,33 +62,48 @@ pub const WASM_FIXTURES: &[&str] = &[
     "fixture-polyglot",
 ];
 
+/// The fixtures built as components against another interface crate's WIT
+/// than `api`'s: each `(crate, its interface's wit/ directory)`, built on
+/// its own (the glue takes the first matching file on `FIDIUS_WIT_PATH`,
+/// and both evolution interfaces are `shapes.wit`).
+pub const WASM_EVOLUTION_FIXTURES: &[(&str, &str)] = &[
+    ("evolution-plugin-v1", "tests/fixtures/evolution/api-v1/wit"),
+    ("evolution-plugin-v2", "tests/fixtures/evolution/api-v2/wit"),
+];
+
 /// Builds the WASM fixtures (`wasm32-wasip2`, debug or `release`) into
 /// `target_dir`, with the interfaces' committed WIT.
 pub fn build_wasm_fixtures(target_dir: &Path, release: bool) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--quiet")
-        .arg("--target")
-        .arg("wasm32-wasip2")
-        .arg("--manifest-path")
-        .arg(repo_root().join("tests/fixtures/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .env("FIDIUS_WIT_PATH", wit_path());
-    if release {
-        cmd.arg("--release");
+    let build = |packages: &[&str], wit: std::ffi::OsString| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build")
+            .arg("--quiet")
+            .arg("--target")
+            .arg("wasm32-wasip2")
+            .arg("--manifest-path")
+            .arg(repo_root().join("tests/fixtures/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target_dir)
+            .env("FIDIUS_WIT_PATH", wit);
+        if release {
+            cmd.arg("--release");
+        }
+        for name in packages {
+            cmd.arg("-p").arg(name);
+        }
+        let status = cmd
+            .status()
+            .expect("failed to run cargo to build the WASM fixtures");
+        assert!(
+            status.success(),
+            "building the WASM fixtures {packages:?} failed: {status}"
+        );
+    };
+    build(WASM_FIXTURES, wit_path());
+    for (name, wit) in WASM_EVOLUTION_FIXTURES {
+        build(&[name], repo_root().join(wit).into_os_string());
     }
-    for name in WASM_FIXTURES {
-        cmd.arg("-p").arg(name);
-    }
-    let status = cmd
-        .status()
-        .expect("failed to run cargo to build the WASM fixtures");
-    assert!(
-        status.success(),
-        "building the WASM fixtures failed: {status}"
-    );
 }
 
 /// `FIDIUS_WIT_PATH` for the fixtures: the committed WIT of their

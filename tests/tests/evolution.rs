@@ -38,10 +38,8 @@ fn optional_methods_do_not_change_the_hash() {
     );
 }
 
-#[test]
-fn v2_host_loads_a_v1_plugin_and_gets_not_implemented() {
-    let lib = v1_plugins();
-    let square: V2Client = lib.load("Square").unwrap();
+/// A v2 host on a v1 plugin: the optional methods are `NotImplemented`.
+fn v2_host_on_a_v1_plugin(square: V2Client) {
     assert_eq!(square.name().unwrap(), "square (v1)");
     assert_eq!(square.area(3.0).unwrap(), 9.0);
     assert!(square.supports("name"));
@@ -60,14 +58,73 @@ fn v2_host_loads_a_v1_plugin_and_gets_not_implemented() {
     assert_eq!(square.area(2.0).unwrap(), 4.0);
 }
 
-#[test]
-fn v1_host_loads_a_v2_plugin_and_ignores_extra_methods() {
-    let lib = v2_plugins();
+/// A v1 host on v2 plugins: the extra methods are ignored.
+fn v1_host_on_v2_plugins(load: impl Fn(&str) -> V1Client) {
     for (name, expected) in [("Triangle", "triangle (v2)"), ("Hexagon", "hexagon (v2)")] {
-        let client: V1Client = lib.load(name).unwrap();
+        let client = load(name);
         assert_eq!(client.name().unwrap(), expected);
         assert!(client.area(2.0).unwrap() > 0.0);
         assert_eq!(client.interface_info().methods.len(), 2);
+    }
+}
+
+/// Both v2 plugins in a v2 host: `Triangle` leaves `corners` out.
+fn v2_host_on_v2_plugins(load: impl Fn(&str) -> V2Client) {
+    let triangle = load("Triangle");
+    assert_eq!(triangle.describe(3).unwrap(), "a triangle, detail level 3");
+    assert!(!triangle.supports("corners"));
+    assert_eq!(
+        triangle.corners().unwrap_err(),
+        CallError::NotImplemented { method: "corners" }
+    );
+    let hexagon = load("Hexagon");
+    assert!(hexagon.supports("corners"));
+    assert_eq!(hexagon.corners().unwrap(), 6);
+}
+
+#[test]
+fn v2_host_loads_a_v1_plugin_and_gets_not_implemented() {
+    v2_host_on_a_v1_plugin(v1_plugins().load("Square").unwrap());
+}
+
+#[test]
+fn v1_host_loads_a_v2_plugin_and_ignores_extra_methods() {
+    let lib = v2_plugins();
+    v1_host_on_v2_plugins(|name| lib.load(name).unwrap());
+}
+
+#[test]
+fn v2_host_on_v2_plugins_calls_what_each_implements() {
+    let lib = v2_plugins();
+    v2_host_on_v2_plugins(|name| lib.load(name).unwrap());
+}
+
+/// The same plugins built as WebAssembly components, each against its own
+/// interface version's WIT.
+mod wasm {
+    use super::*;
+
+    fn open(fixture: &str) -> fidius::wasm::WasmLibrary {
+        fidius_tests::wasm_runtime()
+            .open(fidius_tests::wasm_fixture(fixture))
+            .unwrap()
+    }
+
+    #[test]
+    fn v2_host_loads_a_v1_component_and_gets_not_implemented() {
+        v2_host_on_a_v1_plugin(open("evolution_plugin_v1").load("Square").unwrap());
+    }
+
+    #[test]
+    fn v1_host_loads_a_v2_component_and_ignores_extra_methods() {
+        let lib = open("evolution_plugin_v2");
+        v1_host_on_v2_plugins(|name| lib.load(name).unwrap());
+    }
+
+    #[test]
+    fn v2_host_on_v2_components_calls_what_each_implements() {
+        let lib = open("evolution_plugin_v2");
+        v2_host_on_v2_plugins(|name| lib.load(name).unwrap());
     }
 }
 

@@ -294,7 +294,10 @@ fn guest_scaffold(tools: &[(&str, std::path::PathBuf)]) -> Result<(), String> {
     status(new)?;
     let project = dir.join("c-filter");
     let mut build = fidius_cli();
-    build.arg("build").current_dir(&project).envs(tools.iter().map(|(k, v)| (*k, v)));
+    build
+        .arg("build")
+        .current_dir(&project)
+        .envs(tools.iter().map(|(k, v)| (*k, v)));
     status(build)?;
     let mut test = cargo();
     test.args(["test", "--manifest-path"])
@@ -340,6 +343,20 @@ pub(crate) fn test() -> Result<(), String> {
     .arg(&fixtures);
     status(wit)?;
     let mut wit = fidius_cli();
+    wit.args([
+        "wit",
+        "--check",
+        "--manifest-path",
+        "tests/fixtures/Cargo.toml",
+        "--package",
+        "evolution-api-v1",
+        "--package",
+        "evolution-api-v2",
+        "--target-dir",
+    ])
+    .arg(&fixtures);
+    status(wit)?;
+    let mut wit = fidius_cli();
     wit.args(["wit", "--check", "--package", "image-filter-api"]);
     status(wit)?;
     let mut build = cargo();
@@ -365,6 +382,25 @@ pub(crate) fn test() -> Result<(), String> {
         .arg(&fixtures)
         .env("FIDIUS_WIT_PATH", root().join("tests/fixtures/api/wit"));
     status(build)?;
+    // The evolution fixtures, each against its own interface version's WIT.
+    for (package, wit) in [
+        ("evolution-plugin-v1", "tests/fixtures/evolution/api-v1/wit"),
+        ("evolution-plugin-v2", "tests/fixtures/evolution/api-v2/wit"),
+    ] {
+        let mut build = cargo();
+        build
+            .args(["build", "--manifest-path", "tests/fixtures/Cargo.toml"])
+            .args([
+                "--target",
+                "wasm32-wasip2",
+                "--package",
+                package,
+                "--target-dir",
+            ])
+            .arg(&fixtures)
+            .env("FIDIUS_WIT_PATH", root().join(wit));
+        status(build)?;
+    }
 
     // The guests of the cross-language suite, in every language, built and
     // packaged once.

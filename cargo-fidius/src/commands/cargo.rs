@@ -272,7 +272,8 @@ impl CargoArgs {
 
     /// Builds a guest project in another language: the cargo flags that
     /// apply are `--target-dir`, `--offline`, `--quiet` and
-    /// `--message-format`; the others are refused.
+    /// `--message-format`; `--target` other than `wasm32-wasip2`, `-p` and
+    /// `--workspace` are refused, the profile flags warned about.
     pub(crate) fn build_guest(&self, guest: &super::guest::Guest) -> anyhow::Result<Built> {
         shell::set_quiet(self.quiet || self.message_format == MessageFormat::Json);
         if let Some(target) = self.targets.iter().find(|t| *t != super::guest::TARGET) {
@@ -282,6 +283,13 @@ impl CargoArgs {
                 guest.lang.name(),
                 super::guest::TARGET
             );
+        }
+        if self.release || self.profile.is_some() || self.locked {
+            shell::warn(format!(
+                "`--release`, `--profile` and `--locked` have no effect on `{}`, a {} plugin project",
+                guest.package,
+                guest.lang.name()
+            ));
         }
         if !self.packages.is_empty() || self.workspace {
             bail!(

@@ -18,7 +18,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fidius::wasm::{WasmRuntime, WasmSettings};
 use fixture_api::{PolyConfig, PolyHost, PolyglotClient};
 use wasmtime::component::{Component, Linker, ResourceTable, TypedFunc, Val};
@@ -219,25 +219,23 @@ fn bench_guests(c: &mut Criterion) {
                 total
             })
         });
-        // `echo` takes its `Vec` by value: the copies are made outside the
-        // timing, as the raw call borrows its slice.
+        // `echo` takes its `Vec` by value: the copy is made outside the
+        // timing, as the raw call borrows its slice (and so is the fresh
+        // client every 20 000 calls).
+        let fresh = std::cell::RefCell::new((self::client(&runtime, &path, plugin), 0u32));
         group.bench_function("fidius_client", |b| {
-            b.iter_custom(|iters| {
-                let mut total = std::time::Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let client = self::client(&runtime, &path, plugin);
-                    let n = (iters - done).min(20_000);
-                    let inputs: Vec<Vec<u8>> = (0..n).map(|_| payload.clone()).collect();
-                    let start = std::time::Instant::now();
-                    for v in inputs {
-                        black_box(client.echo(black_box(v)).unwrap());
+            b.iter_batched(
+                || {
+                    let mut fresh = fresh.borrow_mut();
+                    fresh.1 += 1;
+                    if fresh.1 == 20_000 {
+                        *fresh = (self::client(&runtime, &path, plugin), 0);
                     }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            })
+                    payload.clone()
+                },
+                |v| fresh.borrow().0.echo(black_box(v)).unwrap(),
+                BatchSize::PerIteration,
+            )
         });
         group.finish();
 

@@ -41,6 +41,9 @@ func alloc(n uint32) uint32 {
 
 func free(a uint32) { delete(live, a) }
 
+// put32 writes a 32-bit value (a length, a handle, a discriminant) at a.
+func put32(a, v uint32) { *(*uint32)(ptr(a)) = v }
+
 // takeString copies a string argument out of linear memory and frees it:
 // an export's arguments are the callee's.
 func takeString(p, n uint32) string {

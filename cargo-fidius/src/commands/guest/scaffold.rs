@@ -784,9 +784,10 @@ fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<String> {
          // address and a length in linear memory; a record, option, result or\n\
          // variant as its fields and cases one after another; a result that does\n\
          // not fit one value is written to a return area whose address the\n\
-         // function returns. Each function returns a zeroed (default) result:\n\
-         // fill them in. Functions returning a stream panic: Go guests cannot\n\
-         // return resources yet (docs/src/languages.md, \"Go\").\n\n\
+         // function returns. Each function returns a zeroed (default) result,\n\
+         // and each stream is empty: fill them in. A returned stream is a\n\
+         // resource: `[resource-new]` makes a handle for a value of yours (its\n\
+         // \"rep\"), which `next` and the destructor then receive.\n\n\
          package main\n\n\
          func main() {{}}\n\n\
          // Called once per instance, before any method: the plugin's name\n\
@@ -854,22 +855,27 @@ fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<String> {
                 .unwrap_or_default()
         );
         let (ret, body) = if f.name.starts_with('[') {
-            (
-                if flat_result.len() == 1 {
-                    format!(" {}", flat_result[0].go())
-                } else {
-                    " uint32".to_owned()
-                },
-                "\tpanic(\"never called: Go guests return no stream\")\n".to_owned(),
-            )
-        } else if let Some(stream) = api.returned_stream(f) {
+            // A stream's `next`: `ok` and an empty list, the end.
             (
                 " uint32".to_owned(),
                 format!(
-                    "\tpanic(\"{}: Go guests cannot return a stream ({stream}) yet\")\n",
-                    f.name
+                    "\treturn returnZeroed({}) // ok, no items: the end\n",
+                    flat_result.len() * 8
                 ),
             )
+        } else if let Some(stream) = api.returned_stream(f) {
+            let new = format!("{}New", camel(&stream));
+            match flat_result.as_slice() {
+                [_] => (" uint32".to_owned(), format!("\treturn {new}(1)\n")),
+                more => (
+                    " uint32".to_owned(),
+                    format!(
+                        "\t// `ok`, then the stream's handle.\n\ta := returnZeroed({})\n\t\
+                         put32(a+4, {new}(1))\n\treturn a\n",
+                        more.len() * 8
+                    ),
+                ),
+            }
         } else {
             match flat_result.as_slice() {
                 [] => (String::new(), String::new()),
@@ -888,6 +894,20 @@ fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<String> {
             "\n// {wit_sig}\n//\n//go:wasmexport {}\nfunc {name}({}){ret} {{\n{body}}}",
             export(&api.iface, &f.name),
             params.join(", ")
+        );
+    }
+    for stream in &api.streams {
+        let _ = writeln!(
+            out,
+            "\n// Makes a handle to a `{stream}` for `rep`, a value of yours.\n\
+             //\n//go:wasmimport [export]{module} [resource-new]{stream}\n\
+             func {new}(rep uint32) uint32\n\n\
+             // The host dropped the `{stream}` whose value is `rep`.\n\
+             //\n//go:wasmexport {dtor}\nfunc {name}Drop(rep uint32) {{}}",
+            module = export(&api.iface, "").trim_end_matches('#'),
+            new = format!("{}New", camel(stream)),
+            dtor = export(&api.iface, &format!("[dtor]{stream}")),
+            name = upper_camel(stream),
         );
     }
     Ok(out)

@@ -501,6 +501,20 @@ for_each_guest! {
                 .trust(PublicKey::from_file(&built.key).unwrap())
                 .cache_dir(dir.join("cache"))
                 .wasm(Arc::new(deadline_runtime_owned()), Capabilities::none());
+            // `inspect` reads the component as a Rust guest's; `verify`
+            // checks the package's signature and digests.
+            let out = fidius().arg("inspect").arg(&built.component).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains(&format!("Polyglot/{}", GUEST.plugin())), "{text}");
+            let out = fidius()
+                .arg("verify")
+                .arg("--key")
+                .arg(&built.key)
+                .arg(&built.package)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let package = Package::open(&built.package, &policy).unwrap();
             assert_eq!(package.manifest().plugins.len(), 1);
             assert_eq!(package.manifest().plugins[0].name, GUEST.plugin());

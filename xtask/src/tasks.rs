@@ -352,16 +352,6 @@ pub(crate) fn test() -> Result<(), String> {
         "tests/fixtures/Cargo.toml",
         "--package",
         "fixture-api",
-        "--target-dir",
-    ])
-    .arg(&fixtures);
-    status(wit)?;
-    let mut wit = fidius_cli();
-    wit.args([
-        "wit",
-        "--check",
-        "--manifest-path",
-        "tests/fixtures/Cargo.toml",
         "--package",
         "evolution-api-v1",
         "--package",

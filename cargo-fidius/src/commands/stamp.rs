@@ -127,20 +127,25 @@ impl Stamp {
         let out = self.out.as_ref().unwrap_or(&self.component);
         std::fs::write(out, stamped)
             .with_context(|| format!("failed to write `{}`", out.display()))?;
-        for plugin in plugins {
-            shell::status(
-                "Stamped",
-                format!(
-                    "{} (plugin {} of {} v{}, hash {:#018x})",
-                    out.display(),
-                    plugin.plugin_name,
-                    plugin.interface_name,
-                    plugin.interface_version,
-                    plugin.interface_hash
-                ),
-            );
-        }
+        report(out, &plugins);
         Ok(())
+    }
+}
+
+/// `Stamped <file> (plugin … of … vN, hash …)`, a line per plugin.
+pub(crate) fn report(out: &std::path::Path, plugins: &[fidius_runtime::PluginInfo]) {
+    for plugin in plugins {
+        shell::status(
+            "Stamped",
+            format!(
+                "{} (plugin {} of {} v{}, hash {:#018x})",
+                out.display(),
+                plugin.plugin_name,
+                plugin.interface_name,
+                plugin.interface_version,
+                plugin.interface_hash
+            ),
+        );
     }
 }
 

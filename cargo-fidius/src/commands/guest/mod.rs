@@ -272,19 +272,7 @@ impl Guest {
         }
         std::fs::write(&out, stamped)
             .with_context(|| format!("failed to write `{}`", out.display()))?;
-        for plugin in plugins {
-            shell::status(
-                "Stamped",
-                format!(
-                    "{} (plugin {} of {} v{}, hash {:#018x})",
-                    out.display(),
-                    plugin.plugin_name,
-                    plugin.interface_name,
-                    plugin.interface_version,
-                    plugin.interface_hash
-                ),
-            );
-        }
+        super::stamp::report(&out, &plugins);
         Ok(Built {
             package: self.package.clone(),
             version: self.version.clone(),

@@ -901,11 +901,11 @@ fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<String> {
             out,
             "\n// Makes a handle to a `{stream}` for `rep`, a value of yours.\n\
              //\n//go:wasmimport [export]{module} [resource-new]{stream}\n\
-             func {new}(rep uint32) uint32\n\n\
+             func {new}New(rep uint32) uint32\n\n\
              // The host dropped the `{stream}` whose value is `rep`.\n\
              //\n//go:wasmexport {dtor}\nfunc {name}Drop(rep uint32) {{}}",
             module = export(&api.iface, "").trim_end_matches('#'),
-            new = format!("{}New", camel(stream)),
+            new = camel(stream),
             dtor = export(&api.iface, &format!("[dtor]{stream}")),
             name = upper_camel(stream),
         );

@@ -537,6 +537,36 @@ fn c_protos(header: &str) -> Vec<CProto> {
     out
 }
 
+/// Frees `expr` (a pointer to a `<base>_t`): with the header's
+/// `<base>_free` when it declares one, else field by field (wit-bindgen c
+/// declares no `_free` for some records used only by exports).
+fn free_value(header: &str, base: &str, expr: &str, depth: usize, out: &mut String) {
+    if header.contains(&format!(" {base}_free(")) {
+        let _ = writeln!(out, "    {base}_free({expr});");
+        return;
+    }
+    let open = format!("typedef struct {base}_t {{");
+    let Some(start) = header.find(&open) else {
+        return;
+    };
+    let body = &header[start + open.len()..];
+    let Some(end) = body.find(&format!("}} {base}_t;")) else {
+        return;
+    };
+    if depth > 4 {
+        return;
+    }
+    for field in body[..end].lines() {
+        let field = field.trim().trim_end_matches(';');
+        let Some((ty, name)) = field.rsplit_once(char::is_whitespace) else {
+            continue;
+        };
+        if let Some(inner) = ty.trim().strip_suffix("_t") {
+            free_value(header, inner, &format!("&{expr}->{name}"), depth + 1, out);
+        }
+    }
+}
+
 /// The header's `<prefix>_<resource>_drop_own` (imported resources live in
 /// their interface's namespace, not the exports').
 fn drop_function(header: &str, resource: &str) -> Option<String> {
@@ -613,7 +643,7 @@ fn c(api: &Api, wit_file: &Path, trait_name: &str, plugin: &str) -> anyhow::Resu
                 continue;
             }
             if let Some(base) = ty.strip_suffix("_t *") {
-                let _ = writeln!(out, "    {base}_free({name});");
+                free_value(&header, base, name, 0, &mut out);
             } else if let Some(i) = ty.find("_own_") {
                 let res = ty[i + 5..].trim_end_matches("_t");
                 let drop = drop_function(&header, res)

@@ -47,15 +47,28 @@ enum Scenario {
     GrantedCapability,
     Deadline,
     Package,
+    ManyCalls,
 }
 
 /// Scenarios a guest's language cannot run yet, and why (the same list is
 /// in `docs/src/languages.md`).
-const UNSUPPORTED: &[(Guest, Scenario, &str)] = &[(
-    Guest::Python,
-    Scenario::DropToCancel,
-    "componentize-py does not tell the object when the host drops it",
-)];
+const UNSUPPORTED: &[(Guest, Scenario, &str)] = &[
+    (
+        Guest::Python,
+        Scenario::DropToCancel,
+        "componentize-py does not tell the object when the host drops it",
+    ),
+    (
+        Guest::Python,
+        Scenario::ManyCalls,
+        "componentize-py 0.25 keeps every bytes argument until the instance is dropped",
+    ),
+    (
+        Guest::Js,
+        Scenario::ManyCalls,
+        "componentize-js 0.20 to 0.23 never frees an export's arguments (ComponentizeJS#350)",
+    ),
+];
 
 impl Guest {
     const ALL: [Guest; 5] = [Guest::Rust, Guest::Js, Guest::C, Guest::Python, Guest::Go];
@@ -145,6 +158,25 @@ impl Guest {
             "{self:?} cannot run {scenario:?} ({why}), but `docs/src/languages.md` does not say so"
         );
         let client = self.client();
+        if scenario == Scenario::ManyCalls {
+            // Each call's arguments stay in the guest: the instance runs
+            // out of memory, a typed error, and the next call gets a
+            // fresh one.
+            let data = vec![7u8; 4096];
+            let err = (0..40_000)
+                .find_map(|_| client.echo(data.clone()).err())
+                .unwrap_or_else(|| panic!("{self:?} no longer leaks: run {scenario:?}"));
+            assert!(
+                matches!(err, CallError::MemoryLimit { .. }),
+                "{self:?}: {err:?}"
+            );
+            assert_eq!(
+                client.echo(data.clone()),
+                Ok(data),
+                "{self:?} answers afterwards"
+            );
+            return;
+        }
         if scenario == Scenario::DropToCancel {
             // The host still stops pulling at once: nothing more is
             // produced, but the guest is not told.
@@ -313,6 +345,35 @@ for_each_guest! {
         assert_eq!(p.echo(data.clone()), Ok(data));
         assert_eq!(p.echo(Vec::new()), Ok(Vec::new()));
         assert_eq!(p.scale(14), Ok(42));
+    }
+
+    /// The host writes arguments into the guest while the guest may not
+    /// call out (a Go guest whose allocator read the clock then trapped
+    /// after a few thousand calls): many calls on one instance, arguments
+    /// growing past any before, then small again.
+    #[test]
+    fn thousands_of_calls_on_one_instance_answer() {
+        GUEST.run(Scenario::ManyCalls, |p| {
+            let data: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+            for i in 0..20_000 {
+                let back = p.echo(data.clone());
+                assert!(back.as_deref() == Ok(&data[..]), "{GUEST:?}: call {i}: {back:?}");
+            }
+            // From 4 KiB to 4 MiB, each call twice the one before.
+            for shift in 12..=22 {
+                let big: Vec<u8> = (0..1u32 << shift).map(|i| (i % 251) as u8).collect();
+                let back = p.echo(big.clone());
+                assert!(
+                    back.as_ref() == Ok(&big),
+                    "{GUEST:?}: a call of {} bytes: {:?}",
+                    big.len(),
+                    back.map(|b| b.len())
+                );
+            }
+            for i in 0..2_000 {
+                assert_eq!(p.greet("again"), Ok("Hello, again!".into()), "{GUEST:?}: call {i}");
+            }
+        });
     }
 
     #[test]

@@ -98,8 +98,15 @@ fn cases<'a>(api: &Api, cases: impl IntoIterator<Item = Option<&'a Type>>, out: 
 const MAX_FLAT_PARAMS: usize = 16;
 
 /// What the runtime part of a Go guest is: memory for the host's
-/// arguments and results, and the WASI adapter's start-up arena.
-pub(crate) const GO_CABI: &str = include_str!("../cabi.go");
+/// arguments and results, and the WASI adapter's start-up arena; without
+/// the book's `// ANCHOR` markers.
+pub(crate) fn go_cabi() -> String {
+    include_str!("../cabi.go")
+        .lines()
+        .filter(|l| !l.starts_with("// ANCHOR"))
+        .flat_map(|l| [l, "\n"])
+        .collect()
+}
 
 pub(super) fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<String> {
     let pkg = api

@@ -188,7 +188,7 @@ pub(crate) fn skeleton(
         Lang::C => vec![("plugin.c".into(), c::c(&api, wit_file, trait_name, plugin)?)],
         Lang::Go => vec![
             ("main.go".into(), go::go(&api, trait_name, plugin)?),
-            ("cabi.go".into(), go::GO_CABI.to_owned()),
+            ("cabi.go".into(), go::go_cabi()),
             (
                 "go.mod".into(),
                 format!(

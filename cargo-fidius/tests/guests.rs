@@ -734,6 +734,26 @@ fn scaffold_answers_defaults(lang: &str) {
     assert_eq!(p.fail_after(3).unwrap().count(), 0, "{lang}");
     assert_eq!(p.sum(0..10u64), Ok(0), "{lang}");
     assert_eq!(p.doubled(0..10u64).unwrap().count(), 0, "{lang}");
+    // The skeleton frees its arguments, nested ones too: 64 MiB of them
+    // would exceed the instance's memory limit otherwise. (Where the
+    // language itself keeps them, `ManyCalls` lists it.)
+    let guest = match lang {
+        "js" => Guest::Js,
+        "c" => Guest::C,
+        "python-wasm" => Guest::Python,
+        _ => Guest::Go,
+    };
+    if guest.unsupported(Scenario::ManyCalls).is_none() {
+        let item = Item {
+            name: "n".repeat(4096),
+            tags: vec!["t".repeat(2048), "u".repeat(2048)],
+            weight: None,
+        };
+        for i in 0..8_000 {
+            let found = p.find(vec![item.clone()], "x");
+            assert_eq!(found, Ok(None), "{lang}: call {i}");
+        }
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use wit_parser::{Handle, Type, TypeDefKind};
+use wit_parser::{Handle, Int, SizeAlign, Type, TypeDefKind};
 
 use super::{Api, camel, upper_camel};
 
@@ -94,6 +94,243 @@ fn cases<'a>(api: &Api, cases: impl IntoIterator<Item = Option<&'a Type>>, out: 
     out.extend(joined);
 }
 
+/// The number of flat values `ty` takes.
+fn flat_len(api: &Api, ty: &Type) -> usize {
+    let mut flat = Vec::new();
+    flatten(api, ty, &mut flat);
+    flat.len()
+}
+
+/// Whether a value of `ty` holds memory the host allocated in the guest.
+fn holds_memory(api: &Api, ty: &Type) -> bool {
+    let Type::Id(id) = ty else {
+        return *ty == Type::String;
+    };
+    let any = |types: &mut dyn Iterator<Item = &Type>| {
+        for t in types {
+            if holds_memory(api, t) {
+                return true;
+            }
+        }
+        false
+    };
+    match &api.resolve.types[*id].kind {
+        TypeDefKind::Type(t) | TypeDefKind::FixedLengthList(t, _) | TypeDefKind::Option(t) => {
+            holds_memory(api, t)
+        }
+        TypeDefKind::List(_) | TypeDefKind::Map(..) => true,
+        TypeDefKind::Record(r) => any(&mut r.fields.iter().map(|f| &f.ty)),
+        TypeDefKind::Tuple(t) => any(&mut t.types.iter()),
+        TypeDefKind::Result(r) => any(&mut r.ok.iter().chain(&r.err)),
+        TypeDefKind::Variant(v) => any(&mut v.cases.iter().filter_map(|c| c.ty.as_ref())),
+        _ => false,
+    }
+}
+
+/// The address `offset` bytes past `addr`.
+fn plus(addr: &str, offset: usize) -> String {
+    match offset {
+        0 => addr.to_owned(),
+        _ => format!("{addr}+{offset}"),
+    }
+}
+
+/// Go statements that free what the host allocated for an export's
+/// arguments (they are the export's): strings and lists, and the strings
+/// and lists inside them.
+struct Frees<'a> {
+    api: &'a Api,
+    sizes: SizeAlign,
+    lines: Vec<String>,
+    loops: usize,
+}
+
+impl<'a> Frees<'a> {
+    fn new(api: &'a Api) -> Self {
+        let mut sizes = SizeAlign::default();
+        // A WIT that parsed has sizes; one that did not fill leaves them 0.
+        let _ = sizes.fill(&api.resolve);
+        Self {
+            api,
+            sizes,
+            lines: Vec::new(),
+            loops: 0,
+        }
+    }
+
+    fn line(&mut self, indent: usize, text: String) {
+        self.lines.push(format!("{}{text}", "\t".repeat(indent)));
+    }
+
+    /// A value of `ty` passed as the flat values `vals`.
+    fn flat(&mut self, ty: &Type, vals: &[(String, Core)], indent: usize) {
+        if !holds_memory(self.api, ty) {
+            return;
+        }
+        let u32 = |(v, c): &(String, Core)| match c {
+            Core::I32 => v.clone(),
+            _ => format!("uint32({v})"),
+        };
+        let Type::Id(id) = ty else {
+            return self.line(indent, format!("free({})", u32(&vals[0])));
+        };
+        let api = self.api;
+        match &api.resolve.types[*id].kind {
+            TypeDefKind::Type(t) => self.flat(t, vals, indent),
+            TypeDefKind::List(e) => self.list(&[*e], &u32(&vals[0]), &u32(&vals[1]), indent),
+            TypeDefKind::Map(k, v) => self.list(&[*k, *v], &u32(&vals[0]), &u32(&vals[1]), indent),
+            TypeDefKind::FixedLengthList(t, n) => {
+                let each = flat_len(api, t);
+                for i in 0..*n as usize {
+                    self.flat(t, &vals[i * each..(i + 1) * each], indent);
+                }
+            }
+            TypeDefKind::Record(r) => self.fields(r.fields.iter().map(|f| &f.ty), vals, indent),
+            TypeDefKind::Tuple(t) => self.fields(t.types.iter(), vals, indent),
+            TypeDefKind::Option(t) => self.flat_cases(&[None, Some(*t)], vals, indent),
+            TypeDefKind::Result(r) => self.flat_cases(&[r.ok, r.err], vals, indent),
+            TypeDefKind::Variant(v) => {
+                let cases: Vec<_> = v.cases.iter().map(|c| c.ty).collect();
+                self.flat_cases(&cases, vals, indent);
+            }
+            _ => {}
+        }
+    }
+
+    fn fields<'t>(
+        &mut self,
+        types: impl Iterator<Item = &'t Type>,
+        vals: &[(String, Core)],
+        indent: usize,
+    ) {
+        let mut at = 0;
+        for ty in types {
+            let n = flat_len(self.api, ty);
+            self.flat(ty, &vals[at..at + n], indent);
+            at += n;
+        }
+    }
+
+    fn flat_cases(&mut self, cases: &[Option<Type>], vals: &[(String, Core)], indent: usize) {
+        for (k, case) in cases.iter().enumerate() {
+            let Some(ty) = case.filter(|t| holds_memory(self.api, t)) else {
+                continue;
+            };
+            self.line(indent, format!("if {} == {k} {{", vals[0].0));
+            let n = flat_len(self.api, &ty);
+            self.flat(&ty, &vals[1..1 + n], indent + 1);
+            self.line(indent, "}".into());
+        }
+    }
+
+    /// A list at `ptr` of `len` elements, each the record of `elem`.
+    fn list(&mut self, elem: &[Type], ptr: &str, len: &str, indent: usize) {
+        if elem.iter().any(|t| holds_memory(self.api, t)) {
+            let (i, e) = (format!("i{}", self.loops), format!("e{}", self.loops));
+            self.loops += 1;
+            let size = self.sizes.record(elem.iter()).size.size_wasm32();
+            self.line(
+                indent,
+                format!("for {i} := uint32(0); {i} < {len}; {i}++ {{"),
+            );
+            self.line(indent + 1, format!("{e} := {ptr} + {i}*{size}"));
+            for (offset, ty) in self.sizes.field_offsets(elem.iter()) {
+                self.mem(ty, &plus(&e, offset.size_wasm32()), indent + 1);
+            }
+            self.line(indent, "}".into());
+        }
+        self.line(indent, format!("free({ptr})"));
+    }
+
+    /// A value of `ty` in memory at `addr`.
+    fn mem(&mut self, ty: &Type, addr: &str, indent: usize) {
+        if !holds_memory(self.api, ty) {
+            return;
+        }
+        let Type::Id(id) = ty else {
+            return self.line(indent, format!("free(get32({addr}))"));
+        };
+        let api = self.api;
+        let (ptr, len) = (
+            format!("get32({addr})"),
+            format!("get32({})", plus(addr, 4)),
+        );
+        match &api.resolve.types[*id].kind {
+            TypeDefKind::Type(t) => self.mem(t, addr, indent),
+            TypeDefKind::List(e) => self.list(&[*e], &ptr, &len, indent),
+            TypeDefKind::Map(k, v) => self.list(&[*k, *v], &ptr, &len, indent),
+            TypeDefKind::FixedLengthList(t, n) => {
+                let size = self.sizes.size(t).size_wasm32();
+                for i in 0..*n as usize {
+                    self.mem(t, &plus(addr, i * size), indent);
+                }
+            }
+            TypeDefKind::Record(r) => {
+                let types: Vec<Type> = r.fields.iter().map(|f| f.ty).collect();
+                self.mem_fields(&types, addr, indent);
+            }
+            TypeDefKind::Tuple(t) => self.mem_fields(&t.types.clone(), addr, indent),
+            TypeDefKind::Option(t) => self.mem_cases(Int::U8, &[None, Some(*t)], addr, indent),
+            TypeDefKind::Result(r) => self.mem_cases(Int::U8, &[r.ok, r.err], addr, indent),
+            TypeDefKind::Variant(v) => {
+                let cases: Vec<_> = v.cases.iter().map(|c| c.ty).collect();
+                self.mem_cases(v.tag(), &cases, addr, indent);
+            }
+            _ => {}
+        }
+    }
+
+    fn mem_fields(&mut self, types: &[Type], addr: &str, indent: usize) {
+        let offsets: Vec<(usize, Type)> = self
+            .sizes
+            .field_offsets(types.iter())
+            .into_iter()
+            .map(|(o, t)| (o.size_wasm32(), *t))
+            .collect();
+        for (offset, ty) in offsets {
+            self.mem(&ty, &plus(addr, offset), indent);
+        }
+    }
+
+    fn mem_cases(&mut self, tag: Int, cases: &[Option<Type>], addr: &str, indent: usize) {
+        let payload = self
+            .sizes
+            .payload_offset(tag, cases.iter().map(Option::as_ref))
+            .size_wasm32();
+        let disc = match tag {
+            Int::U8 => format!("get8({addr})"),
+            Int::U16 => format!("*(*uint16)(ptr({addr}))"),
+            _ => format!("get32({addr})"),
+        };
+        for (k, case) in cases.iter().enumerate() {
+            let Some(ty) = case.filter(|t| holds_memory(self.api, t)) else {
+                continue;
+            };
+            self.line(indent, format!("if {disc} == {k} {{"));
+            self.mem(&ty, &plus(addr, payload), indent + 1);
+            self.line(indent, "}".into());
+        }
+    }
+
+    /// The statement that frees them when the export returns, if any.
+    fn deferred(self) -> String {
+        match self.lines.as_slice() {
+            [] => String::new(),
+            [one] if !one.contains('{') => format!(
+                "\t// The arguments' memory is the export's: read it, it is freed on return.\n\tdefer {}\n",
+                one.trim_start()
+            ),
+            more => format!(
+                "\t// The arguments' memory is the export's: read it, it is freed on return.\n\tdefer func() {{\n{}\n\t}}()\n",
+                more.iter()
+                    .map(|l| format!("\t\t{l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+}
+
 /// The most flat parameters before they are passed through memory.
 const MAX_FLAT_PARAMS: usize = 16;
 
@@ -117,6 +354,14 @@ pub(super) fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<St
         .to_owned();
     let version = api.package.split_once('@').map(|(_, v)| v).unwrap_or("");
     let export = |iface: &str, func: &str| format!("{pkg}/{iface}@{version}#{func}");
+    let config_vals: Vec<(String, Core)> = {
+        let mut flat = Vec::new();
+        flatten(api, &api.create_params(), &mut flat);
+        flat.into_iter()
+            .enumerate()
+            .map(|(i, c)| (format!("config{i}"), c))
+            .collect()
+    };
     let mut out = format!(
         "// The `{plugin}` plugin: a `{trait_name}` plugin written in Go.\n//\n\
          // `cargo fidius build` builds it with Go's wasip1 port (`-buildmode=c-shared`)\n\
@@ -138,7 +383,8 @@ pub(super) fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<St
          //\n//go:wasmexport {create}\n\
          func create({create_params}) uint32 {{\n\t\
          name := takeString(namePtr, nameLen)\n\t\
-         _ = name\n\t\
+         _ = name\n\
+         {config_frees}\t\
          return returnZeroed(16) // ok\n}}\n\n\
          //go:wasmexport {destroy}\n\
          func destroy() {{}}\n",
@@ -149,37 +395,47 @@ pub(super) fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<St
         },
         create = export("plugin", "create"),
         destroy = export("plugin", "destroy"),
-        create_params = {
-            let mut flat = vec![Core::I32, Core::I32];
-            let create = api.create_params();
-            flatten(api, &create, &mut flat);
-            let mut params = vec!["namePtr, nameLen uint32".to_owned()];
-            for (i, c) in flat.iter().enumerate().skip(2) {
-                params.push(format!("config{} {}", i - 2, c.go()));
-            }
-            params.join(", ")
+        create_params = config_vals
+            .iter()
+            .map(|(name, c)| format!("{name} {}", c.go()))
+            .fold("namePtr, nameLen uint32".to_owned(), |all, p| all
+                + ", "
+                + &p),
+        config_frees = {
+            let mut frees = Frees::new(api);
+            frees.flat(&api.create_params(), &config_vals, 0);
+            frees.deferred()
         },
     );
     for f in api.funcs.iter().chain(&api.methods) {
         let name = upper_camel(&f.name.replace(['[', ']', '.'], "-").replace("method-", ""));
         let mut flat_params = Vec::new();
         let mut params = Vec::new();
+        let mut frees = Frees::new(api);
         for p in &f.params {
             let mut flat = Vec::new();
             flatten(api, &p.ty, &mut flat);
             let base = camel(&p.name);
-            if flat.len() == 1 {
-                params.push(format!("{base} {}", flat[0].go()));
+            let vals: Vec<(String, Core)> = if flat.len() == 1 {
+                vec![(base, flat[0])]
             } else {
-                for (i, c) in flat.iter().enumerate() {
-                    params.push(format!("{base}{i} {}", c.go()));
-                }
-            }
+                flat.iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("{base}{i}"), *c))
+                    .collect()
+            };
+            params.extend(vals.iter().map(|(name, c)| format!("{name} {}", c.go())));
+            frees.flat(&p.ty, &vals, 0);
             flat_params.extend(flat);
         }
         if flat_params.len() > MAX_FLAT_PARAMS {
             params = vec!["args uint32".to_owned()];
+            frees = Frees::new(api);
+            let types: Vec<Type> = f.params.iter().map(|p| p.ty).collect();
+            frees.mem_fields(&types, "args", 0);
+            frees.line(0, "free(args)".into());
         }
+        let frees = frees.deferred();
         let mut flat_result = Vec::new();
         if let Some(ty) = &f.result {
             flatten(api, ty, &mut flat_result);
@@ -234,7 +490,7 @@ pub(super) fn go(api: &Api, trait_name: &str, plugin: &str) -> anyhow::Result<St
         };
         let _ = writeln!(
             out,
-            "\n// {wit_sig}\n//\n//go:wasmexport {}\nfunc {name}({}){ret} {{\n{body}}}",
+            "\n// {wit_sig}\n//\n//go:wasmexport {}\nfunc {name}({}){ret} {{\n{frees}{body}}}",
             export(&api.iface, &f.name),
             params.join(", ")
         );

@@ -194,10 +194,9 @@ fn bench_guests(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("guest_echo/{lang}"));
         group.throughput(Throughput::Bytes(payload.len() as u64));
         // A fresh instance every 20 000 calls (outside the timing), on both
-        // sides: a componentize-py guest keeps every `bytes` argument until
-        // its instance is dropped, and a Go guest's heap, grown by the
-        // arguments, may make its allocator read the clock inside
-        // `cabi_realloc`, which traps (docs/src/languages.md).
+        // sides: componentize-py and componentize-js guests keep every
+        // argument until their instance is dropped (the `ManyCalls` rows of
+        // docs/src/languages.md).
         group.bench_function("raw_typed_func", |b| {
             b.iter_custom(|iters| {
                 let mut total = std::time::Duration::ZERO;

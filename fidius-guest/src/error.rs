@@ -121,9 +121,9 @@ pub enum CallError {
         /// What is missing, e.g. `streams`.
         what: &'static str,
     },
-    /// A Python plugin raised an exception (or returned a value of the
-    /// wrong shape, raised as `TypeError`/`ValueError` naming the field);
-    /// the plugin stays usable.
+    /// A Python plugin raised an exception; the plugin stays usable. (A
+    /// value of the wrong shape it returned is a
+    /// [`ResultEncode`](Self::ResultEncode) naming the field.)
     #[error("`{method}` raised {}: {}", exception.kind, exception.message)]
     Exception {
         /// Method called (`create` for the constructor).

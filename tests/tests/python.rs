@@ -636,3 +636,145 @@ fn dropping_a_returned_stream_closes_the_generator() {
     assert_eq!(s.count_up(0, 3).unwrap().count(), 3);
     assert_eq!(s.stats().unwrap().dropped, 2);
 }
+
+/// The deadline covers everything a call runs in Python: the method,
+/// converting its result (a generator given for a list runs then), each
+/// pull of a returned stream, closing it, and the constructor.
+#[test]
+fn the_deadline_covers_conversions_stream_pulls_and_the_constructor() {
+    use std::time::{Duration, Instant};
+    let calc = <dyn fixture_api::Calculator as fidius::Interface>::INFO;
+    let streams = <dyn fixture_api::Streams as fidius::Interface>::INFO;
+    let dir = fidius_tests::scratch("python_deadline_everywhere");
+    let path = dir.join("slow.py");
+    std::fs::write(
+        &path,
+        format!(
+            r#"import time
+import fidius
+
+@fidius.plugin(interface="Calculator", version={cv}, hash={ch:#x}, name="Slow")
+class Slow:
+    def __init__(self):
+        self.mode = 0
+    def bump(self):
+        self.mode += 1
+    def bumps(self):
+        return self.mode
+    def describe(self, shape):
+        def tags():
+            if self.mode == 0:
+                time.sleep(2)
+            else:
+                while True:
+                    pass
+            yield "late"
+        return {{"name": "slow", "area": 1.0, "tags": tags()}}
+    def shout(self, text):
+        return text.upper()
+    def add(self, a, b): return a + b
+    def echo(self, data): return data
+    def count_bytes(self, data): return len(data)
+    def divide(self, a, b): return a // b
+    def check(self, shape, min_area): return None
+    def is_even(self, n, invert): return (n % 2 == 0) != invert
+    def initial(self, word): return word[:1] or None
+    def panic_with(self, message): raise RuntimeError(message)
+
+@fidius.plugin(interface="Calculator", version={cv}, hash={ch:#x}, name="Stuck")
+class Stuck(Slow):
+    def __init__(self):
+        while True:
+            pass
+
+@fidius.plugin(interface="Streams", version={sv}, hash={sh:#x}, name="Endless")
+class Endless:
+    def count_up(self, start, end):
+        def items():
+            yield start
+            while True:
+                pass
+        return items()
+    def range(self, start, end):
+        def items():
+            try:
+                yield start
+            finally:
+                while True:
+                    pass
+        return items()
+    def stats(self):
+        return {{"produced": 0, "dropped": 0, "live_iterators": 0}}
+    def sum(self, items): return sum(items)
+    def scale(self, items, factor): return (x * factor for x in items)
+    def chunks(self, count, size): return iter(())
+    def total_len(self, items): return 0
+    def checked(self, items): return iter(())
+    def explode_after(self, n): return iter(())
+    def take_some(self, items, take): return 0
+    def maybe(self, fail): return iter(())
+"#,
+            cv = calc.version,
+            ch = calc.hash,
+            sv = streams.version,
+            sh = streams.hash,
+        ),
+    )
+    .unwrap();
+    let deadline = Duration::from_millis(300);
+    let timeout = |method| Err::<(), _>(CallError::Timeout { method, deadline });
+    let lib = PythonLibrary::open(&path).unwrap();
+    let slow: CalculatorClient = lib.instance("Slow").deadline(deadline).build().unwrap();
+    let circle = Shape::Circle { radius: 1.0 };
+    // A generator that sleeps 2 s while its list is converted.
+    let started = Instant::now();
+    assert_eq!(slow.describe(circle.clone()).map(drop), timeout("describe"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(slow.shout("still here"), Ok("STILL HERE".to_owned()));
+    // One that loops forever (and would hold the GIL for good).
+    slow.bump().unwrap();
+    let started = Instant::now();
+    assert_eq!(slow.describe(circle).map(drop), timeout("describe"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(slow.bumps(), Ok(1));
+
+    // A returned stream whose second pull loops forever.
+    let endless: fixture_api::StreamsClient =
+        lib.instance("Endless").deadline(deadline).build().unwrap();
+    let mut items = endless.count_up(5, 10).unwrap();
+    assert_eq!(items.next(), Some(Ok(5)));
+    let started = Instant::now();
+    assert_eq!(items.next().map(|r| r.map(drop)), Some(timeout("count_up")));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // One whose `finally` loops forever when it is closed: dropping it
+    // returns.
+    let mut items = endless.range(1, 3).unwrap();
+    assert_eq!(items.next(), Some(Ok(1)));
+    let started = Instant::now();
+    drop(items);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(endless.stats().map(|s| s.dropped), Ok(0));
+
+    // A constructor that loops forever.
+    let started = Instant::now();
+    match lib
+        .instance::<CalculatorClient>("Stuck")
+        .deadline(deadline)
+        .build()
+    {
+        Err(LoadError::Create { source, .. }) => {
+            assert_eq!(
+                source,
+                CallError::Timeout {
+                    method: "create",
+                    deadline
+                }
+            );
+        }
+        other => panic!(
+            "expected the constructor's timeout, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -148,6 +148,81 @@ fn a_memory_bomb_hits_the_limit() {
     still_works(&g);
 }
 
+/// What a guest can run into, each the cause of one kind of error.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// A refused `memory.grow` the guest handles (no error).
+    Refused,
+    Memory,
+    Deadline,
+    Trap,
+    Panic,
+}
+
+/// Every limit, hit after every other limit was hit (or, for a refused
+/// `memory.grow`, handled by the guest): each error names what this call
+/// ran into, never what an earlier one did.
+#[test]
+fn each_limit_is_named_after_every_other() {
+    let deadline = Duration::from_millis(300);
+    let runtime = WasmRuntime::new(
+        WasmSettings::default()
+            .deadline(deadline)
+            .memory_limit(64 << 20)
+            .cache_dir(None),
+    )
+    .unwrap();
+    let lib = runtime.open(wasm_fixture("fixture_hostile")).unwrap();
+    let g: HostileClient = lib.instance("Guest").config(&config()).build().unwrap();
+    let hit = |limit: Limit| match limit {
+        Limit::Refused => assert_eq!(g.try_grow(1024), Ok(false)),
+        Limit::Memory => assert_eq!(
+            g.grow(1024),
+            Err(CallError::MemoryLimit {
+                method: "grow",
+                limit: 64 << 20
+            })
+        ),
+        Limit::Deadline => assert_eq!(
+            g.spin(),
+            Err(CallError::Timeout {
+                method: "spin",
+                deadline
+            })
+        ),
+        Limit::Trap => {
+            let err = g.recurse(100_000_000).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    CallError::Trapped {
+                        method: "recurse",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+        Limit::Panic => assert_eq!(
+            g.fail("given up".into()),
+            Err(CallError::Panic {
+                method: "fail",
+                message: "given up".into()
+            })
+        ),
+    };
+    use Limit::*;
+    let all = [Refused, Memory, Deadline, Trap, Panic];
+    for first in all {
+        for second in all {
+            hit(first);
+            hit(second);
+            assert_eq!(g.try_grow(1), Ok(true), "after {first:?}, {second:?}");
+            assert_eq!(g.label(), Ok("sandboxed".to_owned()));
+        }
+    }
+}
+
 #[test]
 fn deep_recursion_traps() {
     let g = guest(Capabilities::none());
@@ -277,6 +352,14 @@ mod packages {
     /// `fixture-hostile` packaged native (for this host) and as a component
     /// that requests `capabilities`.
     fn package(dir: &std::path::Path, capabilities: &[&str], native: bool) -> std::path::PathBuf {
+        try_package(dir, capabilities, native).unwrap()
+    }
+
+    fn try_package(
+        dir: &std::path::Path,
+        capabilities: &[&str],
+        native: bool,
+    ) -> Result<std::path::PathBuf, PackageError> {
         let mut bytes = BTreeMap::new();
         let mut artifacts = Vec::new();
         let mut add = |kind, target: &str, file: &str, data: Vec<u8>, caps: &[&str]| {
@@ -324,10 +407,10 @@ mod packages {
             }],
             artifacts,
         };
-        let data = package::write_package(&manifest, &bytes, Some(&key())).unwrap();
+        let data = package::write_package(&manifest, &bytes, Some(&key()))?;
         let path = dir.join("hostile-0.1.0.fidpkg");
         std::fs::write(&path, data).unwrap();
-        path
+        Ok(path)
     }
 
     fn policy(dir: &std::path::Path, grant: Capabilities) -> TrustPolicy {
@@ -391,9 +474,13 @@ mod packages {
     #[test]
     fn unknown_capability_names_are_refused() {
         let dir = scratch("sandbox-package-unknown");
-        let err = std::panic::catch_unwind(|| package(&dir, &["teleport"], false));
         // `write_package` validates the manifest it signs.
-        assert!(err.is_err());
+        let err = try_package(&dir, &["teleport"], false).unwrap_err();
+        assert!(
+            matches!(&err, PackageError::BadManifest { detail, .. } if detail.contains("`teleport`")),
+            "{err:?}"
+        );
+        assert!(!dir.join("hostile-0.1.0.fidpkg").exists());
         let bad = Capabilities::none()
             .missing(&["fs:/".to_owned()])
             .unwrap_err();

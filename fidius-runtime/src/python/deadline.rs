@@ -17,7 +17,38 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
+use fidius_guest::CallError;
+
 use super::runtime;
+
+/// Runs `run`, everything a call does in Python (the method, converting
+/// its result, a stream's pull, the constructor), under `deadline` if
+/// there is one: an error once the deadline fired is
+/// [`CallError::Timeout`], whatever Python code the exception surfaced in.
+/// A deadline that fired after the work was done (its exception not yet
+/// surfaced) is withdrawn, and the result stands.
+pub(super) fn guarded<T>(
+    py: Python<'_>,
+    deadline: Option<Duration>,
+    method: &'static str,
+    run: impl FnOnce() -> Result<T, CallError>,
+) -> Result<T, CallError> {
+    let Some(after) = deadline else {
+        return run();
+    };
+    let armed = Deadline::arm(py, after).map_err(|e| super::exception(py, method, &e))?;
+    let result = run();
+    // Withdrawn either way: an exception still pending would surface in
+    // the next Python code this thread runs.
+    let fired = armed.disarm(py, false);
+    match result {
+        Err(_) if fired => Err(CallError::Timeout {
+            method,
+            deadline: after,
+        }),
+        other => other,
+    }
+}
 
 struct Entry {
     thread: u64,
@@ -117,7 +148,7 @@ fn interrupt(py: Python<'_>, thread: u64, raise: bool) {
 }
 
 /// A call's deadline, armed until [`disarm`](Self::disarm)ed.
-pub(super) struct Deadline {
+struct Deadline {
     key: (Instant, u64),
     thread: u64,
 }
@@ -125,7 +156,7 @@ pub(super) struct Deadline {
 impl Deadline {
     /// Arms a deadline of `after` for the call about to run on this thread
     /// (which holds the GIL: `py`).
-    pub(super) fn arm(py: Python<'_>, after: Duration) -> PyResult<Self> {
+    fn arm(py: Python<'_>, after: Duration) -> PyResult<Self> {
         let thread: u64 = py
             .import("threading")?
             .call_method0("get_ident")?
@@ -151,7 +182,7 @@ impl Deadline {
     /// Disarms (holding the GIL); whether the deadline fired. An exception
     /// raised but not surfaced (`surfaced == false`: the call ended
     /// before its next bytecode) is withdrawn.
-    pub(super) fn disarm(self, py: Python<'_>, surfaced: bool) -> bool {
+    fn disarm(self, py: Python<'_>, surfaced: bool) -> bool {
         let fired = lock(watchdog())
             .armed
             .remove(&self.key)

@@ -89,9 +89,16 @@ impl HostMethod {
             };
             match ty {
                 Ty::Stream(item) => {
-                    let stream =
-                        streams::PyStream::new(&arg, (**item).clone(), Arc::clone(model), method)
-                            .map_err(|e| fail(e.to_string()))?;
+                    // Pulled by the host's method, within the plugin's
+                    // call and so under its deadline.
+                    let stream = streams::PyStream::new(
+                        &arg,
+                        (**item).clone(),
+                        Arc::clone(model),
+                        method,
+                        None,
+                    )
+                    .map_err(|e| fail(e.to_string()))?;
                     value::put_varint(&mut bytes, inputs.len() as u64);
                     inputs.push(OwnedStream::from_backend(Box::new(stream), method));
                 }

@@ -542,15 +542,21 @@ impl<C: PluginClient> PythonInstanceBuilder<'_, C> {
                         .into_any(),
                 );
             }
-            let created = PyTuple::new(py, args).and_then(|args| class.call1(args));
-            let instance = created.map_err(|e| LoadError::Create {
+            let args = PyTuple::new(py, args).map_err(|e| python(e.to_string()))?;
+            // The constructor is plugin code: under the deadline too.
+            let instance = deadline::guarded(py, self.deadline, "create", || {
+                class.call1(args).map_err(|e| {
+                    rejection(py, rt, "create", &e)
+                        .map(|error| CallError::Rejected {
+                            error: Box::new(error),
+                        })
+                        .unwrap_or_else(|| exception(py, "create", &e))
+                })
+            })
+            .map_err(|source| LoadError::Create {
                 path: path.clone(),
                 plugin: meta.plugin_name.clone(),
-                source: rejection(py, rt, "create", &e)
-                    .map(|error| CallError::Rejected {
-                        error: Box::new(error),
-                    })
-                    .unwrap_or_else(|| exception(py, "create", &e)),
+                source,
             })?;
             let methods = slots
                 .iter()
@@ -673,73 +679,49 @@ impl PythonPlugin {
                 });
             }
             let args = PyTuple::new(py, values).map_err(|e| exception(py, name, &e))?;
-            let result = self.guarded(py, name, || function.bind(py).call1(args))?;
-            let mut out = Vec::new();
-            let encoded = match (&m.returns, result) {
-                (Returns::Plain(ty), Ok(v)) => self.encode(ty, &v, name, &mut out),
-                (Returns::Fallible(ok, _), Ok(v)) => {
-                    out.push(0);
-                    self.encode(ok, &v, name, &mut out)
-                }
-                (Returns::Fallible(_, err), Err(e)) => {
-                    if let Some(error) = rejection(py, rt, name, &e)
-                        && matches!(err, Ty::Named(n) if n == "plugin-error")
-                    {
-                        out.push(1);
-                        fidius_guest::wire::encode(&error)
-                            .map(|bytes| out.extend_from_slice(&bytes))
-                            .map_err(|e| e.to_string())
-                    } else if e.value(py).is_instance(rt.err.bind(py)).unwrap_or(false) {
-                        out.push(1);
-                        match e.value(py).getattr("value") {
-                            Ok(v) => value::from_py(&self.model, err, &v, &mut out)
-                                .map_err(|m| format!("the error: {m}")),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    } else {
-                        return Err(exception(py, name, &e));
+            // The method, and converting what it returned (a generator
+            // given for a list runs as it is converted): one deadline.
+            deadline::guarded(py, self.deadline, name, || {
+                let result = function.bind(py).call1(args);
+                let mut out = Vec::new();
+                let encoded = match (&m.returns, result) {
+                    (Returns::Plain(ty), Ok(v)) => self.encode(ty, &v, name, &mut out),
+                    (Returns::Fallible(ok, _), Ok(v)) => {
+                        out.push(0);
+                        self.encode(ok, &v, name, &mut out)
                     }
-                }
-                (Returns::Plain(_), Err(e)) => return Err(exception(py, name, &e)),
-            };
-            encoded.map_err(|message| CallError::ResultEncode {
-                method: name,
-                message,
-            })?;
-            Ok(out)
+                    (Returns::Fallible(_, err), Err(e)) => {
+                        if let Some(error) = rejection(py, rt, name, &e)
+                            && matches!(err, Ty::Named(n) if n == "plugin-error")
+                        {
+                            out.push(1);
+                            fidius_guest::wire::encode(&error)
+                                .map(|bytes| out.extend_from_slice(&bytes))
+                                .map_err(|e| e.to_string())
+                        } else if e.value(py).is_instance(rt.err.bind(py)).unwrap_or(false) {
+                            out.push(1);
+                            match e.value(py).getattr("value") {
+                                Ok(v) => value::from_py(&self.model, err, &v, &mut out)
+                                    .map_err(|m| format!("the error: {m}")),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        } else {
+                            return Err(exception(py, name, &e));
+                        }
+                    }
+                    (Returns::Plain(_), Err(e)) => return Err(exception(py, name, &e)),
+                };
+                encoded.map_err(|message| CallError::ResultEncode {
+                    method: name,
+                    message,
+                })?;
+                Ok(out)
+            })
         })
     }
 }
 
 impl PythonPlugin {
-    /// Runs `call` under the instance's deadline, if any.
-    fn guarded<'py>(
-        &self,
-        py: Python<'py>,
-        name: &'static str,
-        call: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
-    ) -> Result<PyResult<Bound<'py, PyAny>>, CallError> {
-        let Some(after) = self.deadline else {
-            return Ok(call());
-        };
-        let rt = runtime(py).map_err(|e| exception(py, name, &e))?;
-        let armed = deadline::Deadline::arm(py, after).map_err(|e| exception(py, name, &e))?;
-        let result = call();
-        let timed_out = result.as_ref().err().is_some_and(|e| {
-            rt.sdk
-                .bind(py)
-                .getattr("DeadlineExceeded")
-                .is_ok_and(|d| e.is_instance(py, &d))
-        });
-        if armed.disarm(py, timed_out) && timed_out {
-            return Err(CallError::Timeout {
-                method: name,
-                deadline: after,
-            });
-        }
-        Ok(result)
-    }
-
     /// `call_scalar`: scalar arguments from their bits, the result to its
     /// bits, without the wire format; `None` when the method is not all
     /// scalars.
@@ -767,20 +749,22 @@ impl PythonPlugin {
         attach(|py| {
             let arg = |i: usize| value::scalar_to_py(py, &m.params[i].1, bits[i]);
             let f = function.bind(py);
-            let result = self.guarded(py, name, || match m.params.len() {
-                0 => f.call0(),
-                1 => f.call1((arg(0)?,)),
-                2 => f.call1((arg(0)?, arg(1)?)),
-                3 => f.call1((arg(0)?, arg(1)?, arg(2)?)),
-                _ => f.call1((arg(0)?, arg(1)?, arg(2)?, arg(3)?)),
-            })?;
-            let v = result.map_err(|e| exception(py, name, &e))?;
-            value::scalar_from_py(ret, &v)
-                .map(Some)
-                .map_err(|message| CallError::ResultEncode {
-                    method: name,
-                    message,
+            deadline::guarded(py, self.deadline, name, || {
+                let result = match m.params.len() {
+                    0 => f.call0(),
+                    1 => arg(0).and_then(|a| f.call1((a,))),
+                    2 => arg(0).and_then(|a| f.call1((a, arg(1)?))),
+                    3 => arg(0).and_then(|a| f.call1((a, arg(1)?, arg(2)?))),
+                    _ => arg(0).and_then(|a| f.call1((a, arg(1)?, arg(2)?, arg(3)?))),
+                };
+                let v = result.map_err(|e| exception(py, name, &e))?;
+                value::scalar_from_py(ret, &v).map(Some).map_err(|message| {
+                    CallError::ResultEncode {
+                        method: name,
+                        message,
+                    }
                 })
+            })
         })
     }
 
@@ -796,8 +780,14 @@ impl PythonPlugin {
         let Ty::Stream(item) = ty else {
             return value::from_py(&self.model, ty, v, out);
         };
-        let stream = streams::PyStream::new(v, (**item).clone(), Arc::clone(&self.model), name)
-            .map_err(|e| format!("expected an iterable, found {}", e))?;
+        let stream = streams::PyStream::new(
+            v,
+            (**item).clone(),
+            Arc::clone(&self.model),
+            name,
+            self.deadline,
+        )
+        .map_err(|e| format!("expected an iterable, found {}", e))?;
         let mut table = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let handle = table.next;
         table.next = table.next.wrapping_add(1).max(1);

@@ -11,6 +11,7 @@
 //!   closing it cancels the producer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fidius_guest::__private::{BatchSource, OwnedStream};
 use fidius_guest::wit::{Model, Ty};
@@ -19,7 +20,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
-use super::value;
+use super::{deadline, value};
 
 /// A stream a Python method returned, pulled by the host.
 pub(super) struct PyStream {
@@ -30,15 +31,18 @@ pub(super) struct PyStream {
     item: Ty,
     model: Arc<Model>,
     method: &'static str,
+    /// Each pull's, and the closing's: the plugin's per-call deadline.
+    deadline: Option<Duration>,
 }
 
 impl PyStream {
-    /// Iterates `value` (any iterable).
+    /// Iterates `value` (any iterable), each pull under `deadline`.
     pub(super) fn new(
         value: &Bound<'_, PyAny>,
         item: Ty,
         model: Arc<Model>,
         method: &'static str,
+        deadline: Option<Duration>,
     ) -> PyResult<Self> {
         Ok(Self {
             iter: Some(PyIterator::from_object(value)?.unbind()),
@@ -46,6 +50,7 @@ impl PyStream {
             item,
             model,
             method,
+            deadline,
         })
     }
 }
@@ -60,30 +65,33 @@ impl BatchSource for PyStream {
         };
         let method = self.method;
         let failed = &mut self.failed;
+        let deadline = self.deadline;
         let result = super::attach(|py| {
-            let mut it = iter.bind(py).clone();
-            let mut batch = Vec::new();
-            let mut count = 0;
-            while count < max_items.max(1) {
-                match it.next() {
-                    None => break,
-                    Some(Err(e)) if count == 0 => return Err(super::exception(py, method, &e)),
-                    Some(Err(e)) => {
-                        *failed = Some(super::exception(py, method, &e));
-                        break;
-                    }
-                    Some(Ok(v)) => {
-                        value::item_from_py(&self.model, &self.item, &v, &mut batch).map_err(
-                            |message| CallError::ResultEncode {
-                                method,
-                                message: format!("stream item: {message}"),
-                            },
-                        )?;
-                        count += 1;
+            deadline::guarded(py, deadline, method, || {
+                let mut it = iter.bind(py).clone();
+                let mut batch = Vec::new();
+                let mut count = 0;
+                while count < max_items.max(1) {
+                    match it.next() {
+                        None => break,
+                        Some(Err(e)) if count == 0 => return Err(super::exception(py, method, &e)),
+                        Some(Err(e)) => {
+                            *failed = Some(super::exception(py, method, &e));
+                            break;
+                        }
+                        Some(Ok(v)) => {
+                            value::item_from_py(&self.model, &self.item, &v, &mut batch).map_err(
+                                |message| CallError::ResultEncode {
+                                    method,
+                                    message: format!("stream item: {message}"),
+                                },
+                            )?;
+                            count += 1;
+                        }
                     }
                 }
-            }
-            Ok((count > 0).then_some(batch))
+                Ok((count > 0).then_some(batch))
+            })
         });
         match result {
             Ok(Some(batch)) => {
@@ -111,13 +119,18 @@ impl BatchSource for PyStream {
 
 impl PyStream {
     /// Closes the iterator (a generator's `finally` blocks run).
+    /// Under the deadline too: a `finally` block that loops must not hold
+    /// the host's thread.
     fn close(&mut self) {
         if let Some(iter) = self.iter.take() {
+            let (deadline, method) = (self.deadline, self.method);
             super::attach(|py| {
                 let iter = iter.bind(py);
                 if let Ok(close) = iter.getattr(pyo3::intern!(py, "close")) {
                     // A failing `close` has nothing left to report to.
-                    let _ = close.call0();
+                    let _ = deadline::guarded(py, deadline, method, || {
+                        close.call0().map_err(|e| super::exception(py, method, &e))
+                    });
                 }
             });
         }

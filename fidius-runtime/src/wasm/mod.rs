@@ -1363,8 +1363,14 @@ impl Core {
         }
     }
 
-    /// Sets this call's deadline and fuel.
+    /// Sets this call's deadline and fuel, and forgets what an earlier
+    /// call hit: a refused `memory.grow` the guest handled, a panic message
+    /// it recorded and then recovered from. A call's error names what this
+    /// call ran into.
     fn arm(&self, store: &mut Store<HostState>) {
+        let state = store.data_mut();
+        state.limits.hit = false;
+        state.panic = None;
         let settings = &self.shared.settings;
         // In `u64` (a deadline past 584 years is no deadline).
         let nanos = u64::try_from(settings.deadline.as_nanos()).unwrap_or(u64::MAX);
@@ -1424,14 +1430,22 @@ fn create_error(e: &Val) -> CallError {
     }
 }
 
-/// The typed error for a failed call: the guest's panic message, the
-/// deadline, the memory limit, or the trap.
+/// The typed error for a failed call: the deadline (an interrupt is
+/// always the deadline's), the guest's panic message, the memory limit
+/// (refused during this call), or the trap.
 fn trap_error(
     method: &'static str,
     deadline: &Duration,
     store: &mut Store<HostState>,
     e: wasmtime::Error,
 ) -> CallError {
+    let trap = e.downcast_ref::<Trap>();
+    if let Some(Trap::Interrupt) = trap {
+        return CallError::Timeout {
+            method,
+            deadline: *deadline,
+        };
+    }
     let state = store.data_mut();
     if let Some(message) = state.panic.take() {
         return CallError::Panic { method, message };
@@ -1442,11 +1456,7 @@ fn trap_error(
             limit: state.limits.memory,
         };
     }
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::Timeout {
-            method,
-            deadline: *deadline,
-        },
+    match trap {
         Some(trap) => CallError::Trapped {
             method,
             reason: trap.to_string(),

@@ -48,6 +48,17 @@ pub mod wasm;
 
 #[cfg(feature = "package")]
 pub use component::stamp_component;
+
+/// The static-metadata reader of a component's bytes, for the fuzz targets
+/// in `fuzz/` (feature `fuzzing`). Not an API.
+///
+/// # Errors
+/// What [`inspect_library`] reports for such a file.
+#[cfg(all(feature = "fuzzing", feature = "package"))]
+#[doc(hidden)]
+pub fn fuzz_component_metadata(bytes: &[u8]) -> Result<Vec<PluginInfo>, LoadError> {
+    component::plugins(std::path::Path::new("fuzz.wasm"), bytes)
+}
 pub use error::{InterfaceField, LoadError};
 pub use fidius_guest::meta::PluginMeta as PluginInfo;
 pub use fidius_guest::{CallError, Exception, PluginClient, PluginError};

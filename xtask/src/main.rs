@@ -7,8 +7,11 @@
 //!   formatting, the fixture plugins, the whole test suite and doc tests,
 //!   `fidius-guest` for wasm32-wasip2, clippy, the demo.
 //! * `bench`: the criterion benchmarks (extra arguments go to criterion).
+//! * `fuzz`:  the cargo-fuzz targets on the nightly toolchain
+//!   (`--seconds N` each, default 60; target names to pick some).
 #![forbid(unsafe_code)]
 
+mod fuzz;
 mod run;
 mod tasks;
 
@@ -22,8 +25,11 @@ fn main() -> ExitCode {
         Some("demo") => tasks::demo(),
         Some("test") => tasks::test(),
         Some("bench") => tasks::bench(&rest),
+        Some("fuzz") => fuzz::fuzz(&rest),
         Some("-h" | "--help") | None => {
-            eprintln!("usage: cargo xtask <demo|test|bench [criterion args]>");
+            eprintln!(
+                "usage: cargo xtask <demo|test|bench [criterion args]|fuzz [--seconds N] [TARGET ...]>"
+            );
             return if task.is_some() {
                 ExitCode::SUCCESS
             } else {
@@ -31,7 +37,7 @@ fn main() -> ExitCode {
             };
         }
         Some(other) => Err(format!(
-            "unknown task `{other}`; expected demo, test or bench"
+            "unknown task `{other}`; expected demo, test, bench or fuzz"
         )),
     };
     match result {

@@ -321,6 +321,9 @@ fn guest_scaffold(tools: &[(&str, std::path::PathBuf)]) -> Result<(), String> {
     status(test)
 }
 
+/// How long `test` runs each fuzz target.
+const FUZZ_SECONDS: u64 = 15;
+
 /// Everything CI checks.
 pub(crate) fn test() -> Result<(), String> {
     setup()?;
@@ -428,6 +431,10 @@ pub(crate) fn test() -> Result<(), String> {
         .env("FIDIUS_FIXTURES_DIR", &fixtures)
         .env("FIDIUS_GUESTS_DIR", &guests);
     status(benches)?;
+
+    // A short pass of every fuzz target (nightly, AddressSanitizer): the
+    // long runs are `cargo xtask fuzz --seconds N`.
+    crate::fuzz::run(FUZZ_SECONDS, &[])?;
 
     // A scaffolded Python plugin passes its generated test, and so does a
     // scaffolded C (WebAssembly) plugin.

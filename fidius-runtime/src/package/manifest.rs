@@ -1,6 +1,10 @@
 //! `fidius.toml`, the package manifest (spec: `docs/src/fidpkg.md`).
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
+
+use super::PackageError;
 
 /// The manifest `format_version` this runtime writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -89,6 +93,37 @@ pub struct Artifact {
 }
 
 impl Manifest {
+    /// Parses and checks a manifest (`manifest.toml`'s bytes, of the
+    /// package at `path`).
+    ///
+    /// # Errors
+    /// [`PackageError::UnsupportedFormat`] for another `format_version`
+    /// (read first, so a newer format is reported as such rather than as
+    /// unknown fields); [`PackageError::BadManifest`] for anything else:
+    /// not UTF-8, not TOML, a missing or unknown field, an invalid value.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, PackageError> {
+        let bad = |detail: String| PackageError::BadManifest {
+            path: path.to_owned(),
+            detail,
+        };
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+        #[derive(serde::Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let version: Version = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if version.format_version != FORMAT_VERSION {
+            return Err(PackageError::UnsupportedFormat {
+                path: path.to_owned(),
+                found: version.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let manifest: Manifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        manifest.validate().map_err(bad)?;
+        Ok(manifest)
+    }
+
     /// The manifest's TOML text, as signed and stored.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()

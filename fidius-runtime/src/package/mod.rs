@@ -519,27 +519,7 @@ impl VerifiedPackage {
             }
             Err(e) => return Err(e),
         };
-        let bad = |detail: String| PackageError::BadManifest {
-            path: path.to_owned(),
-            detail,
-        };
-        let text = std::str::from_utf8(manifest_bytes).map_err(|_| bad("not UTF-8".into()))?;
-        // Read the version first, so a newer format is reported as such
-        // rather than as unknown fields.
-        #[derive(serde::Deserialize)]
-        struct Version {
-            format_version: u32,
-        }
-        let version: Version = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if version.format_version != FORMAT_VERSION {
-            return Err(PackageError::UnsupportedFormat {
-                path: path.to_owned(),
-                found: version.format_version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let manifest: Manifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        manifest.validate().map_err(bad)?;
+        let manifest = Manifest::from_bytes(path, manifest_bytes)?;
         Ok((manifest, signer, status))
     }
 

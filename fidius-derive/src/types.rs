@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn canonical_text_ignores_formatting() {
         let a: Type = parse_quote!(Vec<Option<(u8, String)>>);
-        let b: Type = parse_quote!(Vec<Option<(u8, String)>>);
+        let b: Type = syn::parse_str("Vec < Option<( u8 ,\n String )> >").unwrap();
         assert_eq!(canonical(&a), "Vec<Option<(u8,String)>>");
         assert_eq!(canonical(&a), canonical(&b));
         let r: Type = parse_quote!(&'a dyn Fn(u8) -> u8);

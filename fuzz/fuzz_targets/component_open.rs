@@ -12,8 +12,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
-    let runtime = RUNTIME
-        .get_or_init(|| WasmRuntime::new(WasmSettings::default().cache_dir(None)).expect("a runtime"));
+    let runtime = RUNTIME.get_or_init(|| {
+        WasmRuntime::new(WasmSettings::default().cache_dir(None)).expect("a runtime")
+    });
     let path = scratch::file("plugin.wasm", data);
     match runtime.open(&path) {
         Ok(library) => drop(format!("{:?}", library.plugins())),

@@ -24,7 +24,11 @@ enum Verdict {
     Empty,
     Light(u32),
     Heavy(String),
-    Shaped { width: f64, height: f32, corners: u8 },
+    Shaped {
+        width: f64,
+        height: f32,
+        corners: u8,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

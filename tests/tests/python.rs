@@ -155,7 +155,13 @@ fn a_value_of_the_wrong_shape_names_the_method_and_field() {
             if message.contains("expected a bool, found int")),
         "{err:?}"
     );
-    // Out of range for the Rust type.
+    // Out of range for the Rust type (`u64`).
+    let err = wrong.count_bytes(b"x").unwrap_err();
+    assert!(
+        matches!(&err, CallError::ResultEncode { method: "count_bytes", message }
+            if message.contains("is out of range for u64")),
+        "{err:?}"
+    );
     let calc: CalculatorClient = plugins().load("Basic").unwrap();
     assert_eq!(calc.add(1, 1), Ok(2));
 }
@@ -297,10 +303,23 @@ fn bad_modules_and_classes_are_typed_load_errors() {
         }
         other => panic!("expected a Python load error, got {other:?}"),
     }
-    assert!(matches!(
-        PythonLibrary::open(module("other/nothing.py")),
-        Err(LoadError::Python { .. })
-    ));
+    match PythonLibrary::open(module("other/missing.py")) {
+        Err(LoadError::Python { path, detail }) => {
+            assert!(path.ends_with("missing.py"));
+            assert_eq!(detail, "no such Python module file");
+        }
+        other => panic!("expected a missing-file error, got {other:?}"),
+    }
+    // A module without plugins opens (as a library without plugins does),
+    // and asking it for one lists none.
+    let empty = PythonLibrary::open(module("other/nothing.py")).unwrap();
+    assert!(empty.plugins().is_empty());
+    match empty.load::<GreeterClient>("Hello") {
+        Err(e @ LoadError::NoSuchPlugin { .. }) => {
+            assert!(e.to_string().ends_with("it has: no plugins"), "{e}");
+        }
+        other => panic!("expected no such plugin, got {:?}", other.map(|_| ())),
+    }
     let lib = PythonLibrary::open(module("other/stale.py")).unwrap();
     match lib.load::<GreeterClient>("Stale") {
         Err(LoadError::InterfaceMismatch { field, found, .. }) => {

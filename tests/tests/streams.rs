@@ -213,12 +213,15 @@ fn a_batch_limit_of_one_is_item_at_a_time() {
     let s = streamer_on(BACKEND);
     let (probe, produced, _) = Probe::new(1_000);
     let stream = s.scale(probe, 1).unwrap().with_batch_limit(1);
+    let mut count = 0;
     for (consumed, item) in stream.enumerate() {
-        item.unwrap();
+        assert_eq!(item, Ok(consumed as u64));
         // One item in the host's batch, at most a batch in the plugin.
         let ahead = produced.load(Ordering::SeqCst) - consumed as u64 - 1;
         assert!(ahead <= u64::from(DEFAULT_BATCH_LIMIT), "{ahead}");
+        count += 1;
     }
+    assert_eq!(count, 1_000);
 }
 
 #[test]

@@ -664,7 +664,12 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error() {
         for cut in 0..LEN {
-            assert!(decode(&BYTES[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                matches!(decode(&BYTES[..cut]), Err(MetaError::Truncated { available, .. })
+                    if available <= cut),
+                "cut at {cut}: {:?}",
+                decode(&BYTES[..cut])
+            );
         }
     }
 
@@ -672,7 +677,12 @@ mod tests {
     fn bad_magic_and_layout() {
         let mut bytes = BYTES;
         bytes[0] = b'X';
-        assert!(matches!(decode(&bytes), Err(MetaError::BadMagic { .. })));
+        assert_eq!(
+            decode(&bytes),
+            Err(MetaError::BadMagic {
+                found: *b"XIDIUSMD"
+            })
+        );
         let mut bytes = BYTES;
         bytes[8] = 9;
         assert_eq!(

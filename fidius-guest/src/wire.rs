@@ -147,15 +147,31 @@ mod tests {
             assert_eq!(take_bytes(&mut input).unwrap(), data.as_slice());
             assert_eq!(input, [9]);
         }
-        assert!(take_bytes(&mut &[0x05, 1, 2][..]).is_err());
-        assert!(take_bytes(&mut &[0x80][..]).is_err());
+        let message = |mut input: &[u8]| {
+            take_bytes(&mut input)
+                .map(<[u8]>::to_vec)
+                .map_err(|e| e.message().to_owned())
+        };
+        assert_eq!(
+            message(&[0x05, 1, 2]),
+            Err("length 5 beyond the 2 bytes left".into())
+        );
+        assert_eq!(message(&[0x80]), Err("truncated length".into()));
+        assert_eq!(message(&[0xff; 11]), Err("length varint too long".into()));
     }
 
     #[test]
     fn trailing_and_truncated_bytes_are_errors() {
         let mut bytes = encode(&7u32).unwrap();
         bytes.push(0);
-        assert!(decode::<u32>(&bytes).is_err());
-        assert!(decode::<Sample>(&[0xac]).is_err());
+        assert_eq!(
+            decode::<u32>(&bytes).unwrap_err().message(),
+            "1 trailing bytes after the value"
+        );
+        let truncated = decode::<Sample>(&[0xac]).unwrap_err();
+        assert_eq!(
+            truncated.message(),
+            "Hit the end of buffer, expected more data"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use fidius::meta::MetaError;
 use fidius::runtime::InterfaceField;
 use fidius::{CallError, Interface, LoadError, PluginLibrary};
 use fidius_tests::{fixture, scratch};
@@ -246,16 +247,21 @@ fn corrupt_metadata_is_refused() {
     let bad_layout = patched(&lib, &dir, "layout.so", |r| r[8] = 0x7f);
     let err = expect_err(&bad_layout);
     assert!(
-        matches!(&err, LoadError::MalformedMetadata { symbol, .. } if symbol.starts_with("fidius_meta__")),
+        matches!(&err, LoadError::MalformedMetadata { symbol, source, .. }
+            if symbol.starts_with("fidius_meta__")
+                && *source == MetaError::UnsupportedLayout { expected: 1, found: 0x7f }),
         "{err:?}"
     );
 
     // The declared length no longer matches the fields.
     let bad_len = patched(&lib, &dir, "len.so", |r| r[12] = r[12].wrapping_add(1));
-    assert!(matches!(
-        expect_err(&bad_len),
-        LoadError::MalformedMetadata { .. }
-    ));
+    let err = expect_err(&bad_len);
+    assert!(
+        matches!(&err, LoadError::MalformedMetadata {
+            source: MetaError::LengthMismatch { declared, actual }, ..
+        } if *declared == *actual + 1),
+        "{err:?}"
+    );
 
     // ABI version 99 in every record.
     let abi = patched(&lib, &dir, "abi.so", |r| {

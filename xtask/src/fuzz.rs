@@ -89,8 +89,14 @@ pub(crate) fn run(seconds: u64, chosen: &[String]) -> Result<(), String> {
         let artifacts = dir.join("artifacts").join(name);
         std::fs::create_dir_all(&artifacts)
             .map_err(|e| format!("failed to create `{}`: {e}", artifacts.display()))?;
+        // Inputs from earlier runs, to tell this run's findings apart.
+        let known: Vec<PathBuf> = std::fs::read_dir(&artifacts)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
         let mut cmd = fuzz_command(&cargo_fuzz, &seeds);
-        cmd.args(["run", name])
+        cmd.args(["run", "--fuzz-dir"])
+            .arg(root().join("fuzz"))
+            .arg(name)
             .arg(&corpus)
             .args(["--", "-print_final_stats=1", "-rss_limit_mb=3072"])
             .arg(format!("-max_total_time={seconds}"))
@@ -112,11 +118,24 @@ pub(crate) fn run(seconds: u64, chosen: &[String]) -> Result<(), String> {
             .and_then(|()| std::fs::write(stats_dir.join(format!("{name}.txt")), &line))
             .map_err(|e| format!("failed to write `{}`: {e}", stats_dir.display()))?;
         if !out.status.success() {
-            return Err(format!(
-                "fuzz target `{name}` found a failure (the input is in `{}`):\n{}",
-                artifacts.display(),
-                tail(&log, 60)
-            ));
+            let found = std::fs::read_dir(&artifacts)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| !known.contains(&e.path()))
+                        .map(|e| e.path().display().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            return Err(if found.is_empty() {
+                format!("cargo-fuzz failed on `{name}`:\n{}", tail(&log, 60))
+            } else {
+                format!(
+                    "fuzz target `{name}` found a failure (its input: {}):\n{}",
+                    found.join(", "),
+                    tail(&log, 60)
+                )
+            });
         }
         eprintln!("      Fuzzed {line}");
         report.push(line);
@@ -132,11 +151,9 @@ fn fuzz_command(cargo_fuzz: &Path, seeds: &SeedFiles) -> Command {
     cmd.current_dir(root())
         .arg("fuzz")
         .env("RUSTUP_TOOLCHAIN", "nightly")
-        .env("CARGO_TARGET_DIR", target_dir().join("fuzz").join("build"))
+        .env("CARGO_TARGET_DIR", target_dir().join("fuzz-build"))
         .env("FIDIUS_FUZZ_KEY", &seeds.public_key)
-        .env("FIDIUS_FUZZ_COMPONENT", &seeds.component)
-        .arg("--fuzz-dir")
-        .arg(root().join("fuzz"));
+        .env("FIDIUS_FUZZ_COMPONENT", &seeds.component);
     cmd
 }
 
@@ -219,12 +236,12 @@ fn seed_files() -> Result<SeedFiles, String> {
             .join("wasm32-wasip2")
             .join("fixture_polyglot.wasm"),
         package: dir.join("fixture-polyglot-0.1.0.fidpkg"),
-        manifest: dir.join("manifest.toml"),
+        manifest: dir.join("fidius.toml"),
         public_key: dir.join("seed.pub"),
     };
     // The package is a gzip'd tar: its manifest, as a parser's seed.
     let mut tar = Command::new("tar");
-    tar.arg("-xzOf").arg(&seeds.package).arg("manifest.toml");
+    tar.arg("-xzOf").arg(&seeds.package).arg("fidius.toml");
     let out = output(tar)?;
     std::fs::write(&seeds.manifest, out.stdout)
         .map_err(|e| format!("failed to write `{}`: {e}", seeds.manifest.display()))?;

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 pub fn file(name: &str, data: &[u8]) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("fidius-fuzz-{}", std::process::id()));
+        // `cargo xtask fuzz` points it under the target dir and empties it.
+        let base = std::env::var_os("FIDIUS_FUZZ_SCRATCH")
+            .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+        let dir = base.join(format!("fidius-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
         dir
     });

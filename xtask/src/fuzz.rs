@@ -84,6 +84,7 @@ pub(crate) fn run(seconds: u64, chosen: &[String]) -> Result<(), String> {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {
             continue;
         }
+        let _ = std::fs::remove_dir_all(scratch_dir());
         let corpus = dir.join("corpus").join(name);
         seed(&corpus, *kind, &seeds)?;
         let artifacts = dir.join("artifacts").join(name);
@@ -153,8 +154,14 @@ fn fuzz_command(cargo_fuzz: &Path, seeds: &SeedFiles) -> Command {
         .env("RUSTUP_TOOLCHAIN", "nightly")
         .env("CARGO_TARGET_DIR", target_dir().join("fuzz-build"))
         .env("FIDIUS_FUZZ_KEY", &seeds.public_key)
-        .env("FIDIUS_FUZZ_COMPONENT", &seeds.component);
+        .env("FIDIUS_FUZZ_COMPONENT", &seeds.component)
+        .env("FIDIUS_FUZZ_SCRATCH", scratch_dir());
     cmd
+}
+
+/// Where the targets write their inputs (and `package` its cache).
+fn scratch_dir() -> PathBuf {
+    target_dir().join("fuzz").join("scratch")
 }
 
 /// cargo-fuzz under `<target>/tools`, installed unless it is there.

@@ -192,16 +192,8 @@ fn seed_files() -> Result<SeedFiles, String> {
     let dir = target_dir().join("fuzz").join("seeds");
     let key = dir.join("seed");
     let fidius = |args: &[&str]| {
-        let mut cmd = cargo();
-        cmd.args([
-            "run",
-            "--quiet",
-            "--package",
-            "cargo-fidius",
-            "--",
-            "fidius",
-        ])
-        .args(args);
+        let mut cmd = crate::tasks::fidius_cli();
+        cmd.args(args);
         cmd
     };
     if !dir.join("seed.key").is_file() {

@@ -24,16 +24,8 @@ fn demo_output() -> Result<String, String> {
         .map_err(|e| format!("failed to create `{}`: {e}", dir.display()))?;
     let key = dir.join("demo");
     let fidius = |args: &[&str]| {
-        let mut cmd = cargo();
-        cmd.args([
-            "run",
-            "--quiet",
-            "--package",
-            "cargo-fidius",
-            "--",
-            "fidius",
-        ])
-        .args(args);
+        let mut cmd = fidius_cli();
+        cmd.args(args);
         cmd
     };
     let key_arg = key.display().to_string();
@@ -85,7 +77,7 @@ fn demo_output() -> Result<String, String> {
 }
 
 /// `cargo fidius …` from this workspace.
-fn fidius_cli() -> Command {
+pub(crate) fn fidius_cli() -> Command {
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "--manifest-path"])
         .arg(root().join("Cargo.toml"))

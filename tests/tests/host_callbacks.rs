@@ -151,8 +151,21 @@ fn the_host_interface_is_checked_by_hash_before_loading() {
         .host(host())
         .build()
     {
-        Err(LoadError::InterfaceMismatch { field, .. }) => {
-            assert_eq!(field, InterfaceField::HostInterface)
+        Err(LoadError::InterfaceMismatch {
+            field,
+            expected,
+            found,
+            ..
+        }) => {
+            assert_eq!(field, InterfaceField::HostInterface);
+            assert_eq!(
+                expected,
+                format!("Services v1 (hash {:#018x})", services.hash)
+            );
+            assert_eq!(
+                found,
+                format!("Services v1 (hash {:#018x})", services.hash ^ 0xff)
+            );
         }
         other => panic!("expected a host interface mismatch, got {other:?}"),
     }

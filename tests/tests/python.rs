@@ -252,11 +252,12 @@ fn configured_instances_keep_their_own_configuration_and_state() {
     }
     assert!(matches!(
         lib.load::<HostileClient>("Guest"),
-        Err(LoadError::NeedsConfig { .. })
+        Err(LoadError::NeedsConfig { plugin, config_type, .. })
+            if plugin == "Guest" && config_type == "HostileConfig"
     ));
     assert!(matches!(
         lib.instance::<GreeterClient>("Hello").config(&1u8).build(),
-        Err(LoadError::NotConfigurable { .. })
+        Err(LoadError::NotConfigurable { plugin, .. }) if plugin == "Hello"
     ));
 }
 

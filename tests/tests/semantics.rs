@@ -228,7 +228,11 @@ mod configured {
                 "{err:?}"
             );
             let err = BACKEND.load::<HostileClient>("fixture_hostile", "Guest").unwrap_err();
-            assert!(matches!(err, LoadError::NeedsConfig { .. }), "{err:?}");
+            assert!(
+                matches!(&err, LoadError::NeedsConfig { plugin, config_type, .. }
+                    if plugin == "Guest" && config_type == "HostileConfig"),
+                "{err:?}"
+            );
         }
     }
 }

@@ -269,10 +269,13 @@ mod wasm_only {
         assert_eq!(before.next().unwrap().unwrap(), 0);
         // A panic traps the guest; its instance is discarded.
         let mut exploding = s.explode_after(0).unwrap();
-        assert!(matches!(
+        assert_eq!(
             exploding.next(),
-            Some(Err(CallError::Panic { .. }))
-        ));
+            Some(Err(CallError::Panic {
+                method: "explode_after",
+                message: "exploded after 0 items".into()
+            }))
+        );
         match before.next() {
             Some(Err(CallError::Protocol { method, detail })) => {
                 assert_eq!(method, "count_up");

@@ -79,6 +79,15 @@ pub(crate) fn run(seconds: u64, chosen: &[String]) -> Result<(), String> {
     let cargo_fuzz = install()?;
     let seeds = seed_files()?;
     let dir = target_dir().join("fuzz");
+    // Built first, with cargo's output in view (the runs capture theirs).
+    let mut build = fuzz_command(&cargo_fuzz, &seeds);
+    build
+        .args(["build", "--fuzz-dir"])
+        .arg(root().join("fuzz"));
+    if let [one] = chosen {
+        build.arg(one);
+    }
+    status(build)?;
     let mut report = Vec::new();
     for (name, kind) in TARGETS {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {

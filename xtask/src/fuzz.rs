@@ -81,9 +81,7 @@ pub(crate) fn run(seconds: u64, chosen: &[String]) -> Result<(), String> {
     let dir = target_dir().join("fuzz");
     // Built first, with cargo's output in view (the runs capture theirs).
     let mut build = fuzz_command(&cargo_fuzz, &seeds);
-    build
-        .args(["build", "--fuzz-dir"])
-        .arg(root().join("fuzz"));
+    build.args(["build", "--fuzz-dir"]).arg(root().join("fuzz"));
     if let [one] = chosen {
         build.arg(one);
     }

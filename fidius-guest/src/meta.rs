@@ -434,6 +434,22 @@ pub enum MetaError {
         /// The flags byte.
         flags: u8,
     },
+    /// The symbol holding the record points outside the section it names
+    /// (a library file edited or broken after linking).
+    #[error("the symbol points outside its section (address {address:#x})")]
+    OutsideSection {
+        /// The symbol's address.
+        address: u64,
+    },
+    /// The symbol's size disagrees with the record's own length (the
+    /// macros always make them equal).
+    #[error("the symbol is {symbol} bytes, the record it holds {record}")]
+    SymbolSize {
+        /// The symbol's size.
+        symbol: u64,
+        /// The record's length field.
+        record: usize,
+    },
     /// The declared total length disagrees with the fields.
     #[error("declared length {declared} but the fields end at {actual}")]
     LengthMismatch {

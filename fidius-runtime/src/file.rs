@@ -92,7 +92,10 @@ pub(crate) fn read_any_target(path: &Path) -> Result<LibraryFile, LoadError> {
 }
 
 fn read_with(path: &Path, check_target: bool) -> Result<LibraryFile, LoadError> {
-    let file = File::open(path).map_err(|source| LoadError::Io {
+    // Without blocking: opening a FIFO that has no writer would block for
+    // good. Reading one (or a device) then fails to parse, and the check
+    // below reports what it is.
+    let file = crate::open::open_nonblocking(path).map_err(|source| LoadError::Io {
         path: path.to_owned(),
         source,
     })?;
@@ -634,16 +637,19 @@ impl Reader<'_> {
             if section.sh_type(endian) == elf::SHT_NOBITS {
                 continue;
             }
+            let address = sym.st_value(endian).into();
             let location = locate(
-                sym.st_value(endian).into(),
+                address,
                 section.sh_addr(endian).into(),
                 section.sh_offset(endian).into(),
                 section.sh_size(endian).into(),
                 sym.st_size(endian).into(),
             );
-            if let Some(location) = location {
-                found.add(name, location);
-            }
+            // One of ours that points nowhere is a broken file, not a
+            // plugin to skip.
+            let location = location
+                .ok_or_else(|| self.malformed(name, meta::MetaError::OutsideSection { address }))?;
+            found.add(name, location);
         }
         Ok(found)
     }
@@ -709,8 +715,12 @@ impl Reader<'_> {
                 let (offset, size) = s.file_range()?;
                 locate(address, s.address(), offset, size.min(s.size()), 0)
             });
-            if let Some(location) = location {
-                found.add(name.to_owned(), location);
+            match location {
+                Some(location) => found.add(name.to_owned(), location),
+                None if name.starts_with(META_SYMBOL_PREFIX) => {
+                    return Err(self.malformed(name, meta::MetaError::OutsideSection { address }));
+                }
+                None => {}
             }
         }
         self.finish(head, found, records, record)
@@ -754,6 +764,17 @@ impl Reader<'_> {
             let len = meta::record_len(prefix).map_err(|e| self.malformed(symbol, e))?;
             let bytes = self.record_bytes(symbol, location, len, head, span, own)?;
             let meta = meta::decode(bytes).map_err(|e| self.malformed(symbol, e))?;
+            // A sound record in a symbol of another size: the file was
+            // edited. (Formats without symbol sizes, Mach-O, say 0.)
+            if location.size != 0 && location.size != len as u64 {
+                return Err(self.malformed(
+                    symbol,
+                    meta::MetaError::SymbolSize {
+                        symbol: location.size,
+                        record: len,
+                    },
+                ));
+            }
             self.check_version("ABI", ABI_VERSION, meta.abi_version)?;
             self.check_version("wire", WIRE_VERSION, meta.wire_version)?;
             let suffix = &symbol[META_SYMBOL_PREFIX.len()..];

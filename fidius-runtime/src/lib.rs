@@ -29,6 +29,8 @@ mod library;
     reason = "dlopen and reading the plugin's exported statics"
 )]
 mod native;
+#[cfg(feature = "native")]
+mod open;
 
 #[cfg(feature = "package")]
 pub mod package;

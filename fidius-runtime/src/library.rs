@@ -257,7 +257,8 @@ pub struct LibraryContents {
 pub(crate) fn is_wasm_file(path: &Path) -> bool {
     use std::io::Read as _;
     let mut magic = [0u8; 4];
-    std::fs::File::open(path)
+    crate::open::open_regular(path)
+        .and_then(|f| f.ok_or(std::io::ErrorKind::InvalidInput.into()))
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok_and(|()| crate::component::is_wasm(&magic))
 }
@@ -273,10 +274,7 @@ pub fn inspect_library(path: impl AsRef<Path>) -> Result<LibraryContents, LoadEr
     let path = path.as_ref();
     #[cfg(feature = "package")]
     if is_wasm_file(path) {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = crate::open::read_file(path)?;
         return Ok(LibraryContents {
             target: crate::component::COMPONENT_TARGET.to_owned(),
             plugins: crate::component::plugins(path, &bytes)?,

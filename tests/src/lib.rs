@@ -3,6 +3,9 @@
 //! `tests/fixtures/`.
 #![forbid(unsafe_code)]
 
+pub mod hostile;
+pub mod soak;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -398,9 +401,15 @@ pub fn fidpkg_frame(tar: &[u8]) -> Vec<u8> {
     crc.update(tar);
     body.extend_from_slice(&crc.sum().to_le_bytes());
     body.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    fidpkg_wrap(&body)
+}
+
+/// The `.fidpkg` header (with the check value of `body`) before `body`:
+/// deflate data, then the gzip trailer.
+fn fidpkg_wrap(body: &[u8]) -> Vec<u8> {
     let mut framed = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff\x08\0FD\x04\0".to_vec();
-    framed.extend_from_slice(&fidpkg_check(&body));
-    framed.extend_from_slice(&body);
+    framed.extend_from_slice(&fidpkg_check(body));
+    framed.extend_from_slice(body);
     framed
 }
 

@@ -8,6 +8,7 @@ use fidius::runtime::package::{
     self, Artifact, ArtifactKind, ErrorKind, Limits, Manifest, Package, PackageError, PackageInfo,
     PluginEntry, PublicKey, SecretKey, TrustPolicy, VerifiedPackage,
 };
+use fidius_tests::hostile::{Raw, raw_package};
 use fidius_tests::{fixture, scratch};
 use fixture_api::CalculatorClient;
 use proptest::prelude::*;
@@ -182,54 +183,12 @@ fn a_package_without_an_artifact_for_this_host_says_what_it_has() {
 // ---------------------------------------------------------------------------
 // Hostile archives.
 
-/// One raw tar entry.
-struct Raw {
-    name: Vec<u8>,
-    kind: tar::EntryType,
-    data: Vec<u8>,
-    mtime: u64,
-}
-
 fn entry(name: &str, data: &[u8]) -> Raw {
-    Raw {
-        name: name.as_bytes().to_vec(),
-        kind: tar::EntryType::Regular,
-        data: data.to_vec(),
-        mtime: 0,
-    }
+    Raw::file(name, data)
 }
 
 fn special(name: &str, kind: tar::EntryType) -> Raw {
-    Raw {
-        kind,
-        ..entry(name, b"")
-    }
-}
-
-/// A tar.gz with a canonical gzip header built from raw entries, with no
-/// path checks (so hostile names get in).
-fn raw_package(entries: &[Raw]) -> Vec<u8> {
-    let mut tar = Vec::new();
-    for e in entries {
-        let mut header = tar::Header::new_ustar();
-        header.as_old_mut().name[..e.name.len()].copy_from_slice(&e.name);
-        header.set_size(e.data.len() as u64);
-        header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(e.mtime);
-        header.set_entry_type(e.kind);
-        header.set_cksum();
-        tar.extend_from_slice(header.as_bytes());
-        tar.extend_from_slice(&e.data);
-        tar.resize(tar.len().div_ceil(512) * 512, 0);
-    }
-    tar.extend_from_slice(&[0; 1024]);
-    gzip(&tar)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    fidius_tests::fidpkg_frame(bytes)
+    Raw::special(name, kind)
 }
 
 const ART: &str = "artifacts/x86_64-unknown-linux-gnu/libdemo.so";

@@ -9,6 +9,9 @@
 //! * `bench`: the criterion benchmarks (extra arguments go to criterion).
 //! * `fuzz`:  the cargo-fuzz targets on the nightly toolchain
 //!   (`--seconds N` each, default 60; target names to pick some).
+//! * `soak`:  the long soak in release mode (`--calls N`, `--threads N`):
+//!   the hostile mix, then good calls only, and their figures.
+//! * `hostile-corpus DIR`: writes the hostile corpus into `DIR`.
 #![forbid(unsafe_code)]
 
 mod fuzz;
@@ -26,9 +29,11 @@ fn main() -> ExitCode {
         Some("test") => tasks::test(),
         Some("bench") => tasks::bench(&rest),
         Some("fuzz") => fuzz::fuzz(&rest),
+        Some("soak") => tasks::soak(&rest),
+        Some("hostile-corpus") => tasks::hostile_corpus(&rest),
         Some("-h" | "--help") | None => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench [criterion args]|fuzz [--seconds N] [TARGET ...]>"
+                "usage: cargo xtask <demo|test|bench [criterion args]|fuzz [--seconds N] [TARGET ...]|soak [--calls N] [--threads N]|hostile-corpus DIR>"
             );
             return if task.is_some() {
                 ExitCode::SUCCESS
@@ -37,7 +42,7 @@ fn main() -> ExitCode {
             };
         }
         Some(other) => Err(format!(
-            "unknown task `{other}`; expected demo, test, bench or fuzz"
+            "unknown task `{other}`; expected demo, test, bench, fuzz, soak or hostile-corpus"
         )),
     };
     match result {

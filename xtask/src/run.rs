@@ -69,3 +69,35 @@ pub(crate) fn output(mut cmd: Command) -> Result<Output, String> {
         Err(format!("`{text}` failed ({})", out.status))
     }
 }
+
+/// Installs Debian's `packages` with apt when one is missing: as root (CI),
+/// or through sudo.
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let mut have = Command::new("dpkg");
+    have.arg("-s").args(packages);
+    if have.output().is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = || {
+        if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        }
+    };
+    let mut update = apt();
+    update.args(["update", "-qq"]);
+    status(update)?;
+    let mut install = apt();
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(install)
+}

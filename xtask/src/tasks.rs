@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::run::{cargo, output, root, status, target_dir};
+use crate::run::{apt_install, cargo, output, root, status, target_dir};
 
 /// The whole flow on the example: `cargo fidius package` builds the
 /// plugin for the host and writes a package signed with a fresh key from
@@ -113,33 +113,7 @@ const C_TOOLCHAIN: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-14-dev-
 /// environment `cargo fidius build` reads them from.
 fn guest_toolchains() -> Result<Vec<(&'static str, std::path::PathBuf)>, String> {
     // C: Debian's packages, installed when one is missing.
-    let mut have = Command::new("dpkg");
-    have.arg("-s").args(C_TOOLCHAIN);
-    if !have.output().is_ok_and(|o| o.status.success()) {
-        // As root (CI), or through sudo.
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0"));
-        let apt = || {
-            if root {
-                Command::new("apt-get")
-            } else {
-                let mut sudo = Command::new("sudo");
-                sudo.arg("apt-get");
-                sudo
-            }
-        };
-        let mut update = apt();
-        update.args(["update", "-qq"]);
-        status(update)?;
-        let mut install = apt();
-        install
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(C_TOOLCHAIN)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        status(install)?;
-    }
+    apt_install(C_TOOLCHAIN)?;
     // JavaScript: componentize-js into a directory under the target dir.
     let js = target_dir().join("js-tools");
     let modules = js.join("node_modules");
@@ -311,6 +285,44 @@ fn guest_scaffold(tools: &[(&str, std::path::PathBuf)]) -> Result<(), String> {
         // Its own dependencies, built once per target dir.
         .env("CARGO_TARGET_DIR", target_dir().join("guest-scaffold"));
     status(test)
+}
+
+/// The long soak: the `soak` binary of `fidius-tests` in release mode,
+/// with `args` (`--calls N`, `--threads N`), on the fixtures' debug builds.
+pub(crate) fn soak(args: &[String]) -> Result<(), String> {
+    setup()?;
+    let mut soak = cargo();
+    soak.args([
+        "run",
+        "--release",
+        "--package",
+        "fidius-tests",
+        "--bin",
+        "soak",
+        "--",
+    ])
+    .args(args);
+    status(soak)
+}
+
+/// Writes the hostile corpus into the directory in `args`.
+pub(crate) fn hostile_corpus(args: &[String]) -> Result<(), String> {
+    let [dir] = args else {
+        return Err("usage: cargo xtask hostile-corpus DIR".into());
+    };
+    setup()?;
+    let mut corpus = cargo();
+    corpus
+        .args([
+            "run",
+            "--package",
+            "fidius-tests",
+            "--bin",
+            "hostile-corpus",
+            "--",
+        ])
+        .arg(std::path::absolute(dir).map_err(|e| format!("`{dir}`: {e}"))?);
+    status(corpus)
 }
 
 /// How long `test` runs each fuzz target.

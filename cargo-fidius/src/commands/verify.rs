@@ -40,6 +40,11 @@ pub(crate) fn is_package(path: &Path) -> bool {
     if path.extension().is_some_and(|e| e == "fidpkg") {
         return true;
     }
+    // Only a regular file is sniffed: opening a FIFO would block. Anything
+    // else goes on to the artifact checks, which name what it is.
+    if !path.is_file() {
+        return false;
+    }
     let mut magic = [0u8; 2];
     std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))

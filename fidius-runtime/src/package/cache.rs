@@ -92,6 +92,12 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
+    /// Whether committing writes a new entry (rather than finding it
+    /// already in place).
+    pub(crate) fn is_new(&self) -> bool {
+        self.tmp.is_some()
+    }
+
     /// Puts the entry in place and returns its path.
     pub(crate) fn commit(mut self) -> Result<PathBuf, PackageError> {
         let path = std::mem::take(&mut self.path);
@@ -108,8 +114,24 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
-            let _ = std::fs::remove_file(tmp);
+            let _ = std::fs::remove_file(&tmp);
+            // The digest's directory, when nothing else is in it: a refused
+            // package leaves nothing behind. (Another stager that finds it
+            // gone makes it again: see `create_temporary`.)
+            if let Some(dir) = tmp.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
+    }
+}
+
+/// Removes the entry at `path` (and its digest's directory when that is
+/// left empty): for an entry just committed whose contents the host then
+/// refused.
+pub(crate) fn discard(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -133,7 +155,18 @@ fn create_temporary(path: PathBuf) -> Result<(std::fs::File, Staged), PackageErr
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(&tmp).map_err(|e| PackageError::io(&tmp, e))?;
+    let file = match options.open(&tmp) {
+        // The directory was just removed by a stager that gave up (see
+        // `Staged`'s `Drop`): make it again, once.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = tmp.parent() {
+                create_private_dir(dir)?;
+            }
+            options.open(&tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| PackageError::io(&tmp, e))?;
     Ok((
         file,
         Staged {

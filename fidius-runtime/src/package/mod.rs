@@ -264,7 +264,7 @@ impl std::fmt::Display for SignatureStatus {
 fn open_file(path: &Path, limits: &Limits) -> Result<(std::fs::File, Option<u64>), PackageError> {
     use std::io::{Read as _, Seek as _, SeekFrom};
     let io = |e| PackageError::io(path, e);
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = open_regular(path)?;
     let len = file.metadata().map_err(io)?.len();
     if len > limits.max_total_bytes {
         return Err(PackageError::LimitExceeded {
@@ -291,10 +291,24 @@ fn declared_len(tail: [u8; 4], file_len: u64) -> u64 {
     u64::from(u32::from_le_bytes(tail)).min(file_len.saturating_mul(1032))
 }
 
+/// Opens `path` for reading if it is a regular file (never blocking on a
+/// FIFO): [`PackageError::Io`], or [`LoadError::NotAFile`] for anything
+/// else.
+fn open_regular(path: &Path) -> Result<std::fs::File, PackageError> {
+    match crate::open::open_regular(path) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(LoadError::NotAFile {
+            path: path.to_owned(),
+        }
+        .into()),
+        Err(e) => Err(PackageError::io(path, e)),
+    }
+}
+
 /// Reads `path` whole if it is at most `limit` bytes.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackageError> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| PackageError::io(path, e))?;
+    let file = open_regular(path)?;
     // Sized from the file's length (within the limit), so the read is one
     // copy without reallocations.
     let len = file.metadata().map_or(0, |m| m.len()).min(limit);
@@ -924,7 +938,16 @@ impl Package {
             VerifiedPackage::parse(path, file, declared, policy, false, copy)?;
         match pick {
             Pick::Native(staged) => {
-                let library = PluginLibrary::open(&staged?.commit()?)?;
+                let staged = staged?;
+                let new = staged.is_new();
+                let cached = staged.commit()?;
+                // A library this host refuses (wrong ABI, target…) is not
+                // left in the cache by the package that brought it.
+                let library = PluginLibrary::open(&cached).inspect_err(|_| {
+                    if new {
+                        cache::discard(&cached);
+                    }
+                })?;
                 Ok(Self {
                     verified,
                     artifact,
@@ -1242,8 +1265,15 @@ pub fn open_signed_library(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("artifact");
-    let cached = cache::store(&policy.cache_root(), &sha256_hex(&bytes), name, &bytes)?;
-    Ok(PluginLibrary::open(cached)?)
+    let staged = cache::stage(&policy.cache_root(), &sha256_hex(&bytes), name, &bytes)?;
+    let new = staged.is_new();
+    let cached = staged.commit()?;
+    // A library this host refuses is not left in the cache.
+    Ok(PluginLibrary::open(&cached).inspect_err(|_| {
+        if new {
+            cache::discard(&cached);
+        }
+    })?)
 }
 
 /// Writes a package: the manifest (with every artifact's size and digest

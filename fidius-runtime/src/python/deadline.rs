@@ -9,7 +9,11 @@
 //!
 //! Lock order: the GIL, then the watch. Calls arm and disarm holding the
 //! GIL; the watchdog takes the GIL before it fires, so a deadline never
-//! fires between a call's end and its disarming.
+//! fires between a call's end and its disarming. Nothing done holding the
+//! watch may run Python code: the interpreter hands the GIL to another
+//! thread between bytecodes, and a call thread that then waits for the
+//! watch holding the GIL deadlocks with the watchdog (the soak found
+//! that when the exception was raised through a Python helper).
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
@@ -129,22 +133,18 @@ fn run(dog: &'static Watchdog) {
 }
 
 /// Raises (or, with `raise == false`, withdraws) `DeadlineExceeded` in
-/// Python thread `thread`.
+/// Python thread `thread`. Runs no Python code (see `async_exc`), so the
+/// GIL stays with the caller throughout.
 fn interrupt(py: Python<'_>, thread: u64, raise: bool) {
+    if !raise {
+        super::async_exc::set(py, thread, None);
+        return;
+    }
     let Ok(rt) = runtime(py) else { return };
-    let exception = if raise {
-        match rt.sdk.bind(py).getattr("DeadlineExceeded") {
-            Ok(e) => e,
-            Err(_) => return,
-        }
-    } else {
-        py.None().into_bound(py)
-    };
     // Nothing to report to if this fails: the call then runs on.
-    let _ = rt
-        .loader
-        .bind(py)
-        .call_method1("interrupt", (thread, exception));
+    if let Ok(exception) = rt.sdk.bind(py).getattr("DeadlineExceeded") {
+        super::async_exc::set(py, thread, Some(&exception));
+    }
 }
 
 /// A call's deadline, armed until [`disarm`](Self::disarm)ed.

@@ -128,13 +128,3 @@ def arity(function):
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
             count += 1
     return count
-
-
-def interrupt(thread_id, exception):
-    """Raises ``exception`` asynchronously in thread ``thread_id`` (at its
-    next bytecode), or, with ``None``, withdraws one not raised yet."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), None if exception is None else ctypes.py_object(exception)
-    )

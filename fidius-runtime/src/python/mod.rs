@@ -15,6 +15,11 @@
 //! Python plugins run with the host's authority: this is not a sandbox.
 //! Untrusted code belongs in a WASM guest.
 
+#[expect(
+    unsafe_code,
+    reason = "PyThreadState_SetAsyncExc, which pyo3 has no safe wrapper for"
+)]
+mod async_exc;
 mod deadline;
 mod host;
 mod streams;

@@ -319,10 +319,7 @@ impl WasmRuntime {
                 return self.link(path, plugins, &component);
             }
         }
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = crate::open::read_file(path)?;
         let unchanged = before.is_some() && file_identity(path) == before;
         let (Some(root), Some(identity), true) = (root, before, unchanged) else {
             return self.open_bytes(path, &bytes);

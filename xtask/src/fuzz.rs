@@ -260,7 +260,7 @@ fn seed_files() -> Result<SeedFiles, String> {
 }
 
 /// This host's target triple, from `rustc -vV`.
-fn host_triple() -> Result<String, String> {
+pub(crate) fn host_triple() -> Result<String, String> {
     let mut rustc = Command::new("rustc");
     rustc.arg("-vV");
     let out = output(rustc)?;

@@ -12,9 +12,14 @@
 //! * `soak`:  the long soak in release mode (`--calls N`, `--threads N`):
 //!   the hostile mix, then good calls only, and their figures.
 //! * `hostile-corpus DIR`: writes the hostile corpus into `DIR`.
+//! * `memcheck`: the native end-to-end tests under valgrind's memcheck.
+//! * `asan`: the native call and stream tests with AddressSanitizer
+//!   (nightly).
 #![forbid(unsafe_code)]
 
+mod asan;
 mod fuzz;
+mod memcheck;
 mod run;
 mod tasks;
 
@@ -31,9 +36,11 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz(&rest),
         Some("soak") => tasks::soak(&rest),
         Some("hostile-corpus") => tasks::hostile_corpus(&rest),
+        Some("memcheck") => memcheck::memcheck(),
+        Some("asan") => asan::asan(),
         Some("-h" | "--help") | None => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench [criterion args]|fuzz [--seconds N] [TARGET ...]|soak [--calls N] [--threads N]|hostile-corpus DIR>"
+                "usage: cargo xtask <demo|test|bench [criterion args]|fuzz [--seconds N] [TARGET ...]|soak [--calls N] [--threads N]|hostile-corpus DIR|memcheck|asan>"
             );
             return if task.is_some() {
                 ExitCode::SUCCESS
@@ -42,7 +49,7 @@ fn main() -> ExitCode {
             };
         }
         Some(other) => Err(format!(
-            "unknown task `{other}`; expected demo, test, bench, fuzz, soak or hostile-corpus"
+            "unknown task `{other}`; expected demo, test, bench, fuzz, soak, hostile-corpus, memcheck or asan"
         )),
     };
     match result {

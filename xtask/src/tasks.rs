@@ -436,6 +436,9 @@ pub(crate) fn test() -> Result<(), String> {
         .env("FIDIUS_GUESTS_DIR", &guests);
     status(benches)?;
 
+    // The native end-to-end tests under valgrind's memcheck.
+    crate::memcheck::memcheck()?;
+
     // A short pass of every fuzz target (nightly, AddressSanitizer): the
     // long runs are `cargo xtask fuzz --seconds N`.
     crate::fuzz::run(FUZZ_SECONDS, &[])?;

@@ -8,6 +8,17 @@ fn cargo_fidius() -> Command {
     cmd
 }
 
+/// Whether `FIDIUS_BLESS` asks to rewrite the expected files. Refused in
+/// CI, where it would make every comparison pass.
+fn bless() -> bool {
+    let bless = std::env::var_os("FIDIUS_BLESS").is_some();
+    assert!(
+        !(bless && std::env::var_os("CI").is_some()),
+        "FIDIUS_BLESS is set in CI: the expected files would be rewritten, not checked"
+    );
+    bless
+}
+
 /// Compares `actual` with `tests/snapshots/<name>.txt` (taken on Linux
 /// x86_64, where CI runs), the fixtures' directory written as `<fixtures>`;
 /// `FIDIUS_BLESS=1` writes the file instead.
@@ -17,7 +28,7 @@ fn snapshot(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.txt"));
-    if std::env::var_os("FIDIUS_BLESS").is_some() {
+    if bless() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &actual).unwrap();
         return;
@@ -188,6 +199,10 @@ fn the_whole_flow_from_new_to_a_host_loading_the_package() {
     }
     let (code, _, stderr) = session.run(&["keygen", "--out", "release"]);
     assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("release.key` already exists; not overwriting a key"),
+        "{stderr}"
+    );
 
     let (_, stderr) = session.ok(&[
         "package",

@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Seeds)] = &[
     ("package", Seeds::Package),
     ("wit_value", Seeds::None),
     ("component_open", Seeds::Component),
+    ("python_value", Seeds::None),
 ];
 
 #[derive(Clone, Copy)]

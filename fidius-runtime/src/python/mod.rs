@@ -21,6 +21,9 @@
 )]
 mod async_exc;
 mod deadline;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 mod host;
 mod streams;
 mod value;

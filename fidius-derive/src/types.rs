@@ -325,9 +325,44 @@ mod tests {
 
     #[test]
     fn unsupported_types_are_found_inside_generics() {
-        assert!(unsupported(&parse_quote!(Vec<*const u8>)).is_some());
-        assert!(unsupported(&parse_quote!(&mut String)).is_some());
-        assert!(unsupported(&parse_quote!(Option<Box<dyn Send>>)).is_some());
-        assert!(unsupported(&parse_quote!(Option<Vec<(u8, String)>>)).is_none());
+        // The part found (what the error's span points at) and the reason.
+        let found =
+            |ty: Type| unsupported(&ty).map(|(part, why)| (part.to_string().replace(' ', ""), why));
+        assert_eq!(
+            found(parse_quote!(Vec<*const u8>)),
+            Some((
+                "*constu8".into(),
+                "raw pointers cannot cross a plugin boundary"
+            ))
+        );
+        assert_eq!(
+            found(parse_quote!(&mut String)),
+            Some((
+                "&mutString".into(),
+                "`&mut` arguments cannot cross a plugin boundary; take the value and return the result"
+            ))
+        );
+        assert_eq!(
+            found(parse_quote!(Option<Box<dyn Send>>)),
+            Some((
+                "dynSend".into(),
+                "trait objects cannot cross a plugin boundary; use a concrete serde type"
+            ))
+        );
+        assert_eq!(
+            found(parse_quote!(Vec<(u8, fn())>)),
+            Some((
+                "fn()".into(),
+                "function pointers cannot cross a plugin boundary"
+            ))
+        );
+        assert_eq!(
+            found(parse_quote!(Vec<Stream<u8>>)),
+            Some((
+                "Stream<u8>".into(),
+                "`Stream<T>` can only be a whole argument or return type (or the `Ok` type of a `Result`), not nested in another type"
+            ))
+        );
+        assert_eq!(found(parse_quote!(Option<Vec<(u8, String)>>)), None);
     }
 }

@@ -113,6 +113,38 @@ fn a_component_file_is_hashed_again_whenever_it_changes() {
     // digest and metadata are known, its compiled code cached).
     assert_eq!(plugins(&runtime), calculator);
 
+    // The same length and the same modification time, one byte of the
+    // metadata changed (the plugin's name): the change time still moves,
+    // so the file is read and hashed again.
+    let bytes = std::fs::read(&component).unwrap();
+    let modified = std::fs::metadata(&component).unwrap().modified().unwrap();
+    let renamed: Vec<u8> = {
+        let mut out = bytes.clone();
+        let mut at = 0;
+        while let Some(i) = out[at..].windows(5).position(|w| w == b"Basic") {
+            out[at + i + 4] = b'k';
+            at += i + 5;
+        }
+        assert!(at > 0, "the component names `Basic`");
+        out
+    };
+    std::fs::write(&component, &renamed).unwrap();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&component)
+        .unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    assert_eq!(
+        std::fs::metadata(&component).unwrap().len(),
+        bytes.len() as u64
+    );
+    let basik = plugins(&runtime);
+    assert!(
+        basik.contains(&"Basik".to_owned()) && !basik.contains(&"Basic".to_owned()),
+        "{basik:?}"
+    );
+
     // Another component in its place: hashed again, never taken for the
     // first one.
     std::fs::copy(fidius_tests::wasm_fixture("fixture_hostile"), &component).unwrap();

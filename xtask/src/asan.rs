@@ -6,9 +6,7 @@
 //! (an instrumented library needs the sanitizer's runtime from the
 //! executable, which Rust does not export).
 
-use std::process::Command;
-
-use crate::run::{cargo, output, status, target_dir};
+use crate::run::{cargo, status, target_dir};
 
 /// `(test binary, filter)`: the native tests of each.
 const TESTS: &[(&str, Option<&str>)] = &[
@@ -20,22 +18,8 @@ const TESTS: &[(&str, Option<&str>)] = &[
 ];
 
 pub(crate) fn asan() -> Result<(), String> {
-    let mut nightly = Command::new("rustup");
-    nightly.args(["run", "nightly", "rustc", "--version"]);
-    output(nightly).map_err(|e| {
-        format!("{e}: the nightly toolchain is missing (`rustup toolchain install nightly`)")
-    })?;
-    let fixtures = target_dir().join("fixtures");
-    let mut build = cargo();
-    build
-        .args([
-            "build",
-            "--manifest-path",
-            "tests/fixtures/Cargo.toml",
-            "--target-dir",
-        ])
-        .arg(&fixtures);
-    status(build)?;
+    crate::fuzz::require_nightly()?;
+    let fixtures = crate::tasks::build_fixtures()?;
     // The sanitizer needs an explicit target (so that build scripts and
     // proc macros, built for the host without it, stay apart).
     let host = crate::fuzz::host_triple()?;

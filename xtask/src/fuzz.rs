@@ -193,14 +193,19 @@ fn install() -> Result<PathBuf, String> {
             .arg(&tools);
         status(install)?;
     }
-    // The nightly toolchain is preinstalled beside the pinned stable; say
-    // so plainly if it is not.
+    require_nightly()?;
+    Ok(bin)
+}
+
+/// The nightly toolchain is preinstalled beside the pinned stable; says so
+/// plainly if it is not.
+pub(crate) fn require_nightly() -> Result<(), String> {
     let mut nightly = Command::new("rustup");
     nightly.args(["run", "nightly", "rustc", "--version"]);
     output(nightly).map_err(|e| {
         format!("{e}: the nightly toolchain is missing (`rustup toolchain install nightly`)")
     })?;
-    Ok(bin)
+    Ok(())
 }
 
 /// Builds the seed artifacts (once): the polyglot fixture for this host

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::run::{apt_install, cargo, output, root, status, target_dir};
+use crate::run::{apt_install, cargo, output, root, status};
 
 /// The test binaries of `fidius-tests` that load native plugins, and the
 /// filter that picks their native tests (`None`: all of them).
@@ -21,17 +21,7 @@ const TESTS: &[(&str, Option<&str>)] = &[
 
 pub(crate) fn memcheck() -> Result<(), String> {
     apt_install(&["valgrind"])?;
-    let fixtures = target_dir().join("fixtures");
-    let mut build = cargo();
-    build
-        .args([
-            "build",
-            "--manifest-path",
-            "tests/fixtures/Cargo.toml",
-            "--target-dir",
-        ])
-        .arg(&fixtures);
-    status(build)?;
+    let fixtures = crate::tasks::build_fixtures()?;
 
     let mut tests = cargo();
     tests.args([

@@ -325,6 +325,24 @@ pub(crate) fn hostile_corpus(args: &[String]) -> Result<(), String> {
     status(corpus)
 }
 
+/// Builds the fixture plugin libraries (their own workspace) into
+/// `<target-dir>/fixtures` and returns that directory, which the tests
+/// read through `FIDIUS_FIXTURES_DIR`.
+pub(crate) fn build_fixtures() -> Result<std::path::PathBuf, String> {
+    let fixtures = target_dir().join("fixtures");
+    let mut build = cargo();
+    build
+        .args([
+            "build",
+            "--manifest-path",
+            "tests/fixtures/Cargo.toml",
+            "--target-dir",
+        ])
+        .arg(&fixtures);
+    status(build)?;
+    Ok(fixtures)
+}
+
 /// How long `test` runs each fuzz target.
 const FUZZ_SECONDS: u64 = 15;
 
@@ -337,17 +355,7 @@ pub(crate) fn test() -> Result<(), String> {
 
     // Fixture plugin libraries: their own workspace, built once and shared
     // by every test process through FIDIUS_FIXTURES_DIR.
-    let fixtures = target_dir().join("fixtures");
-    let mut build = cargo();
-    build
-        .args([
-            "build",
-            "--manifest-path",
-            "tests/fixtures/Cargo.toml",
-            "--target-dir",
-        ])
-        .arg(&fixtures);
-    status(build)?;
+    let fixtures = build_fixtures()?;
 
     // The same fixtures as WebAssembly components, from the committed WIT
     // (which must match the interfaces).

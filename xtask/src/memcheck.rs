@@ -23,17 +23,11 @@ pub(crate) fn memcheck() -> Result<(), String> {
     apt_install(&["valgrind"])?;
     let fixtures = crate::tasks::build_fixtures()?;
 
+    // The whole workspace's test binaries, as `cargo test --workspace`
+    // builds them: after the test command's own run nothing is rebuilt
+    // (building one package alone would resolve other features).
     let mut tests = cargo();
-    tests.args([
-        "test",
-        "--no-run",
-        "--message-format=json",
-        "--package",
-        "fidius-tests",
-    ]);
-    for (name, _) in TESTS {
-        tests.args(["--test", name]);
-    }
+    tests.args(["test", "--workspace", "--no-run", "--message-format=json"]);
     let out = output(tests)?;
     let executables = executables(&String::from_utf8_lossy(&out.stdout));
 
@@ -76,13 +70,13 @@ pub(crate) fn memcheck() -> Result<(), String> {
     Ok(())
 }
 
-/// `(test target name, executable)` of every test binary in cargo's JSON
-/// messages (the binaries are named `<target>-<hash>`).
+/// `(test target name, executable)` of every test binary of `fidius-tests`
+/// in cargo's JSON messages (the binaries are named `<target>-<hash>`).
 fn executables(messages: &str) -> Vec<(String, String)> {
     const KEY: &str = "\"executable\":\"";
     messages
         .lines()
-        .filter(|line| line.contains("\"compiler-artifact\""))
+        .filter(|line| line.contains("\"compiler-artifact\"") && line.contains("#fidius-tests@"))
         .filter_map(|line| {
             let start = line.find(KEY)? + KEY.len();
             let exe = &line[start..start + line[start..].find('"')?];

@@ -8,17 +8,6 @@ fn cargo_fidius() -> Command {
     cmd
 }
 
-/// Whether `FIDIUS_BLESS` asks to rewrite the expected files. Refused in
-/// CI, where it would make every comparison pass.
-fn bless() -> bool {
-    let bless = std::env::var_os("FIDIUS_BLESS").is_some();
-    assert!(
-        !(bless && std::env::var_os("CI").is_some()),
-        "FIDIUS_BLESS is set in CI: the expected files would be rewritten, not checked"
-    );
-    bless
-}
-
 /// Compares `actual` with `tests/snapshots/<name>.txt` (taken on Linux
 /// x86_64, where CI runs), the fixtures' directory written as `<fixtures>`;
 /// `FIDIUS_BLESS=1` writes the file instead.
@@ -28,7 +17,7 @@ fn snapshot(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.txt"));
-    if bless() {
+    if fidius_tests::bless() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &actual).unwrap();
         return;

@@ -257,9 +257,10 @@ pub struct LibraryContents {
 pub(crate) fn is_wasm_file(path: &Path) -> bool {
     use std::io::Read as _;
     let mut magic = [0u8; 4];
-    crate::open::open_regular(path)
-        .and_then(|f| f.ok_or(std::io::ErrorKind::InvalidInput.into()))
-        .and_then(|mut f| f.read_exact(&mut magic))
+    let Ok(Some((mut file, _))) = crate::open::open_regular(path) else {
+        return false;
+    };
+    file.read_exact(&mut magic)
         .is_ok_and(|()| crate::component::is_wasm(&magic))
 }
 

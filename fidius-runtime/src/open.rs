@@ -22,20 +22,20 @@ pub(crate) fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// Opens `path` for reading; `Ok(None)` when it is not a regular file
-/// (after following symbolic links).
-pub(crate) fn open_regular(path: &Path) -> std::io::Result<Option<File>> {
+/// Opens `path` for reading, with its length; `Ok(None)` when it is not a
+/// regular file (after following symbolic links).
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<Option<(File, u64)>> {
     let file = open_nonblocking(path)?;
-    Ok(file.metadata()?.is_file().then_some(file))
+    let metadata = file.metadata()?;
+    Ok(metadata.is_file().then_some((file, metadata.len())))
 }
 
 /// Reads `path` whole; `Ok(None)` when it is not a regular file.
 pub(crate) fn read_regular(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read as _;
-    let Some(mut file) = open_regular(path)? else {
+    let Some((mut file, len)) = open_regular(path)? else {
         return Ok(None);
     };
-    let len = file.metadata().map_or(0, |m| m.len());
     let mut bytes = Vec::new();
     let _ = bytes.try_reserve_exact(len as usize);
     file.read_to_end(&mut bytes)?;

@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// Whether `FIDIUS_BLESS` asks a test to rewrite its expected files
+/// (snapshots, tables) from what it saw. Refused in CI, where it would make
+/// every comparison pass.
+pub fn bless() -> bool {
+    let bless = std::env::var_os("FIDIUS_BLESS").is_some();
+    assert!(
+        !(bless && std::env::var_os("CI").is_some()),
+        "FIDIUS_BLESS is set in CI: the expected files would be rewritten, not checked"
+    );
+    bless
+}
+
 /// Root of this repository.
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -264,8 +264,7 @@ impl std::fmt::Display for SignatureStatus {
 fn open_file(path: &Path, limits: &Limits) -> Result<(std::fs::File, Option<u64>), PackageError> {
     use std::io::{Read as _, Seek as _, SeekFrom};
     let io = |e| PackageError::io(path, e);
-    let mut file = open_regular(path)?;
-    let len = file.metadata().map_err(io)?.len();
+    let (mut file, len) = open_regular_file(path)?;
     if len > limits.max_total_bytes {
         return Err(PackageError::LimitExceeded {
             path: path.to_owned(),
@@ -291,12 +290,12 @@ fn declared_len(tail: [u8; 4], file_len: u64) -> u64 {
     u64::from(u32::from_le_bytes(tail)).min(file_len.saturating_mul(1032))
 }
 
-/// Opens `path` for reading if it is a regular file (never blocking on a
-/// FIFO): [`PackageError::Io`], or [`LoadError::NotAFile`] for anything
-/// else.
-fn open_regular(path: &Path) -> Result<std::fs::File, PackageError> {
+/// Opens `path` for reading, with its length, if it is a regular file
+/// (never blocking on a FIFO): [`PackageError::Io`], or
+/// [`LoadError::NotAFile`] for anything else.
+fn open_regular_file(path: &Path) -> Result<(std::fs::File, u64), PackageError> {
     match crate::open::open_regular(path) {
-        Ok(Some(file)) => Ok(file),
+        Ok(Some(opened)) => Ok(opened),
         Ok(None) => Err(LoadError::NotAFile {
             path: path.to_owned(),
         }
@@ -308,10 +307,10 @@ fn open_regular(path: &Path) -> Result<std::fs::File, PackageError> {
 /// Reads `path` whole if it is at most `limit` bytes.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackageError> {
     use std::io::Read as _;
-    let file = open_regular(path)?;
+    let (file, len) = open_regular_file(path)?;
     // Sized from the file's length (within the limit), so the read is one
     // copy without reallocations.
-    let len = file.metadata().map_or(0, |m| m.len()).min(limit);
+    let len = len.min(limit);
     let mut bytes = Vec::new();
     let _ = bytes.try_reserve_exact(len as usize + 1);
     file.take(limit.saturating_add(1))
@@ -938,16 +937,7 @@ impl Package {
             VerifiedPackage::parse(path, file, declared, policy, false, copy)?;
         match pick {
             Pick::Native(staged) => {
-                let staged = staged?;
-                let new = staged.is_new();
-                let cached = staged.commit()?;
-                // A library this host refuses (wrong ABI, target…) is not
-                // left in the cache by the package that brought it.
-                let library = PluginLibrary::open(&cached).inspect_err(|_| {
-                    if new {
-                        cache::discard(&cached);
-                    }
-                })?;
+                let library = open_staged_library(staged?)?;
                 Ok(Self {
                     verified,
                     artifact,
@@ -1265,10 +1255,20 @@ pub fn open_signed_library(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("artifact");
-    let staged = cache::stage(&policy.cache_root(), &sha256_hex(&bytes), name, &bytes)?;
+    open_staged_library(cache::stage(
+        &policy.cache_root(),
+        &sha256_hex(&bytes),
+        name,
+        &bytes,
+    )?)
+}
+
+/// Puts a verified library's cache entry in place and opens it. A library
+/// this host refuses (wrong ABI, target…) is not left in the cache by the
+/// call that wrote it.
+fn open_staged_library(staged: cache::Staged) -> Result<PluginLibrary, PackageError> {
     let new = staged.is_new();
     let cached = staged.commit()?;
-    // A library this host refuses is not left in the cache.
     Ok(PluginLibrary::open(&cached).inspect_err(|_| {
         if new {
             cache::discard(&cached);
